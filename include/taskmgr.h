@@ -1,0 +1,391 @@
+/**
+ * @file taskmgr.h
+ * @brief libtaskmgr: durable background tasks for C hosts.
+ *
+ * @mainpage libtaskmgr
+ *
+ * libtaskmgr stores background tasks durably in an LMDB environment and runs
+ * them on worker threads.  A host opens a store (tm_open()), registers each
+ * task name with its handler and policy (tm_register()), and serves the five
+ * calls of the "Background Tasks" REST API: tm_trigger(), tm_list_recent(),
+ * tm_get(), tm_patch() and tm_cancel().  Every call takes and returns the
+ * JSON documents of that API, so an HTTP layer or a language binding is a thin
+ * router over this header.
+ *
+ * @section conventions Conventions
+ *
+ * - Every fallible function returns #TM_OK (0) or a negative #tm_error.  On
+ *   failure, any `char **out_json` is set to NULL and tm_last_error() gives a
+ *   message for the calling thread.
+ * - Every string the library returns is freed by the caller with tm_free().
+ *   Strings passed in are copied when they are kept.
+ * - Every function taking a #tm_manager is safe to call from any thread,
+ *   concurrently, on the same manager.
+ *
+ * @section caveats Caveats
+ *
+ * - A store directory may be opened once per process (LMDB forbids more):
+ *   a second tm_open() of the same path in one process fails with #TM_EINVAL.
+ *   Several processes may open the same store.
+ * - Never use a manager across fork(): open it again in the child.
+ * - Never call tm_close() from inside a handler.
+ * - A handler runs on a worker thread with no store transaction held; it may
+ *   call any function of this header except tm_close().
+ */
+#ifndef TASKMGR_H
+#define TASKMGR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TM_BUILDING) && defined(__GNUC__)
+#define TM_EXTERN __attribute__((visibility("default")))
+#else
+#define TM_EXTERN
+#endif
+
+#if defined(__GNUC__)
+#define TM_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TM_PRINTF(f, a)
+#endif
+
+/** @name Version */
+/**@{*/
+#define TM_VERSION_MAJOR 0
+#define TM_VERSION_MINOR 1
+#define TM_VERSION_PATCH 0
+#define TM_VERSION_STRING "0.1.0"
+/**@}*/
+
+/** Opaque handle: an open store plus its worker threads. */
+typedef struct tm_manager tm_manager;
+
+/** Opaque handle: a running task, as its handler sees it. */
+typedef struct tm_job tm_job;
+
+/**
+ * Task status.  Ranks: REQUEST_SENT 0, RUNNING 1, CANCELLED_REQUESTED 2,
+ * FAILED / CANCELLED / COMPLETED 3 (final).  A change from s to t is allowed
+ * when t == s or rank(t) > rank(s); anything else is #TM_ELOWER_STATUS.
+ */
+typedef enum {
+	TM_REQUEST_SENT = 0,
+	TM_RUNNING = 1,
+	TM_CANCELLED_REQUESTED = 2,
+	TM_FAILED = 3,
+	TM_CANCELLED = 4,
+	TM_COMPLETED = 5
+} tm_status;
+
+/** Error codes.  Values are stable and only ever appended. */
+typedef enum {
+	TM_OK = 0,
+	TM_EWRONG_DATA = -1,         /**< WRONG_DATA_TYPE: bad input */
+	TM_ELOWER_STATUS = -2,       /**< LOWER_STATUS_NOT_ALLOWED */
+	TM_EALREADY_RUNNING = -3,    /**< TASK_ALREADY_RUNNING */
+	TM_ETASK_NOT_FOUND = -4,     /**< TASK_NOT_FOUND */
+	TM_ETABLE_NOT_FOUND = -5,    /**< TABLE_NOT_FOUND (from validate hooks) */
+	TM_ERESOURCE_NOT_FOUND = -6, /**< RESOURCE_NOT_FOUND (from validate hooks) */
+	TM_ESTORAGE = -7,            /**< STORAGE_ERROR: disk, map cap, I/O */
+	TM_ENOMEM = -8,              /**< OUT_OF_MEMORY */
+	TM_EINVAL = -9               /**< INVALID_ARGUMENT: API misuse */
+} tm_error;
+
+/** @name Flags */
+/**@{*/
+/** Call flag: public view (only public names, no `details`). */
+#define TM_PUBLIC 0x1u
+/** Open flag: do not fsync commits.  For tests and benchmarks only. */
+#define TM_OPEN_NOSYNC 0x1u
+/** Job flag: the name is reachable with #TM_PUBLIC. */
+#define TM_JOB_PUBLIC 0x1u
+/** Job flag: at most one active task of the name at a time. */
+#define TM_JOB_EXCLUSIVE 0x2u
+/**@}*/
+
+/** Length of a task id, without the terminating NUL. */
+#define TM_TASK_ID_LEN 20
+/** Longest task name accepted by tm_register(). */
+#define TM_NAME_MAX 64
+
+/** Current version of #tm_options; set by tm_options_init(). */
+#define TM_OPTIONS_VERSION 1
+
+/**
+ * Options of tm_open().  Initialise with tm_options_init(), then set `path`.
+ * Fields are only ever appended; `version` tells the library which exist.
+ * Zero in a numeric field after init means "the default".
+ */
+typedef struct tm_options {
+	unsigned int version;     /**< #TM_OPTIONS_VERSION */
+	const char *path;         /**< store directory (created if missing); copied */
+	unsigned int workers;     /**< worker threads (default 2; 0 = none) */
+	unsigned int flags;       /**< #TM_OPEN_NOSYNC */
+	uint64_t map_size;        /**< initial LMDB map size, bytes (default 64 MiB) */
+	uint64_t map_size_max;    /**< cap for map growth, bytes (default 4 GiB) */
+	unsigned int poll_ms;     /**< poll for other processes' work (default 250) */
+	unsigned int lease_ms;    /**< lease of a running task (default 30000) */
+	unsigned int grace_ms;    /**< tm_close() wait for handlers (default 10000) */
+	unsigned int progress_ms; /**< coalescing window of progress (default 200) */
+	unsigned int keep_count;  /**< final tasks kept per name (default 1000) */
+	double keep_age_s;        /**< final tasks older are pruned (default 30 days) */
+} tm_options;
+
+/** Current version of #tm_job_def; set by tm_job_def_init(). */
+#define TM_JOB_DEF_VERSION 1
+
+/**
+ * A task name and its policy, for tm_register().  Initialise with
+ * tm_job_def_init(), then set at least `name`.  Strings are copied.
+ */
+typedef struct tm_job_def {
+	unsigned int version; /**< #TM_JOB_DEF_VERSION */
+	const char *name;     /**< 1..#TM_NAME_MAX chars of [A-Za-z0-9_.-] */
+	unsigned int flags;   /**< #TM_JOB_PUBLIC, #TM_JOB_EXCLUSIVE */
+	/** Handler, run on a worker thread; NULL: an external worker drives
+	 *  the tasks through tm_patch().  Returns #TM_COMPLETED, #TM_FAILED or
+	 *  #TM_CANCELLED. */
+	tm_status (*run)(tm_job *job, void *user);
+	/** Optional check of the trigger's `context_task` (JSON text, "{}" when
+	 *  absent), called synchronously by tm_trigger() before anything is
+	 *  stored.  Returns #TM_OK, or an error set with tm_errorf():
+	 *  #TM_EWRONG_DATA, #TM_ETABLE_NOT_FOUND or #TM_ERESOURCE_NOT_FOUND. */
+	int (*validate)(const char *context_json, void *user);
+	void *user;                /**< passed to run and validate */
+	double timeout_s;          /**< per task, from start_time (default 86400) */
+	unsigned int max_attempts; /**< runs before FAILED is final (default 1) */
+	double retry_backoff_s;    /**< first retry delay, doubled each time (default 1) */
+	unsigned int concurrency;  /**< running tasks of the name at once (0 = no limit) */
+	double interval_s;         /**< auto-trigger when last task is older (0 = off) */
+	uint64_t change_threshold; /**< auto-trigger after this many tm_notify() changes (0 = off) */
+	double min_interval_s;     /**< no auto-trigger sooner after the last task */
+} tm_job_def;
+
+/* ------------------------------------------------------------------ */
+/** @name Lifecycle */
+/**@{*/
+
+/** Fill @p opts with defaults.  `path` is left NULL. */
+TM_EXTERN void tm_options_init(tm_options *opts);
+
+/**
+ * Open (creating if needed) the store at `opts->path` and start its workers.
+ *
+ * @param opts options; read during the call only
+ * @param out  receives the manager; NULL on failure
+ * @return #TM_OK; #TM_EINVAL for NULL arguments, a bad option, or a path
+ *         already open in this process; #TM_ESTORAGE when the directory
+ *         cannot be created or opened, or was written by a newer schema;
+ *         #TM_ENOMEM.
+ * @note Thread-safe.
+ */
+TM_EXTERN int tm_open(const tm_options *opts, tm_manager **out);
+
+/**
+ * Close a manager: stop taking tasks, tell running handlers to stop
+ * (tm_job_cancelled() becomes true), wait up to `grace_ms` for them, and
+ * leave unfinished tasks to be resumed by the next open without counting an
+ * attempt.  NULL is a no-op.  Call it once, from a thread that is not a
+ * handler, after every other call on @p tm has returned.
+ */
+TM_EXTERN void tm_close(tm_manager *tm);
+
+/** Fill @p def with defaults.  `name` is left NULL. */
+TM_EXTERN void tm_job_def_init(tm_job_def *def);
+
+/**
+ * Register a task name with its handler and policy.  Names are registered
+ * per manager; every call naming an unregistered name is #TM_EWRONG_DATA.
+ *
+ * @return #TM_OK; #TM_EINVAL for a NULL argument, a name that is empty, too
+ *         long, has other characters than [A-Za-z0-9_.-], or is already
+ *         registered, unknown flags, or a negative or non-finite duration;
+ *         #TM_ENOMEM; #TM_ESTORAGE.
+ * @note Thread-safe.
+ */
+TM_EXTERN int tm_register(tm_manager *tm, const tm_job_def *def);
+/**@}*/
+
+/* ------------------------------------------------------------------ */
+/** @name The five calls
+ *
+ * `flags` is 0 (private view: every registered name, `details` included) or
+ * #TM_PUBLIC (public names only, no `details`).  `out_json` may be NULL
+ * when the caller does not want the document; otherwise it receives a string
+ * to free with tm_free(), or NULL on failure.  All are thread-safe.
+ */
+/**@{*/
+
+/**
+ * Create a task of @p name.
+ *
+ * @param body_json NULL, or `{"context_task": {...}, "refresh_token": "...",
+ *        "create_reason": "..."}`, every field optional, no others.
+ * @param out_json  receives `{"task_id": "..."}`
+ * @return #TM_OK once the task is durably stored (unless #TM_OPEN_NOSYNC);
+ *         #TM_EWRONG_DATA (unregistered or non-public name, malformed body);
+ *         whatever the name's validate hook answers; #TM_EALREADY_RUNNING
+ *         for an exclusive name with an active task; #TM_ESTORAGE;
+ *         #TM_ENOMEM; #TM_EINVAL for a NULL manager.
+ */
+TM_EXTERN int tm_trigger(tm_manager *tm, const char *name,
+                         const char *body_json, unsigned flags,
+                         char **out_json);
+
+/**
+ * List tasks of @p name, newest `start_time` first (ties: `task_id`
+ * descending).
+ *
+ * @param page 1 or more; 0 means 1
+ * @param amt  1..64; 0 means 50
+ * @param out_json receives `{"has_next": b, "next_page": page+1, "tasks": [...]}`
+ * @return #TM_OK; #TM_EWRONG_DATA for a bad name, page or amt;
+ *         #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.
+ */
+TM_EXTERN int tm_list_recent(tm_manager *tm, const char *name, int page,
+                             int amt, unsigned flags, char **out_json);
+
+/**
+ * Read one task.
+ *
+ * @return #TM_OK; #TM_EWRONG_DATA for a bad name or an id that is not 20
+ *         characters of [A-Za-z0-9]; #TM_ETASK_NOT_FOUND when no task of that
+ *         name has that id; #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.
+ */
+TM_EXTERN int tm_get(tm_manager *tm, const char *name, const char *task_id,
+                     unsigned flags, char **out_json);
+
+/**
+ * Update a task, as an external worker or an operator would.
+ *
+ * @param patch_json `{"status": s, "details": {...}, "completed": true,
+ *        "failed": true}`, every field optional, no others.  `status` is one
+ *        of RUNNING, CANCELLED_REQUESTED, CANCELLED, FAILED, COMPLETED.
+ *        `details` is merged by RFC 7396; the keys the library owns
+ *        (`payload`, `timeout_at`, `create_reason`, `attempts`, `end_time`)
+ *        may not be patched, and `progress` must stay an object.
+ * @param out_json receives the updated task (private view)
+ * @return #TM_OK; #TM_EWRONG_DATA (bad name, id or body, contradictory
+ *         fields); #TM_ELOWER_STATUS; #TM_ETASK_NOT_FOUND; #TM_ESTORAGE;
+ *         #TM_ENOMEM; #TM_EINVAL.
+ */
+TM_EXTERN int tm_patch(tm_manager *tm, const char *name, const char *task_id,
+                       const char *patch_json, char **out_json);
+
+/**
+ * Cancel a task: REQUEST_SENT (or waiting to retry) becomes CANCELLED at
+ * once; RUNNING becomes CANCELLED_REQUESTED and its handler sees
+ * tm_job_cancelled(); any other status is left as it is, without error.
+ *
+ * @param out_json receives the task after the call (private view)
+ * @return #TM_OK; #TM_EWRONG_DATA; #TM_ETASK_NOT_FOUND; #TM_ESTORAGE;
+ *         #TM_ENOMEM; #TM_EINVAL.
+ */
+TM_EXTERN int tm_cancel(tm_manager *tm, const char *name, const char *task_id,
+                        char **out_json);
+/**@}*/
+
+/* ------------------------------------------------------------------ */
+/** @name Automatic triggers and figures */
+/**@{*/
+
+/**
+ * Add @p n_changes to the durable change counter of @p name, which the
+ * `change_threshold` automatic trigger reads.
+ *
+ * @return #TM_OK; #TM_EWRONG_DATA for an unregistered name; #TM_ESTORAGE;
+ *         #TM_EINVAL.  Thread-safe.
+ */
+TM_EXTERN int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes);
+
+/**
+ * Figures of the store: `{"names": {name: {"REQUEST_SENT": n, ...,
+ * "changes": n}}, "queue_depth": n, "oldest_waiting_age_s": x,
+ * "store_bytes": n, "map_bytes": n}`.
+ *
+ * @return #TM_OK; #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
+ */
+TM_EXTERN int tm_stats(tm_manager *tm, char **out_json);
+
+/**
+ * Check that every index of the store agrees with the task records.
+ *
+ * @param out_json receives `{"ok": b, "tasks": n, "problems": [...]}`
+ * @return #TM_OK when the check ran (read `ok`); #TM_ESTORAGE; #TM_ENOMEM;
+ *         #TM_EINVAL.  Thread-safe.
+ */
+TM_EXTERN int tm_check(tm_manager *tm, char **out_json);
+
+/** Free a string returned by the library.  NULL is a no-op. */
+TM_EXTERN void tm_free(void *p);
+/**@}*/
+
+/* ------------------------------------------------------------------ */
+/** @name Errors and names */
+/**@{*/
+
+/** "WRONG_DATA_TYPE", ...; "OK" for 0; "UNKNOWN_ERROR" otherwise. */
+TM_EXTERN const char *tm_error_name(int err);
+/** "WrongData", "DuplicatedError", "NotFoundError", "ServerError"; "" for 0. */
+TM_EXTERN const char *tm_error_class(int err);
+/** "REQUEST_SENT", ...; NULL for a value outside #tm_status. */
+TM_EXTERN const char *tm_status_name(tm_status s);
+/** Message of the calling thread's last failure; "" if none.  Valid until
+ *  the thread's next call into the library. */
+TM_EXTERN const char *tm_last_error(void);
+/** Set the calling thread's message (printf format) and return @p err. */
+TM_EXTERN int tm_errorf(int err, const char *fmt, ...) TM_PRINTF(2, 3);
+/** The library's version, "0.1.0". */
+TM_EXTERN const char *tm_version(void);
+/**@}*/
+
+/* ------------------------------------------------------------------ */
+/** @name Inside a handler
+ *
+ * These take the #tm_job a handler receives and are valid only until the
+ * handler returns.  Strings they return belong to the job.  They may be
+ * called from the handler's thread or from threads the handler waits for.
+ */
+/**@{*/
+
+/** The task's id (20 characters). */
+TM_EXTERN const char *tm_job_task_id(const tm_job *job);
+/** The task's name. */
+TM_EXTERN const char *tm_job_name(const tm_job *job);
+/** The trigger's `context_task` as JSON text ("{}" when absent). */
+TM_EXTERN const char *tm_job_payload(const tm_job *job);
+/** The trigger's `refresh_token`, or NULL. */
+TM_EXTERN const char *tm_job_secret(const tm_job *job);
+/** This run's attempt number, from 1. */
+TM_EXTERN unsigned tm_job_attempt(const tm_job *job);
+
+/**
+ * Merge @p progress_json (an object) into `details.progress` (RFC 7396).
+ * Cheap: writes are coalesced; the last value reaches the store before the
+ * task's final status.
+ * @return #TM_OK; #TM_EWRONG_DATA when it is not a JSON object; #TM_ENOMEM.
+ */
+TM_EXTERN int tm_job_progress(tm_job *job, const char *progress_json);
+/** Set `details.progress.message` (printf format).  Coalesced like
+ *  tm_job_progress(). */
+TM_EXTERN int tm_job_message(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
+/** Append a string to the task's `warnings` (printf format). */
+TM_EXTERN int tm_job_warn(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
+/** Nonzero once the task should stop: cancel requested, timed out, lease
+ *  lost, or the manager closing. */
+TM_EXTERN int tm_job_cancelled(const tm_job *job);
+/** Record `details.error` (printf format) and return #TM_FAILED, so a handler
+ *  can `return tm_job_fail(job, "...")`. */
+TM_EXTERN tm_status tm_job_fail(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
+/**@}*/
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TASKMGR_H */

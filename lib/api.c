@@ -1,0 +1,713 @@
+/* The public façade: tm_open/tm_close/tm_register and the five calls.  Each
+ * call checks its arguments, parses its body (request.c), runs one
+ * transaction on the store (store.c) and renders the answer (task.c). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MIB (1024ull * 1024ull)
+
+void tm_options_init(tm_options *o)
+{
+	if (o == NULL)
+		return;
+	memset(o, 0, sizeof(*o));
+	o->version = TM_OPTIONS_VERSION;
+	o->workers = 2;
+	o->map_size = 64 * MIB;
+	o->map_size_max = 4096 * MIB;
+	o->poll_ms = 250;
+	o->lease_ms = 30000;
+	o->grace_ms = 10000;
+	o->progress_ms = 200;
+	o->keep_count = 1000;
+	o->keep_age_s = 30 * 86400.0;
+}
+
+void tm_job_def_init(tm_job_def *d)
+{
+	if (d == NULL)
+		return;
+	memset(d, 0, sizeof(*d));
+	d->version = TM_JOB_DEF_VERSION;
+	d->timeout_s = 86400;
+	d->max_attempts = 1;
+	d->retry_backoff_s = 1;
+}
+
+/* Common entry of every call on a manager. */
+static int enter(tm_manager *tm, char **out)
+{
+	if (out)
+		*out = NULL;
+	if (tm == NULL)
+		return tm_errorf(TM_EINVAL, "tm_manager is NULL");
+	if (getpid() != tm->pid)
+		return tm_errorf(TM_EINVAL, "tm_manager used across fork(); "
+		                 "open the store again in the child");
+	tm__error_clear();
+	return TM_OK;
+}
+
+/* Hand a document to the caller (or drop it) and free the tree. */
+static int emit(cJSON *j, char **out)
+{
+	char *s;
+
+	if (j == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	if (out == NULL) {
+		cJSON_Delete(j);
+		return TM_OK;
+	}
+	s = tm__json_print(j);
+	cJSON_Delete(j);
+	if (s == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	*out = s;
+	return TM_OK;
+}
+
+/* ---- lifecycle ----------------------------------------------------------- */
+
+static int check_options(const tm_options *in, tm_options *o)
+{
+	if (in->version < 1 || in->version > TM_OPTIONS_VERSION)
+		return tm_errorf(TM_EINVAL, "tm_options version %u is not supported "
+		                 "(use tm_options_init)", in->version);
+	if (in->path == NULL || in->path[0] == '\0')
+		return tm_errorf(TM_EINVAL, "tm_options.path is not set");
+	tm_options_init(o);
+	o->path = in->path;
+	o->workers = in->workers;
+	o->flags = in->flags;
+#define TAKE(f) if (in->f) o->f = in->f
+	TAKE(map_size);
+	TAKE(map_size_max);
+	TAKE(poll_ms);
+	TAKE(lease_ms);
+	TAKE(grace_ms);
+	TAKE(progress_ms);
+	TAKE(keep_count);
+	TAKE(keep_age_s);
+#undef TAKE
+	if (o->flags & ~TM_OPEN_NOSYNC)
+		return tm_errorf(TM_EINVAL, "unknown open flags 0x%x",
+		                 o->flags & ~TM_OPEN_NOSYNC);
+	if (o->workers > 256)
+		return tm_errorf(TM_EINVAL, "workers must be at most 256");
+	if (o->map_size < MIB || o->map_size > o->map_size_max)
+		return tm_errorf(TM_EINVAL, "map_size must be at least 1 MiB and at "
+		                 "most map_size_max");
+	if (o->lease_ms < 100 || o->poll_ms > o->lease_ms)
+		return tm_errorf(TM_EINVAL, "lease_ms must be at least 100 and at "
+		                 "least poll_ms");
+	if (!isfinite(o->keep_age_s) || o->keep_age_s < 0)
+		return tm_errorf(TM_EINVAL, "keep_age_s must be finite and non-negative");
+	return TM_OK;
+}
+
+int tm_open(const tm_options *opts, tm_manager **out)
+{
+	tm__store_opts so;
+	tm_manager *tm;
+	int err;
+
+	if (out == NULL || opts == NULL)
+		return tm_errorf(TM_EINVAL, "tm_open needs options and an out pointer");
+	*out = NULL;
+	tm = calloc(1, sizeof(*tm));
+	if (tm == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	err = check_options(opts, &tm->opts);
+	if (err)
+		goto fail;
+	tm->path = strdup(opts->path);
+	if (tm->path == NULL) {
+		err = tm_errorf(TM_ENOMEM, "out of memory");
+		goto fail;
+	}
+	tm->opts.path = tm->path;
+	tm->pid = getpid();
+	so.nosync = (tm->opts.flags & TM_OPEN_NOSYNC) != 0;
+	so.map_size = tm->opts.map_size;
+	so.map_size_max = tm->opts.map_size_max;
+	err = tm__store_open(tm->path, &so, &tm->store);
+	if (!err)
+		err = tm__registry_new(&tm->reg);
+	if (!err)
+		err = tm__runtime_start(tm);
+	if (err)
+		goto fail;
+	tm__error_clear();
+	*out = tm;
+	return TM_OK;
+fail:
+	tm_close(tm);
+	return err;
+}
+
+void tm_close(tm_manager *tm)
+{
+	if (tm == NULL)
+		return;
+	tm__runtime_stop(tm);
+	tm__store_close(tm->store);
+	tm__registry_free(tm->reg);
+	free(tm->path);
+	free(tm);
+}
+
+int tm_register(tm_manager *tm, const tm_job_def *def)
+{
+	int err = enter(tm, NULL);
+
+	if (err)
+		return err;
+	if (def == NULL)
+		return tm_errorf(TM_EINVAL, "tm_job_def is NULL");
+	err = tm__registry_add(tm->reg, def);
+	if (!err)
+		tm__runtime_wake(tm); /* old tasks of the name may be waiting */
+	return err;
+}
+
+/* ---- trigger ------------------------------------------------------------- */
+
+struct trigger_ctx {
+	const tm__jobreg *job;
+	tm__task *task;
+	const char *secret;
+};
+
+static int first_id(tm__txn *txn, const char *id, void *ctx)
+{
+	(void)txn;
+	memcpy(ctx, id, TM_TASK_ID_LEN + 1);
+	return 1;
+}
+
+static int trigger_txn(tm__txn *txn, void *p)
+{
+	struct trigger_ctx *c = p;
+	char busy[TM_TASK_ID_LEN + 1] = "";
+	int err;
+
+	if (c->job->def.flags & TM_JOB_EXCLUSIVE) {
+		err = tm__store_active(txn, c->task->name, first_id, busy);
+		if (err)
+			return err;
+		if (busy[0])
+			return tm_errorf(TM_EALREADY_RUNNING, "task %s is already "
+			                 "running (task %s)", c->task->name, busy);
+	}
+	err = tm__store_put(txn, NULL, c->task);
+	if (!err && c->secret)
+		err = tm__store_secret_put(txn, c->task->id, c->secret);
+	if (!err)
+		err = tm__store_reset_changes(txn, c->task->name);
+	return err;
+}
+
+static int new_task(const tm__jobreg *job, const cJSON *context,
+                    const char *reason, tm__task *t)
+{
+	cJSON *d;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	err = tm__id_new(t->id);
+	if (err)
+		return err;
+	strcpy(t->name, job->name);
+	t->status = TM_REQUEST_SENT;
+	t->queued = true;
+	t->start_us = tm__now_us();
+	t->ready_us = t->start_us;
+	t->timeout_us = t->start_us + (int64_t)(job->def.timeout_s * 1e6);
+	t->warnings = cJSON_CreateArray();
+	t->details = d = cJSON_CreateObject();
+	if (t->warnings == NULL || d == NULL ||
+	    !cJSON_AddItemToObject(d, "payload", cJSON_Duplicate(context, 1)) ||
+	    !cJSON_AddObjectToObject(d, "progress") ||
+	    !cJSON_AddItemToObject(d, "timeout_at", tm__json_time(t->timeout_us)) ||
+	    !cJSON_AddStringToObject(d, "create_reason", reason) ||
+	    !cJSON_AddNumberToObject(d, "attempts", 0)) {
+		tm__task_free(t);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	return TM_OK;
+}
+
+int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
+               unsigned flags, char **out_json)
+{
+	const tm__jobreg *job;
+	tm__trigger_req req;
+	char id[TM_TASK_ID_LEN + 1];
+	cJSON *out;
+	int err = enter(tm, out_json);
+
+	if (err)
+		return err;
+	job = tm__registry_lookup(tm->reg, name, flags, &err);
+	if (job == NULL)
+		return err;
+	err = tm__trigger_req_parse(body_json, &req);
+	if (err)
+		return err;
+	if (job->def.validate) {
+		tm__error_clear();
+		err = job->def.validate(req.context_json, job->def.user);
+		if (err && tm_last_error()[0] == '\0')
+			tm_errorf(err, "context_task was refused by %s", name);
+	}
+	if (!err)
+		err = tm__create(tm, job, req.context, req.secret,
+		                 req.reason ? req.reason : "manually triggered by endpoint",
+		                 NULL, NULL, id);
+	tm__trigger_req_free(&req);
+	if (err)
+		return err;
+	out = cJSON_CreateObject();
+	if (out && !cJSON_AddStringToObject(out, "task_id", id)) {
+		cJSON_Delete(out);
+		out = NULL;
+	}
+	return emit(out, out_json);
+}
+
+struct create_ctx {
+	struct trigger_ctx t;
+	tm__txn_fn precheck;
+	void *pctx;
+};
+
+static int create_txn(tm__txn *txn, void *p)
+{
+	struct create_ctx *c = p;
+
+	if (c->precheck) {
+		int r = c->precheck(txn, c->pctx);
+		if (r)
+			return r;
+	}
+	return trigger_txn(txn, &c->t);
+}
+
+/* Create a task; the runtime's automatic triggers pass a precheck that runs
+ * in the same write transaction and returns 1 to create nothing. */
+int tm__create(tm_manager *tm, const tm__jobreg *job, const cJSON *context,
+               const char *secret, const char *reason, tm__txn_fn precheck,
+               void *pctx, char id[TM_TASK_ID_LEN + 1])
+{
+	tm__task task;
+	struct create_ctx c = { { job, &task, secret }, precheck, pctx };
+	int err = new_task(job, context, reason, &task);
+
+	if (err)
+		return err;
+	err = tm__store_write(tm->store, create_txn, &c);
+	if (err == TM_OK) {
+		memcpy(id, task.id, sizeof(task.id));
+		tm__runtime_wake(tm);
+	}
+	tm__task_free(&task);
+	return err;
+}
+
+/* ---- list_recent --------------------------------------------------------- */
+
+struct list_ctx {
+	const char *name;
+	bool with_details;
+	size_t skip;
+	int amt, n;
+	bool has_next;
+	cJSON *tasks;
+};
+
+static int list_one(tm__txn *txn, const char *id, void *p)
+{
+	struct list_ctx *c = p;
+	tm__task t;
+	cJSON *v;
+	int err;
+
+	if (c->n == c->amt) {
+		c->has_next = true;
+		return 1;
+	}
+	err = tm__store_get(txn, id, &t);
+	if (err)
+		return err;
+	v = tm__task_view(&t, c->with_details);
+	tm__task_free(&t);
+	if (v == NULL)
+		return TM_ENOMEM;
+	cJSON_AddItemToArray(c->tasks, v);
+	c->n++;
+	return 0;
+}
+
+static int list_txn(tm__txn *txn, void *p)
+{
+	struct list_ctx *c = p;
+
+	return tm__store_recent(txn, c->name, c->skip, list_one, c);
+}
+
+int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
+                   unsigned flags, char **out_json)
+{
+	struct list_ctx c = { 0 };
+	cJSON *out;
+	int err = enter(tm, out_json);
+
+	if (err)
+		return err;
+	if (tm__registry_lookup(tm->reg, name, flags, &err) == NULL)
+		return err;
+	if (page == 0)
+		page = 1;
+	if (amt == 0)
+		amt = 50;
+	if (page < 1)
+		return tm_errorf(TM_EWRONG_DATA, "page must be at least 1");
+	if (amt < 1 || amt > 64)
+		return tm_errorf(TM_EWRONG_DATA, "amt must be between 1 and 64");
+	c.name = name;
+	c.with_details = !(flags & TM_PUBLIC);
+	c.skip = (size_t)(page - 1) * (size_t)amt;
+	c.amt = amt;
+	c.tasks = cJSON_CreateArray();
+	out = cJSON_CreateObject();
+	if (out == NULL || c.tasks == NULL) {
+		cJSON_Delete(out);
+		cJSON_Delete(c.tasks);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	cJSON_AddItemToObject(out, "tasks", c.tasks);
+	err = tm__store_read(tm->store, list_txn, &c);
+	if (err) {
+		cJSON_Delete(out);
+		return err;
+	}
+	/* Keep the seed's key order: has_next, next_page, tasks. */
+	cJSON_DetachItemViaPointer(out, c.tasks);
+	if (!cJSON_AddBoolToObject(out, "has_next", c.has_next) ||
+	    !cJSON_AddNumberToObject(out, "next_page", (double)page + 1) ||
+	    !cJSON_AddItemToObject(out, "tasks", c.tasks)) {
+		cJSON_Delete(out);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	return emit(out, out_json);
+}
+
+/* ---- get, patch, cancel: one task ---------------------------------------- */
+
+struct one_ctx {
+	const char *name, *id;
+	const tm__patch_req *patch;  /* tm_patch */
+	bool cancel;                 /* tm_cancel */
+	bool with_details;
+	cJSON *view;                 /* the task after the call */
+	bool stop_handler;           /* a handler here must stop */
+};
+
+static int load(tm__txn *txn, const struct one_ctx *c, tm__task *t)
+{
+	int err = tm__store_get(txn, c->id, t);
+
+	if (err == TM_OK && strcmp(t->name, c->name) != 0) {
+		tm__task_free(t);
+		err = tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s",
+		                c->id, c->name);
+	}
+	return err;
+}
+
+static int get_txn(tm__txn *txn, void *p)
+{
+	struct one_ctx *c = p;
+	tm__task t;
+	int err = load(txn, c, &t);
+
+	if (err)
+		return err;
+	c->view = tm__task_view(&t, c->with_details);
+	tm__task_free(&t);
+	return c->view ? TM_OK : TM_ENOMEM;
+}
+
+/* Move t to status st, with what every change to that status implies. */
+static int transition(tm__txn *txn, tm__task *t, tm_status st)
+{
+	if (st == t->status)
+		return TM_OK;
+	if (tm__status_final(st)) {
+		int err = tm__task_finish(t, st, tm__now_us());
+		return err ? err : tm__store_secret_del(txn, t->id);
+	}
+	if (st == TM_RUNNING && t->status == TM_REQUEST_SENT) {
+		/* An external worker took it: it leaves the queue. */
+		t->queued = false;
+		tm__task_set_attempts(t, tm__task_attempts(t) + 1);
+	}
+	/* CANCELLED_REQUESTED keeps a waiting task queued: the worker that
+	 * dequeues it ends it CANCELLED without running it. */
+	t->status = st;
+	return TM_OK;
+}
+
+static int change_txn(tm__txn *txn, void *p)
+{
+	struct one_ctx *c = p;
+	tm__task t, old;
+	bool changed = false;
+	int err = load(txn, c, &t);
+
+	if (err)
+		return err;
+	old = t; /* tm__store_put reads only the fixed fields of old */
+	if (c->patch && c->patch->status >= 0) {
+		err = tm__status_check(t.status, (tm_status)c->patch->status);
+		if (!err) {
+			changed = t.status != (tm_status)c->patch->status;
+			err = transition(txn, &t, (tm_status)c->patch->status);
+		}
+	}
+	if (!err && c->patch && c->patch->details) {
+		t.details = tm__json_merge(t.details, c->patch->details);
+		if (t.details == NULL)
+			err = tm_errorf(TM_ENOMEM, "out of memory");
+		changed = true;
+	}
+	if (!err && c->cancel) {
+		if (t.status == TM_REQUEST_SENT || (t.status == TM_RUNNING && t.queued))
+			err = transition(txn, &t, TM_CANCELLED);
+		else if (t.status == TM_RUNNING)
+			err = transition(txn, &t, TM_CANCELLED_REQUESTED);
+		changed = t.status != old.status;
+	}
+	if (!err && changed)
+		err = tm__store_put(txn, &old, &t);
+	if (!err) {
+		c->stop_handler = old.status == TM_RUNNING && t.status != TM_RUNNING;
+		c->view = tm__task_view(&t, true);
+		if (c->view == NULL)
+			err = TM_ENOMEM;
+	}
+	tm__task_free(&t);
+	return err;
+}
+
+static int one_task(tm_manager *tm, struct one_ctx *c, unsigned flags,
+                    bool write, char **out_json)
+{
+	int err = enter(tm, out_json);
+
+	if (err)
+		return err;
+	if (tm__registry_lookup(tm->reg, c->name, flags, &err) == NULL)
+		return err;
+	if (!tm__id_valid(c->id))
+		return tm_errorf(TM_EWRONG_DATA, "task_id must be 20 characters of "
+		                 "[A-Za-z0-9]");
+	if (write)
+		err = tm__store_write(tm->store, change_txn, c);
+	else
+		err = tm__store_read(tm->store, get_txn, c);
+	if (err) {
+		cJSON_Delete(c->view);
+		return err;
+	}
+	if (c->stop_handler)
+		tm__runtime_cancel(tm, c->id);
+	return emit(c->view, out_json);
+}
+
+int tm_get(tm_manager *tm, const char *name, const char *task_id,
+           unsigned flags, char **out_json)
+{
+	struct one_ctx c = { .name = name, .id = task_id,
+	                     .with_details = !(flags & TM_PUBLIC) };
+
+	return one_task(tm, &c, flags, false, out_json);
+}
+
+int tm_patch(tm_manager *tm, const char *name, const char *task_id,
+             const char *patch_json, char **out_json)
+{
+	tm__patch_req req;
+	struct one_ctx c = { .name = name, .id = task_id, .patch = &req };
+	int err = enter(tm, out_json);
+
+	if (err)
+		return err;
+	/* Name and id are checked before the body: their errors come first. */
+	if (tm__registry_lookup(tm->reg, name, 0, &err) == NULL)
+		return err;
+	if (!tm__id_valid(task_id))
+		return tm_errorf(TM_EWRONG_DATA, "task_id must be 20 characters of "
+		                 "[A-Za-z0-9]");
+	err = tm__patch_req_parse(patch_json, &req);
+	if (err)
+		return err;
+	err = one_task(tm, &c, 0, true, out_json);
+	tm__patch_req_free(&req);
+	return err;
+}
+
+int tm_cancel(tm_manager *tm, const char *name, const char *task_id,
+              char **out_json)
+{
+	struct one_ctx c = { .name = name, .id = task_id, .cancel = true };
+
+	return one_task(tm, &c, 0, true, out_json);
+}
+
+/* ---- notify, stats, check ------------------------------------------------ */
+
+struct notify_ctx {
+	const char *name;
+	uint64_t n;
+};
+
+static int notify_txn(tm__txn *txn, void *p)
+{
+	struct notify_ctx *c = p;
+
+	return tm__store_add_changes(txn, c->name, c->n);
+}
+
+int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes)
+{
+	struct notify_ctx c = { name, n_changes };
+	int err = enter(tm, NULL);
+
+	if (err)
+		return err;
+	if (tm__registry_lookup(tm->reg, name, 0, &err) == NULL)
+		return err;
+	if (n_changes == 0)
+		return TM_OK;
+	err = tm__store_write(tm->store, notify_txn, &c);
+	if (!err)
+		tm__runtime_wake(tm);
+	return err;
+}
+
+static int stats_name(tm__txn *txn, const char *name, void *p)
+{
+	cJSON *names = p, *o = cJSON_AddObjectToObject(names, name);
+	tm__name_stats st;
+	uint64_t total = 0;
+	int err = tm__store_name_stats(txn, name, &st);
+
+	if (err)
+		return err;
+	if (o == NULL)
+		return TM_ENOMEM;
+	for (int s = 0; s < 6; s++) {
+		total += st.by_status[s];
+		if (!cJSON_AddNumberToObject(o, tm_status_name((tm_status)s),
+		                             (double)st.by_status[s]))
+			return TM_ENOMEM;
+	}
+	if (!cJSON_AddNumberToObject(o, "total", (double)total) ||
+	    !cJSON_AddNumberToObject(o, "changes", (double)st.changes))
+		return TM_ENOMEM;
+	return 0;
+}
+
+static int stats_txn(tm__txn *txn, void *p)
+{
+	cJSON *out = p, *names = cJSON_AddObjectToObject(out, "names");
+	uint64_t depth, used, map;
+	int64_t head, now = tm__now_us();
+	int err;
+
+	if (names == NULL)
+		return TM_ENOMEM;
+	err = tm__store_names(txn, stats_name, names);
+	if (err)
+		return err == TM_ENOMEM ? tm_errorf(err, "out of memory") : err;
+	err = tm__store_queue_head(txn, &depth, &head);
+	if (err)
+		return err;
+	tm__store_size(txn, &used, &map);
+	if (!cJSON_AddNumberToObject(out, "queue_depth", (double)depth) ||
+	    !cJSON_AddNumberToObject(out, "oldest_waiting_age_s",
+	                             depth && head < now ? (double)(now - head) / 1e6 : 0) ||
+	    !cJSON_AddNumberToObject(out, "store_bytes", (double)used) ||
+	    !cJSON_AddNumberToObject(out, "map_bytes", (double)map))
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	return TM_OK;
+}
+
+int tm_stats(tm_manager *tm, char **out_json)
+{
+	cJSON *out;
+	int err = enter(tm, out_json);
+
+	if (err)
+		return err;
+	out = cJSON_CreateObject();
+	if (out == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	err = tm__store_read(tm->store, stats_txn, out);
+	if (err) {
+		cJSON_Delete(out);
+		return err;
+	}
+	if (!cJSON_AddNumberToObject(out, "commits",
+	                             (double)tm__store_commits(tm->store))) {
+		cJSON_Delete(out);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	return emit(out, out_json);
+}
+
+struct check_ctx {
+	cJSON *problems;
+	uint64_t n;
+};
+
+static int check_txn(tm__txn *txn, void *p)
+{
+	struct check_ctx *c = p;
+
+	return tm__store_check(txn, c->problems, &c->n);
+}
+
+int tm_check(tm_manager *tm, char **out_json)
+{
+	struct check_ctx c;
+	cJSON *out;
+	int err = enter(tm, out_json);
+
+	if (err)
+		return err;
+	out = cJSON_CreateObject();
+	c.problems = cJSON_CreateArray();
+	c.n = 0;
+	if (out == NULL || c.problems == NULL) {
+		cJSON_Delete(out);
+		cJSON_Delete(c.problems);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	err = tm__store_read(tm->store, check_txn, &c);
+	if (err) {
+		cJSON_Delete(out);
+		cJSON_Delete(c.problems);
+		return err;
+	}
+	cJSON_AddBoolToObject(out, "ok", cJSON_GetArraySize(c.problems) == 0);
+	cJSON_AddNumberToObject(out, "tasks", (double)c.n);
+	cJSON_AddItemToObject(out, "problems", c.problems);
+	return emit(out, out_json);
+}

@@ -1,0 +1,79 @@
+/* Task ids and clocks. */
+#include <errno.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "internal.h"
+
+static const char alphabet[] =
+	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+static int fill_random(void *buf, size_t len)
+{
+	unsigned char *p = buf;
+
+	while (len > 0) {
+		ssize_t n = getrandom(p, len, 0);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return tm__error_sys(errno, "getrandom");
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return TM_OK;
+}
+
+int tm__id_new(char id[TM_TASK_ID_LEN + 1])
+{
+	unsigned char raw[64];
+	size_t n = 0;
+
+	/* Rejection sampling keeps the 62 symbols uniform: bytes >= 248
+	 * (4 * 62) are dropped rather than folded onto the first symbols. */
+	while (n < TM_TASK_ID_LEN) {
+		int err = fill_random(raw, sizeof(raw));
+		if (err)
+			return err;
+		for (size_t i = 0; i < sizeof(raw) && n < TM_TASK_ID_LEN; i++)
+			if (raw[i] < 248)
+				id[n++] = alphabet[raw[i] % 62];
+	}
+	id[TM_TASK_ID_LEN] = '\0';
+	return TM_OK;
+}
+
+bool tm__id_valid(const char *id)
+{
+	size_t i;
+
+	if (id == NULL)
+		return false;
+	for (i = 0; i < TM_TASK_ID_LEN; i++) {
+		char c = id[i];
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9')))
+			return false;
+	}
+	return id[i] == '\0';
+}
+
+uint64_t tm__random64(void)
+{
+	uint64_t v = 0;
+
+	while (v == 0)
+		if (fill_random(&v, sizeof(v)) != TM_OK)
+			v = (uint64_t)tm__now_us() * 6364136223846793005ULL + 1;
+	return v;
+}
+
+int64_t tm__now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}

@@ -1,0 +1,151 @@
+/* The job registry: task names, their handlers and their policies. */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define KNOWN_JOB_FLAGS (TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE)
+
+struct tm__registry {
+	pthread_rwlock_t lock;
+	tm__jobreg **entries; /* entries never move: callers keep pointers */
+	size_t n, cap;
+};
+
+int tm__registry_new(tm__registry **out)
+{
+	tm__registry *r = calloc(1, sizeof(*r));
+
+	*out = NULL;
+	if (r == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	pthread_rwlock_init(&r->lock, NULL);
+	*out = r;
+	return TM_OK;
+}
+
+void tm__registry_free(tm__registry *r)
+{
+	if (r == NULL)
+		return;
+	for (size_t i = 0; i < r->n; i++)
+		free(r->entries[i]);
+	free(r->entries);
+	pthread_rwlock_destroy(&r->lock);
+	free(r);
+}
+
+static bool valid_name(const char *name)
+{
+	size_t n = 0;
+
+	for (const char *p = name; *p; p++, n++) {
+		char c = *p;
+		if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+		      (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.'))
+			return false;
+	}
+	return n > 0 && n <= TM_NAME_MAX;
+}
+
+static bool valid_seconds(double s)
+{
+	return isfinite(s) && s >= 0 && s < 1e10;
+}
+
+static const tm__jobreg *find_locked(tm__registry *r, const char *name)
+{
+	for (size_t i = 0; i < r->n; i++)
+		if (strcmp(r->entries[i]->name, name) == 0)
+			return r->entries[i];
+	return NULL;
+}
+
+int tm__registry_add(tm__registry *r, const tm_job_def *def)
+{
+	tm__jobreg *e;
+	int err = TM_OK;
+
+	if (def->version < 1 || def->version > TM_JOB_DEF_VERSION)
+		return tm_errorf(TM_EINVAL, "tm_job_def version %u is not supported "
+		                 "(use tm_job_def_init)", def->version);
+	if (def->name == NULL || !valid_name(def->name))
+		return tm_errorf(TM_EINVAL, "task name must be 1 to %d characters "
+		                 "of [A-Za-z0-9_.-]", TM_NAME_MAX);
+	if (def->flags & ~KNOWN_JOB_FLAGS)
+		return tm_errorf(TM_EINVAL, "unknown job flags 0x%x",
+		                 def->flags & ~KNOWN_JOB_FLAGS);
+	if (!valid_seconds(def->timeout_s) || def->timeout_s == 0 ||
+	    !valid_seconds(def->retry_backoff_s) ||
+	    !valid_seconds(def->interval_s) || !valid_seconds(def->min_interval_s))
+		return tm_errorf(TM_EINVAL, "durations of %s must be finite, "
+		                 "non-negative and below 1e10 s (timeout_s above 0)",
+		                 def->name);
+	if (def->max_attempts == 0)
+		return tm_errorf(TM_EINVAL, "max_attempts of %s must be at least 1",
+		                 def->name);
+	e = calloc(1, sizeof(*e));
+	if (e == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	e->def = *def;
+	strcpy(e->name, def->name);
+	e->def.name = e->name;
+
+	pthread_rwlock_wrlock(&r->lock);
+	if (find_locked(r, def->name) != NULL) {
+		err = tm_errorf(TM_EINVAL, "task name %s is already registered",
+		                def->name);
+	} else if (r->n == r->cap) {
+		size_t cap = r->cap ? r->cap * 2 : 16;
+		tm__jobreg **p = realloc(r->entries, cap * sizeof(*p));
+		if (p == NULL) {
+			err = tm_errorf(TM_ENOMEM, "out of memory");
+		} else {
+			r->entries = p;
+			r->cap = cap;
+		}
+	}
+	if (!err)
+		r->entries[r->n++] = e;
+	pthread_rwlock_unlock(&r->lock);
+	if (err)
+		free(e);
+	return err;
+}
+
+const tm__jobreg *tm__registry_find(tm__registry *r, const char *name)
+{
+	const tm__jobreg *e;
+
+	pthread_rwlock_rdlock(&r->lock);
+	e = find_locked(r, name);
+	pthread_rwlock_unlock(&r->lock);
+	return e;
+}
+
+int tm__registry_list(tm__registry *r, const tm__jobreg ***out, size_t *n)
+{
+	pthread_rwlock_rdlock(&r->lock);
+	*n = r->n;
+	*out = malloc((r->n ? r->n : 1) * sizeof(**out));
+	if (*out != NULL)
+		memcpy(*out, r->entries, r->n * sizeof(**out));
+	pthread_rwlock_unlock(&r->lock);
+	return *out ? TM_OK : tm_errorf(TM_ENOMEM, "out of memory");
+}
+
+const tm__jobreg *tm__registry_lookup(tm__registry *r, const char *name,
+                                      unsigned flags, int *err)
+{
+	const tm__jobreg *e = name ? tm__registry_find(r, name) : NULL;
+
+	if (e == NULL || ((flags & TM_PUBLIC) && !(e->def.flags & TM_JOB_PUBLIC))) {
+		*err = tm_errorf(TM_EWRONG_DATA, "unknown task name '%.80s'",
+		                 name ? name : "(null)");
+		return NULL;
+	}
+	*err = TM_OK;
+	return e;
+}

@@ -1,0 +1,910 @@
+/* The store: the only module that talks to LMDB.  One environment per store
+ * directory, its sub-databases opened once, every transaction run through
+ * tm__store_read() or tm__store_write(), and every index kept in step with
+ * the task records by tm__store_put() and tm__store_delete().
+ * doc/design.md describes the layout. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <lmdb.h>
+
+#include "internal.h"
+
+#define SCHEMA_VERSION 1u
+#define KEY_MAX (TM_NAME_MAX + 1 + 8 + TM_TASK_ID_LEN)
+
+struct tm__store {
+	MDB_env *env;
+	MDB_dbi tasks;   /* id -> record (task.c) */
+	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
+	MDB_dbi active;  /* name \0 id -> "" : tasks not yet final */
+	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
+	MDB_dbi secrets; /* id -> refresh token, while the task is active */
+	MDB_dbi names;   /* name -> struct name_rec */
+	MDB_dbi meta;    /* "schema" -> u32 */
+	/* Transactions hold this shared; growing the map takes it exclusive,
+	 * since LMDB resizes only with no transaction active in the process. */
+	pthread_rwlock_t resize;
+	uint64_t map_max;
+	atomic_uint_fast64_t commits;
+	dev_t dev;
+	ino_t ino;
+	tm__store *next_open;
+};
+
+struct tm__txn {
+	tm__store *s;
+	MDB_txn *txn;
+	bool map_full; /* some put hit MDB_MAP_FULL: grow and run again */
+};
+
+/* Stored per name: the figures tm_stats() reports without a scan. */
+struct name_rec {
+	uint64_t by_status[6];
+	uint64_t changes;
+	int64_t since_us;
+};
+
+/* LMDB forbids opening one environment twice in a process, and a second
+ * open silently breaks its locking.  This list of open stores (by device
+ * and inode) is the library's only process-wide state, for that reason. */
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static tm__store *open_list;
+
+/* ---- keys ------------------------------------------------------------- */
+
+/* Big-endian, sign-flipped: byte order sorts like the signed value. */
+static void put_time(unsigned char *p, int64_t v, bool descending)
+{
+	uint64_t u = (uint64_t)v ^ (1ULL << 63);
+
+	if (descending)
+		u = ~u;
+	for (int i = 7; i >= 0; i--, u >>= 8)
+		p[i] = (unsigned char)u;
+}
+
+static int64_t get_time(const unsigned char *p)
+{
+	uint64_t u = 0;
+
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | p[i];
+	return (int64_t)(u ^ (1ULL << 63));
+}
+
+static size_t name_prefix(unsigned char *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(k, name, n);
+	k[n] = '\0';
+	return n + 1;
+}
+
+/* Recent: the id is stored inverted so that equal times list ids descending. */
+static size_t recent_key(unsigned char *k, const tm__task *t)
+{
+	size_t n = name_prefix(k, t->name);
+
+	put_time(k + n, t->start_us, true);
+	for (int i = 0; i < TM_TASK_ID_LEN; i++)
+		k[n + 8 + i] = (unsigned char)~(unsigned char)t->id[i];
+	return n + 8 + TM_TASK_ID_LEN;
+}
+
+static size_t active_key(unsigned char *k, const tm__task *t)
+{
+	size_t n = name_prefix(k, t->name);
+
+	memcpy(k + n, t->id, TM_TASK_ID_LEN);
+	return n + TM_TASK_ID_LEN;
+}
+
+static size_t queue_key(unsigned char *k, int64_t ready_us, const char *id)
+{
+	put_time(k, ready_us, false);
+	memcpy(k + 8, id, TM_TASK_ID_LEN);
+	return 8 + TM_TASK_ID_LEN;
+}
+
+static MDB_val val(const void *p, size_t n)
+{
+	MDB_val v = { n, (void *)p };
+	return v;
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+static int fail(tm__txn *t, int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		t->map_full = true;
+	return tm__error_sys(rc, what);
+}
+
+static int put(tm__txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, const char *what)
+{
+	int rc = mdb_put(t->txn, dbi, &k, &v, 0);
+
+	return rc ? fail(t, rc, what) : TM_OK;
+}
+
+/* Delete; a missing key is an index out of step, reported as such. */
+static int del(tm__txn *t, MDB_dbi dbi, MDB_val k, const char *what)
+{
+	int rc = mdb_del(t->txn, dbi, &k, NULL);
+
+	if (rc == MDB_NOTFOUND)
+		return tm_errorf(TM_ESTORAGE, "%s: index entry missing", what);
+	return rc ? fail(t, rc, what) : TM_OK;
+}
+
+/* ---- open and close ---------------------------------------------------- */
+
+static int make_dirs(const char *path)
+{
+	char *p = strdup(path);
+	int err = TM_OK;
+
+	if (p == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	for (char *s = p + 1; *s; s++) {
+		if (*s != '/')
+			continue;
+		*s = '\0';
+		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+			err = tm__error_sys(errno, p);
+		*s = '/';
+		if (err)
+			break;
+	}
+	if (!err && mkdir(p, 0755) != 0 && errno != EEXIST)
+		err = tm__error_sys(errno, p);
+	free(p);
+	return err;
+}
+
+static int open_dbis(tm__store *s)
+{
+	static const struct { const char *name; size_t off; } dbs[] = {
+		{ "tasks", offsetof(tm__store, tasks) },
+		{ "recent", offsetof(tm__store, recent) },
+		{ "active", offsetof(tm__store, active) },
+		{ "queue", offsetof(tm__store, queue) },
+		{ "secrets", offsetof(tm__store, secrets) },
+		{ "names", offsetof(tm__store, names) },
+		{ "meta", offsetof(tm__store, meta) },
+	};
+	MDB_txn *txn;
+	MDB_val k = val("schema", 6), v;
+	uint32_t schema = SCHEMA_VERSION;
+	int rc;
+
+	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	if (rc)
+		return tm__error_sys(rc, "opening the store");
+	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE,
+		                  (MDB_dbi *)((char *)s + dbs[i].off));
+		if (rc)
+			goto fail;
+	}
+	rc = mdb_get(txn, s->meta, &k, &v);
+	if (rc == 0) {
+		if (v.mv_size != sizeof(schema)) {
+			mdb_txn_abort(txn);
+			return tm_errorf(TM_ESTORAGE, "store meta record is corrupt");
+		}
+		memcpy(&schema, v.mv_data, sizeof(schema));
+		if (schema > SCHEMA_VERSION) {
+			mdb_txn_abort(txn);
+			return tm_errorf(TM_ESTORAGE,
+			                 "store was written by schema %u; this library "
+			                 "(%s) reads up to schema %u", schema,
+			                 TM_VERSION_STRING, SCHEMA_VERSION);
+		}
+	} else if (rc == MDB_NOTFOUND) {
+		v = val(&schema, sizeof(schema));
+		rc = mdb_put(txn, s->meta, &k, &v, 0);
+		if (rc)
+			goto fail;
+	} else {
+		goto fail;
+	}
+	rc = mdb_txn_commit(txn);
+	return rc ? tm__error_sys(rc, "opening the store") : TM_OK;
+fail:
+	mdb_txn_abort(txn);
+	return tm__error_sys(rc, "opening the store");
+}
+
+int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
+{
+	tm__store *s;
+	struct stat st;
+	pthread_rwlockattr_t ra;
+	int rc, err;
+
+	*out = NULL;
+	err = make_dirs(path);
+	if (err)
+		return err;
+	if (stat(path, &st) != 0)
+		return tm__error_sys(errno, path);
+	if (!S_ISDIR(st.st_mode))
+		return tm_errorf(TM_ESTORAGE, "%s is not a directory", path);
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	s->dev = st.st_dev;
+	s->ino = st.st_ino;
+	s->map_max = o->map_size_max;
+
+	pthread_mutex_lock(&open_mu);
+	for (tm__store *p = open_list; p; p = p->next_open) {
+		if (p->dev == s->dev && p->ino == s->ino) {
+			pthread_mutex_unlock(&open_mu);
+			free(s);
+			return tm_errorf(TM_EINVAL, "store %s is already open in this "
+			                 "process; share that tm_manager", path);
+		}
+	}
+	s->next_open = open_list;
+	open_list = s;
+	pthread_mutex_unlock(&open_mu);
+
+	pthread_rwlockattr_init(&ra);
+	/* Writers (map growth) must not starve behind a stream of readers. */
+	pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&s->resize, &ra);
+	pthread_rwlockattr_destroy(&ra);
+
+	rc = mdb_env_create(&s->env);
+	if (!rc)
+		rc = mdb_env_set_maxdbs(s->env, 16);
+	if (!rc)
+		rc = mdb_env_set_maxreaders(s->env, 512);
+	if (!rc)
+		rc = mdb_env_set_mapsize(s->env, o->map_size);
+	if (rc) {
+		err = tm__error_sys(rc, "creating the LMDB environment");
+		goto fail;
+	}
+	/* MDB_NOTLS: read transactions are not tied to threads, because the
+	 * host's threads, not ours, call in. */
+	rc = mdb_env_open(s->env, path,
+	                  MDB_NOTLS | (o->nosync ? MDB_NOSYNC : 0), 0644);
+	if (rc) {
+		err = tm__error_sys(rc, path);
+		goto fail;
+	}
+	mdb_reader_check(s->env, NULL); /* slots of processes that died */
+	err = open_dbis(s);
+	if (err)
+		goto fail;
+	*out = s;
+	return TM_OK;
+fail:
+	tm__store_close(s);
+	return err;
+}
+
+void tm__store_close(tm__store *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&open_mu);
+	for (tm__store **pp = &open_list; *pp; pp = &(*pp)->next_open) {
+		if (*pp == s) {
+			*pp = s->next_open;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_mu);
+	if (s->env)
+		mdb_env_close(s->env);
+	pthread_rwlock_destroy(&s->resize);
+	free(s);
+}
+
+/* ---- transactions ------------------------------------------------------ */
+
+/* Another process grew the map: adopt its size. */
+static void adopt_size(tm__store *s)
+{
+	pthread_rwlock_wrlock(&s->resize);
+	mdb_env_set_mapsize(s->env, 0);
+	pthread_rwlock_unlock(&s->resize);
+}
+
+static int grow(tm__store *s)
+{
+	MDB_envinfo info;
+	int rc = 0;
+	int err = TM_OK;
+
+	pthread_rwlock_wrlock(&s->resize);
+	mdb_env_info(s->env, &info);
+	if (info.me_mapsize >= s->map_max) {
+		err = tm_errorf(TM_ESTORAGE, "the store is full: it reached its "
+		                "cap of %llu bytes (map_size_max)",
+		                (unsigned long long)s->map_max);
+	} else {
+		uint64_t next = (uint64_t)info.me_mapsize * 2;
+		if (next > s->map_max)
+			next = s->map_max;
+		rc = mdb_env_set_mapsize(s->env, next);
+		if (rc)
+			err = tm__error_sys(rc, "growing the store");
+	}
+	pthread_rwlock_unlock(&s->resize);
+	return err;
+}
+
+static int run(tm__store *s, bool write, tm__txn_fn fn, void *ctx)
+{
+	for (;;) {
+		tm__txn t = { .s = s };
+		int rc, err;
+
+		pthread_rwlock_rdlock(&s->resize);
+		rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t.txn);
+		if (rc) {
+			pthread_rwlock_unlock(&s->resize);
+			if (rc == MDB_MAP_RESIZED) {
+				adopt_size(s);
+				continue;
+			}
+			return tm__error_sys(rc, "beginning a transaction");
+		}
+		err = fn(&t, ctx);
+		if (!write || err) {
+			mdb_txn_abort(t.txn);
+		} else {
+			rc = mdb_txn_commit(t.txn);
+			if (rc == MDB_MAP_FULL)
+				t.map_full = true;
+			else if (rc)
+				err = tm__error_sys(rc, "committing");
+			else
+				atomic_fetch_add(&s->commits, 1);
+		}
+		pthread_rwlock_unlock(&s->resize);
+		if (!t.map_full)
+			return err;
+		err = grow(s);
+		if (err)
+			return err;
+	}
+}
+
+int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx)
+{
+	return run(s, false, fn, ctx);
+}
+
+int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx)
+{
+	return run(s, true, fn, ctx);
+}
+
+uint64_t tm__store_commits(tm__store *s)
+{
+	return atomic_load(&s->commits);
+}
+
+void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *map)
+{
+	MDB_envinfo info;
+	MDB_stat st;
+
+	mdb_env_info(t->s->env, &info);
+	mdb_env_stat(t->s->env, &st);
+	*used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
+	*map = info.me_mapsize;
+}
+
+/* ---- tasks ------------------------------------------------------------- */
+
+int tm__store_get(tm__txn *t, const char *id, tm__task *out)
+{
+	MDB_val k = val(id, TM_TASK_ID_LEN), v;
+	int rc = mdb_get(t->txn, t->s->tasks, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found", id);
+	if (rc)
+		return fail(t, rc, "reading a task");
+	return tm__task_decode(id, v.mv_data, v.mv_size, out);
+}
+
+static int name_get(tm__txn *t, const char *name, struct name_rec *r)
+{
+	MDB_val k = val(name, strlen(name)), v;
+	int rc = mdb_get(t->txn, t->s->names, &k, &v);
+
+	memset(r, 0, sizeof(*r));
+	if (rc == MDB_NOTFOUND) {
+		r->since_us = tm__now_us();
+		return TM_OK;
+	}
+	if (rc)
+		return fail(t, rc, "reading name figures");
+	if (v.mv_size != sizeof(*r))
+		return tm_errorf(TM_ESTORAGE, "figures of %s are corrupt", name);
+	memcpy(r, v.mv_data, sizeof(*r));
+	return TM_OK;
+}
+
+static int name_put(tm__txn *t, const char *name, const struct name_rec *r)
+{
+	return put(t, t->s->names, val(name, strlen(name)), val(r, sizeof(*r)),
+	           "writing name figures");
+}
+
+static int count_status(tm__txn *t, const char *name, int from, int to)
+{
+	struct name_rec r;
+	int err = name_get(t, name, &r);
+
+	if (err)
+		return err;
+	if (from >= 0 && r.by_status[from] > 0)
+		r.by_status[from]--;
+	if (to >= 0)
+		r.by_status[to]++;
+	return name_put(t, name, &r);
+}
+
+int tm__store_put(tm__txn *t, const tm__task *old, const tm__task *task)
+{
+	tm__store *s = t->s;
+	unsigned char k[KEY_MAX];
+	void *buf;
+	size_t len;
+	bool was_active = old && tm__status_active(old->status);
+	bool is_active = tm__status_active(task->status);
+	int err;
+
+	err = tm__task_encode(task, &buf, &len);
+	if (err)
+		return err;
+	err = put(t, s->tasks, val(task->id, TM_TASK_ID_LEN), val(buf, len),
+	          "writing a task");
+	free(buf);
+	if (err)
+		return err;
+	if (old == NULL) {
+		err = put(t, s->recent, val(k, recent_key(k, task)), val("", 0),
+		          "indexing a task");
+		if (err)
+			return err;
+	}
+	if (is_active && !was_active)
+		err = put(t, s->active, val(k, active_key(k, task)), val("", 0),
+		          "indexing an active task");
+	else if (was_active && !is_active)
+		err = del(t, s->active, val(k, active_key(k, task)),
+		          "unindexing an active task");
+	if (err)
+		return err;
+	if (old && old->queued &&
+	    (!task->queued || old->ready_us != task->ready_us)) {
+		err = del(t, s->queue, val(k, queue_key(k, old->ready_us, old->id)),
+		          "dequeuing a task");
+		if (err)
+			return err;
+	}
+	if (task->queued &&
+	    (old == NULL || !old->queued || old->ready_us != task->ready_us)) {
+		err = put(t, s->queue, val(k, queue_key(k, task->ready_us, task->id)),
+		          val(task->name, strlen(task->name)), "queuing a task");
+		if (err)
+			return err;
+	}
+	if (old == NULL || old->status != task->status)
+		err = count_status(t, task->name, old ? (int)old->status : -1,
+		                   (int)task->status);
+	return err;
+}
+
+int tm__store_delete(tm__txn *t, const tm__task *task)
+{
+	tm__store *s = t->s;
+	unsigned char k[KEY_MAX];
+	int err;
+
+	err = del(t, s->tasks, val(task->id, TM_TASK_ID_LEN), "deleting a task");
+	if (!err)
+		err = del(t, s->recent, val(k, recent_key(k, task)), "unindexing a task");
+	if (!err && tm__status_active(task->status))
+		err = del(t, s->active, val(k, active_key(k, task)), "unindexing a task");
+	if (!err && task->queued)
+		err = del(t, s->queue, val(k, queue_key(k, task->ready_us, task->id)),
+		          "dequeuing a task");
+	if (!err)
+		err = tm__store_secret_del(t, task->id);
+	if (!err)
+		err = count_status(t, task->name, (int)task->status, -1);
+	return err;
+}
+
+/* ---- secrets ----------------------------------------------------------- */
+
+int tm__store_secret_put(tm__txn *t, const char *id, const char *secret)
+{
+	return put(t, t->s->secrets, val(id, TM_TASK_ID_LEN),
+	           val(secret, strlen(secret)), "storing a secret");
+}
+
+int tm__store_secret_get(tm__txn *t, const char *id, char **out)
+{
+	MDB_val k = val(id, TM_TASK_ID_LEN), v;
+	int rc = mdb_get(t->txn, t->s->secrets, &k, &v);
+
+	*out = NULL;
+	if (rc == MDB_NOTFOUND)
+		return TM_OK;
+	if (rc)
+		return fail(t, rc, "reading a secret");
+	*out = malloc(v.mv_size + 1);
+	if (*out == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	memcpy(*out, v.mv_data, v.mv_size);
+	(*out)[v.mv_size] = '\0';
+	return TM_OK;
+}
+
+int tm__store_secret_del(tm__txn *t, const char *id)
+{
+	MDB_val k = val(id, TM_TASK_ID_LEN);
+	int rc = mdb_del(t->txn, t->s->secrets, &k, NULL);
+
+	return rc && rc != MDB_NOTFOUND ? fail(t, rc, "erasing a secret") : TM_OK;
+}
+
+/* ---- scans ------------------------------------------------------------- */
+
+static int cursor(tm__txn *t, MDB_dbi dbi, MDB_cursor **c)
+{
+	int rc = mdb_cursor_open(t->txn, dbi, c);
+
+	return rc ? fail(t, rc, "opening a cursor") : TM_OK;
+}
+
+static bool has_prefix(const MDB_val *k, const unsigned char *p, size_t n)
+{
+	return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
+}
+
+static void recent_id(const MDB_val *k, size_t prefix, char id[TM_TASK_ID_LEN + 1])
+{
+	const unsigned char *p = (const unsigned char *)k->mv_data + prefix + 8;
+
+	for (int i = 0; i < TM_TASK_ID_LEN; i++)
+		id[i] = (char)~p[i];
+	id[TM_TASK_ID_LEN] = '\0';
+}
+
+int tm__store_recent(tm__txn *t, const char *name, size_t skip,
+                     tm__id_fn fn, void *ctx)
+{
+	unsigned char p[TM_NAME_MAX + 1];
+	size_t n = name_prefix(p, name);
+	MDB_cursor *c;
+	MDB_val k = val(p, n), v;
+	char id[TM_TASK_ID_LEN + 1];
+	int rc, err = cursor(t, t->s->recent, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && has_prefix(&k, p, n);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (skip > 0) {
+			skip--;
+			continue;
+		}
+		recent_id(&k, n, id);
+		err = fn(t, id, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+int tm__store_oldest(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
+{
+	unsigned char p[TM_NAME_MAX + 1];
+	size_t n = name_prefix(p, name);
+	unsigned char after[TM_NAME_MAX + 1];
+	MDB_cursor *c;
+	MDB_val k, v;
+	char id[TM_TASK_ID_LEN + 1];
+	int rc, err = cursor(t, t->s->recent, &c);
+
+	if (err)
+		return err;
+	/* The first key past the name's range is "name\1"; step back from it. */
+	memcpy(after, p, n);
+	after[n - 1] = 1;
+	k = val(after, n);
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	for (; rc == 0 && has_prefix(&k, p, n);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
+		recent_id(&k, n, id);
+		err = fn(t, id, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+int tm__store_active(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
+{
+	unsigned char p[TM_NAME_MAX + 1];
+	size_t n = name ? name_prefix(p, name) : 0;
+	MDB_cursor *c;
+	MDB_val k = val(p, n), v;
+	char id[TM_TASK_ID_LEN + 1];
+	int rc, err = cursor(t, t->s->active, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, n ? MDB_SET_RANGE : MDB_FIRST);
+	     rc == 0 && has_prefix(&k, p, n);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < TM_TASK_ID_LEN)
+			continue;
+		memcpy(id, (char *)k.mv_data + k.mv_size - TM_TASK_ID_LEN,
+		       TM_TASK_ID_LEN);
+		id[TM_TASK_ID_LEN] = '\0';
+		err = fn(t, id, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+int tm__store_queue(tm__txn *t, tm__queue_fn fn, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	char id[TM_TASK_ID_LEN + 1];
+	char name[TM_NAME_MAX + 1];
+	int rc, err = cursor(t, t->s->queue, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 + TM_TASK_ID_LEN || v.mv_size > TM_NAME_MAX)
+			continue;
+		memcpy(id, (char *)k.mv_data + 8, TM_TASK_ID_LEN);
+		id[TM_TASK_ID_LEN] = '\0';
+		memcpy(name, v.mv_data, v.mv_size);
+		name[v.mv_size] = '\0';
+		err = fn(t, get_time(k.mv_data), id, name, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+/* ---- per-name figures ---------------------------------------------------- */
+
+int tm__store_name_stats(tm__txn *t, const char *name, tm__name_stats *out)
+{
+	struct name_rec r;
+	int err = name_get(t, name, &r);
+
+	if (err)
+		return err;
+	memcpy(out->by_status, r.by_status, sizeof(r.by_status));
+	out->changes = r.changes;
+	out->since_us = r.since_us;
+	return TM_OK;
+}
+
+int tm__store_add_changes(tm__txn *t, const char *name, uint64_t n)
+{
+	struct name_rec r;
+	int err = name_get(t, name, &r);
+
+	if (err)
+		return err;
+	r.changes = r.changes + n < r.changes ? UINT64_MAX : r.changes + n;
+	return name_put(t, name, &r);
+}
+
+int tm__store_reset_changes(tm__txn *t, const char *name)
+{
+	struct name_rec r;
+	int err = name_get(t, name, &r);
+
+	if (err)
+		return err;
+	r.changes = 0;
+	return name_put(t, name, &r);
+}
+
+int tm__store_names(tm__txn *t, tm__name_fn fn, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	char name[TM_NAME_MAX + 1];
+	int rc, err = cursor(t, t->s->names, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size > TM_NAME_MAX)
+			continue;
+		memcpy(name, k.mv_data, k.mv_size);
+		name[k.mv_size] = '\0';
+		err = fn(t, name, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+/* ---- consistency ------------------------------------------------------- */
+
+static int problem(cJSON *problems, const char *fmt, const char *id)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), fmt, id);
+	if (!cJSON_AddItemToArray(problems, cJSON_CreateString(msg)))
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	return TM_OK;
+}
+
+static bool exists(tm__txn *t, MDB_dbi dbi, const void *k, size_t n)
+{
+	MDB_val kv = val(k, n), v;
+
+	return mdb_get(t->txn, dbi, &kv, &v) == 0;
+}
+
+static uint64_t entries(tm__txn *t, MDB_dbi dbi)
+{
+	MDB_stat st;
+
+	return mdb_stat(t->txn, dbi, &st) == 0 ? st.ms_entries : 0;
+}
+
+/* Each task's record must have its index entries, and each index exactly
+ * as many entries as the records call for, so no entry can dangle. */
+int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
+{
+	tm__store *s = t->s;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char key[KEY_MAX];
+	uint64_t n = 0, n_active = 0, n_queued = 0;
+	cJSON *counts = cJSON_CreateObject();
+	int rc, err = counts ? cursor(t, s->tasks, &c) : TM_ENOMEM;
+
+	if (err) {
+		cJSON_Delete(counts);
+		return err;
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char id[TM_TASK_ID_LEN + 1] = "";
+		tm__task task;
+		char ckey[TM_NAME_MAX + 4];
+		cJSON *cnt;
+
+		n++;
+		if (k.mv_size == TM_TASK_ID_LEN)
+			memcpy(id, k.mv_data, TM_TASK_ID_LEN);
+		if (!tm__id_valid(id) ||
+		    tm__task_decode(id, v.mv_data, v.mv_size, &task) != TM_OK) {
+			err = problem(problems, "record %s is corrupt", id);
+			continue;
+		}
+		if (!exists(t, s->recent, key, recent_key(key, &task)))
+			err = problem(problems, "task %s missing from the recent index", id);
+		if (tm__status_active(task.status)) {
+			n_active++;
+			if (!exists(t, s->active, key, active_key(key, &task)))
+				err = problem(problems, "active task %s missing from the active index", id);
+		} else if (exists(t, s->secrets, id, TM_TASK_ID_LEN)) {
+			err = problem(problems, "final task %s still has a secret", id);
+		}
+		if (task.queued) {
+			n_queued++;
+			if (!exists(t, s->queue, key, queue_key(key, task.ready_us, id)))
+				err = problem(problems, "queued task %s missing from the queue", id);
+		}
+		snprintf(ckey, sizeof(ckey), "%s\x1f%d", task.name, (int)task.status);
+		cnt = cJSON_GetObjectItemCaseSensitive(counts, ckey);
+		if (cnt)
+			cJSON_SetNumberValue(cnt, cnt->valuedouble + 1);
+		else
+			cJSON_AddNumberToObject(counts, ckey, 1);
+		tm__task_free(&task);
+	}
+	mdb_cursor_close(c);
+	if (!err && entries(t, s->recent) != n)
+		err = problem(problems, "recent index size differs from the records%s", "");
+	if (!err && entries(t, s->active) != n_active)
+		err = problem(problems, "active index size differs from the records%s", "");
+	if (!err && entries(t, s->queue) != n_queued)
+		err = problem(problems, "queue size differs from the records%s", "");
+	/* The per-name figures must match the tally of the records. */
+	if (!err && (err = cursor(t, s->names, &c)) == TM_OK) {
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct name_rec r;
+			char name[TM_NAME_MAX + 1];
+
+			if (k.mv_size > TM_NAME_MAX || v.mv_size != sizeof(r))
+				continue;
+			memcpy(name, k.mv_data, k.mv_size);
+			name[k.mv_size] = '\0';
+			memcpy(&r, v.mv_data, sizeof(r));
+			for (int st = 0; st < 6 && !err; st++) {
+				char ckey[TM_NAME_MAX + 4];
+				cJSON *cnt;
+				double want;
+
+				snprintf(ckey, sizeof(ckey), "%s\x1f%d", name, st);
+				cnt = cJSON_GetObjectItemCaseSensitive(counts, ckey);
+				want = cnt ? cnt->valuedouble : 0;
+				if ((double)r.by_status[st] != want)
+					err = problem(problems, "status counts of %s differ from the records", name);
+				if (cnt)
+					cJSON_Delete(cJSON_DetachItemViaPointer(counts, cnt));
+			}
+		}
+		mdb_cursor_close(c);
+		if (!err && cJSON_GetArraySize(counts) > 0)
+			err = problem(problems, "tasks of a name without figures%s", "");
+	}
+	cJSON_Delete(counts);
+	*n_tasks = n;
+	return err;
+}
+
+int tm__store_queue_head(tm__txn *t, uint64_t *depth, int64_t *head_us)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, err = cursor(t, t->s->queue, &c);
+
+	if (err)
+		return err;
+	*depth = entries(t, t->s->queue);
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	*head_us = rc == 0 && k.mv_size >= 8 ? get_time(k.mv_data) : 0;
+	mdb_cursor_close(c);
+	return rc && rc != MDB_NOTFOUND ? fail(t, rc, "reading the queue") : TM_OK;
+}
