@@ -1,8 +1,11 @@
-/* taskmgr-demo: open a store, register a task name, trigger, list and read
- * tasks, printing each JSON document the library returns.
+/* taskmgr-demo: open a store, register task names, trigger, list and read
+ * tasks, watch a job report progress, cancel another, printing each JSON
+ * document the library returns.
  * Usage: taskmgr-demo STORE_DIR */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "taskmgr.h"
 
@@ -11,6 +14,47 @@ static int check(int err, const char *what)
 	if (err)
 		fprintf(stderr, "%s: %s (%s)\n", what, tm_error_name(err), tm_last_error());
 	return err;
+}
+
+static void nap(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* A handler: ten steps of simulated training, stopping early on cancel. */
+static tm_status retrain(tm_job *job, void *user)
+{
+	(void)user;
+	for (int step = 1; step <= 10; step++) {
+		if (tm_job_cancelled(job)) {
+			tm_job_message(job, "cancelled at step %d", step);
+			return TM_CANCELLED;
+		}
+		nap(100);
+		tm_job_message(job, "trained model %08x (step %d of 10)",
+		               (unsigned)step * 0x38c6744cu, step);
+	}
+	return TM_COMPLETED;
+}
+
+/* Print a task until pred says stop (polls: this is a demo, not a test). */
+static void watch(tm_manager *tm, const char *name, const char *id, const char *until)
+{
+	char *out = NULL;
+
+	for (int i = 0; i < 100; i++) {
+		free(out);
+		out = NULL;
+		if (tm_get(tm, name, id, 0, &out) != TM_OK)
+			return;
+		if (strstr(out, until))
+			break;
+		nap(50);
+	}
+	printf("GET    /tasks/private/%s/%s/\n%s\n\n", name, id, out);
+	tm_free(out);
 }
 
 int main(int argc, char **argv)
@@ -65,7 +109,38 @@ int main(int argc, char **argv)
 
 	if (check(tm_get(tm, "data_import", id, 0, &out), "tm_get"))
 		goto fail;
-	printf("GET    /tasks/private/data_import/%s/\n%s\n", id, out);
+	printf("GET    /tasks/private/data_import/%s/\n%s\n\n", id, out);
+	tm_free(out);
+
+	/* A job run by this process's workers: progress, then completion. */
+	tm_job_def_init(&def);
+	def.name = "ml_model_retrain";
+	def.flags = TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE;
+	def.run = retrain;
+	if (check(tm_register(tm, &def), "tm_register") ||
+	    check(tm_trigger(tm, "ml_model_retrain", NULL, TM_PUBLIC, &out), "tm_trigger"))
+		goto fail;
+	printf("POST   /tasks/ml_model_retrain/\n%s\n\n", out);
+	sscanf(out, "{\"task_id\":\"%20[A-Za-z0-9]", id);
+	tm_free(out);
+	watch(tm, "ml_model_retrain", id, "(step ");
+	watch(tm, "ml_model_retrain", id, "COMPLETED");
+
+	/* Another run, cancelled while it works. */
+	if (check(tm_trigger(tm, "ml_model_retrain", NULL, TM_PUBLIC, &out), "tm_trigger"))
+		goto fail;
+	sscanf(out, "{\"task_id\":\"%20[A-Za-z0-9]", id);
+	tm_free(out);
+	watch(tm, "ml_model_retrain", id, "(step ");
+	if (check(tm_cancel(tm, "ml_model_retrain", id, &out), "tm_cancel"))
+		goto fail;
+	printf("DELETE /tasks/private/ml_model_retrain/%s/\n%s\n\n", id, out);
+	tm_free(out);
+	watch(tm, "ml_model_retrain", id, "\"CANCELLED\"");
+
+	if (check(tm_list_recent(tm, "ml_model_retrain", 1, 10, TM_PUBLIC, &out), "tm_list_recent"))
+		goto fail;
+	printf("GET    /tasks/ml_model_retrain/recents/\n%s\n", out);
 	tm_free(out);
 	tm_close(tm);
 	return 0;

@@ -161,6 +161,12 @@ void tm_close(tm_manager *tm)
 	free(tm);
 }
 
+/* The name's figures start now: the reference of its interval trigger. */
+static int touch_txn(tm__txn *txn, void *name)
+{
+	return tm__store_name_touch(txn, name);
+}
+
 int tm_register(tm_manager *tm, const tm_job_def *def)
 {
 	int err = enter(tm, NULL);
@@ -170,6 +176,8 @@ int tm_register(tm_manager *tm, const tm_job_def *def)
 	if (def == NULL)
 		return tm_errorf(TM_EINVAL, "tm_job_def is NULL");
 	err = tm__registry_add(tm->reg, def);
+	if (!err)
+		err = tm__store_write(tm->store, touch_txn, (void *)def->name);
 	if (!err)
 		tm__runtime_wake(tm); /* old tasks of the name may be waiting */
 	return err;
@@ -443,13 +451,17 @@ static int get_txn(tm__txn *txn, void *p)
 	return c->view ? TM_OK : TM_ENOMEM;
 }
 
-/* Move t to status st, with what every change to that status implies. */
-static int transition(tm__txn *txn, tm__task *t, tm_status st)
+/* Move t to status st, with what entering that status implies.  Every
+ * status change, the runtime's included, goes through here, so the ordering
+ * rule holds everywhere. */
+int tm__task_enter(tm__txn *txn, tm__task *t, tm_status st)
 {
-	if (st == t->status)
-		return TM_OK;
+	int err = tm__status_check(t->status, st);
+
+	if (err || st == t->status)
+		return err;
 	if (tm__status_final(st)) {
-		int err = tm__task_finish(t, st, tm__now_us());
+		err = tm__task_finish(t, st, tm__now_us());
 		return err ? err : tm__store_secret_del(txn, t->id);
 	}
 	if (st == TM_RUNNING && t->status == TM_REQUEST_SENT) {
@@ -474,11 +486,8 @@ static int change_txn(tm__txn *txn, void *p)
 		return err;
 	old = t; /* tm__store_put reads only the fixed fields of old */
 	if (c->patch && c->patch->status >= 0) {
-		err = tm__status_check(t.status, (tm_status)c->patch->status);
-		if (!err) {
-			changed = t.status != (tm_status)c->patch->status;
-			err = transition(txn, &t, (tm_status)c->patch->status);
-		}
+		changed = t.status != (tm_status)c->patch->status;
+		err = tm__task_enter(txn, &t, (tm_status)c->patch->status);
 	}
 	if (!err && c->patch && c->patch->details) {
 		t.details = tm__json_merge(t.details, c->patch->details);
@@ -488,9 +497,9 @@ static int change_txn(tm__txn *txn, void *p)
 	}
 	if (!err && c->cancel) {
 		if (t.status == TM_REQUEST_SENT || (t.status == TM_RUNNING && t.queued))
-			err = transition(txn, &t, TM_CANCELLED);
+			err = tm__task_enter(txn, &t, TM_CANCELLED);
 		else if (t.status == TM_RUNNING)
-			err = transition(txn, &t, TM_CANCELLED_REQUESTED);
+			err = tm__task_enter(txn, &t, TM_CANCELLED_REQUESTED);
 		changed = t.status != old.status;
 	}
 	if (!err && changed)

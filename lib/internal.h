@@ -75,8 +75,11 @@ typedef struct tm__task {
 void tm__task_free(tm__task *t);
 /* Encode to one malloc'd buffer. */
 int tm__task_encode(const tm__task *t, void **buf, size_t *len);
-/* Decode a stored record (bytes are copied; nothing points into them). */
+/* Decode a stored record (bytes are copied; nothing points into them).
+ * tm__task_decode_head decodes the fixed fields only (warnings and details
+ * stay NULL): the runtime's scans never parse JSON. */
 int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t);
+int tm__task_decode_head(const char *id, const void *buf, size_t len, tm__task *t);
 /* The task JSON of SPEC section 2; with_details selects the private view. */
 cJSON *tm__task_view(const tm__task *t, bool with_details);
 /* details.attempts, or 0. */
@@ -113,6 +116,7 @@ int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx);
 
 /* Within a transaction. */
 int tm__store_get(tm__txn *txn, const char *id, tm__task *out);
+int tm__store_get_head(tm__txn *txn, const char *id, tm__task *out);
 /* Store t; old is the same task as previously stored, or NULL for a new
  * task.  Maintains every index and counter from the difference. */
 int tm__store_put(tm__txn *txn, const tm__task *old, const tm__task *t);
@@ -150,6 +154,8 @@ typedef struct tm__name_stats {
 int tm__store_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
 int tm__store_add_changes(tm__txn *txn, const char *name, uint64_t n);
 int tm__store_reset_changes(tm__txn *txn, const char *name);
+/* Record the name's figures if absent; since_us = now (interval triggers). */
+int tm__store_name_touch(tm__txn *txn, const char *name);
 /* Every name that has figures, in key order. */
 typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
@@ -203,6 +209,11 @@ int tm__create(tm_manager *tm, const tm__jobreg *job, const cJSON *context,
                const char *secret, const char *reason, tm__txn_fn precheck,
                void *pctx, char id[TM_TASK_ID_LEN + 1]);
 
+/* Move t to status st (TM_ELOWER_STATUS if the rule forbids it), with what
+ * entering it implies: end_time and the secret erased for a final status,
+ * leaving the queue when an external worker starts it (api.c). */
+int tm__task_enter(tm__txn *txn, tm__task *t, tm_status st);
+
 /* Start workers and the supervisor; stop them (graceful, SPEC section 6). */
 int tm__runtime_start(tm_manager *tm);
 void tm__runtime_stop(tm_manager *tm);
@@ -231,3 +242,58 @@ int tm__trigger_req_parse(const char *body, tm__trigger_req *req);
 void tm__trigger_req_free(tm__trigger_req *req);
 int tm__patch_req_parse(const char *body, tm__patch_req *req);
 void tm__patch_req_free(tm__patch_req *req);
+
+/* ---- job.c and runtime.c: a running task ---------------------------------- */
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+/* Why a handler should stop (bits of tm_job.stop). */
+enum {
+	TM__STOP_CANCEL = 1,   /* cancel requested */
+	TM__STOP_TIMEOUT = 2,  /* past timeout_at: already FAILED */
+	TM__STOP_LOST = 4,     /* the task is no longer ours */
+	TM__STOP_CLOSE = 8     /* tm_close() */
+};
+
+struct tm_job {
+	tm_manager *tm;           /* untouched once `abandoned` */
+	const tm__jobreg *reg;
+	char id[TM_TASK_ID_LEN + 1];
+	char name[TM_NAME_MAX + 1];
+	char *payload;            /* context_task as JSON text */
+	char *secret;             /* or NULL */
+	unsigned attempt;
+	uint64_t owner;           /* claim token: fences every write of this run */
+	pthread_t thread;
+	atomic_int stop;          /* TM__STOP_* bits */
+	atomic_int refs;          /* the worker's, plus the supervisor's while it
+	                           * syncs, plus tm_close()'s while it requeues */
+	struct tm_job *next;      /* in the runtime's running list */
+
+	pthread_mutex_t mu;       /* guards what follows */
+	cJSON *progress;          /* details.progress as the handler sees it */
+	cJSON *warnings;          /* array, not yet written */
+	char *error;              /* tm_job_fail() */
+	uint64_t gen;             /* bumped by every progress, message, warning */
+	uint64_t written_gen;     /* the gen last written to the store */
+	bool returned;            /* the handler returned */
+	bool abandoned;           /* tm_close() gave up waiting: the worker frees
+	                           * the job and touches nothing else */
+};
+
+/* job.c */
+int tm__job_new(tm_manager *tm, const tm__jobreg *reg, const tm__task *t,
+                const char *secret, tm_job **out);
+void tm__job_free(tm_job *job);
+/* Copy the job's unwritten progress, warnings and error into t (the task as
+ * stored), fenced: returns false and leaves t alone if t is no longer this
+ * run's.  After the transaction commits, tm__job_written(mark) forgets what
+ * was written.  All three are called with job->mu held. */
+typedef struct tm__job_mark {
+	uint64_t gen;
+	int n_warnings;
+} tm__job_mark;
+bool tm__job_apply(tm_job *job, tm__task *t, tm__job_mark *mark);
+void tm__job_written(tm_job *job, const tm__job_mark *mark);
+bool tm__job_dirty(tm_job *job);

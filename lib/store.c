@@ -413,7 +413,7 @@ void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *map)
 
 /* ---- tasks ------------------------------------------------------------- */
 
-int tm__store_get(tm__txn *t, const char *id, tm__task *out)
+static int get(tm__txn *t, const char *id, tm__task *out, bool head_only)
 {
 	MDB_val k = val(id, TM_TASK_ID_LEN), v;
 	int rc = mdb_get(t->txn, t->s->tasks, &k, &v);
@@ -422,7 +422,18 @@ int tm__store_get(tm__txn *t, const char *id, tm__task *out)
 		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found", id);
 	if (rc)
 		return fail(t, rc, "reading a task");
-	return tm__task_decode(id, v.mv_data, v.mv_size, out);
+	return head_only ? tm__task_decode_head(id, v.mv_data, v.mv_size, out)
+	                 : tm__task_decode(id, v.mv_data, v.mv_size, out);
+}
+
+int tm__store_get(tm__txn *t, const char *id, tm__task *out)
+{
+	return get(t, id, out, false);
+}
+
+int tm__store_get_head(tm__txn *t, const char *id, tm__task *out)
+{
+	return get(t, id, out, true);
 }
 
 static int name_get(tm__txn *t, const char *name, struct name_rec *r)
@@ -735,6 +746,18 @@ int tm__store_add_changes(tm__txn *t, const char *name, uint64_t n)
 		return err;
 	r.changes = r.changes + n < r.changes ? UINT64_MAX : r.changes + n;
 	return name_put(t, name, &r);
+}
+
+int tm__store_name_touch(tm__txn *t, const char *name)
+{
+	MDB_val k = val(name, strlen(name)), v;
+	struct name_rec r;
+	int rc = mdb_get(t->txn, t->s->names, &k, &v), err;
+
+	if (rc != MDB_NOTFOUND)
+		return rc ? fail(t, rc, "reading name figures") : TM_OK;
+	err = name_get(t, name, &r);
+	return err ? err : name_put(t, name, &r);
 }
 
 int tm__store_reset_changes(tm__txn *t, const char *name)

@@ -81,7 +81,8 @@ oom:
 	return tm_errorf(TM_ENOMEM, "out of memory encoding task %s", t->id);
 }
 
-int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t)
+static int decode(const char *id, const void *buf, size_t len, tm__task *t,
+                  bool head_only)
 {
 	struct head h;
 	const char *p = buf;
@@ -104,6 +105,8 @@ int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t)
 	t->ready_us = h.ready_us;
 	t->lease_us = h.lease_us;
 	t->owner = h.owner;
+	if (head_only)
+		return TM_OK;
 	doc = cJSON_ParseWithLength(p + sizeof(h) + h.name_len,
 	                            len - sizeof(h) - h.name_len);
 	if (doc == NULL)
@@ -118,6 +121,16 @@ int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t)
 	return TM_OK;
 corrupt:
 	return tm_errorf(TM_ESTORAGE, "task %.20s: stored record is corrupt", id);
+}
+
+int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t)
+{
+	return decode(id, buf, len, t, false);
+}
+
+int tm__task_decode_head(const char *id, const void *buf, size_t len, tm__task *t)
+{
+	return decode(id, buf, len, t, true);
 }
 
 static const char *progress_message(const tm__task *t)

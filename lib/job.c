@@ -1,0 +1,219 @@
+/* What a handler sees: the tm_job_* calls.  Progress and warnings are kept
+ * in the job and written by the runtime's supervisor at most once per
+ * coalescing window, and once more with the final status, so a handler may
+ * report in a tight loop without a disk sync per call. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+int tm__job_new(tm_manager *tm, const tm__jobreg *reg, const tm__task *t,
+                const char *secret, tm_job **out)
+{
+	tm_job *job = calloc(1, sizeof(*job));
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
+	const cJSON *pl = cJSON_GetObjectItemCaseSensitive(t->details, "payload");
+
+	*out = NULL;
+	if (job == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	job->tm = tm;
+	atomic_init(&job->refs, 1);
+	job->reg = reg;
+	memcpy(job->id, t->id, sizeof(job->id));
+	memcpy(job->name, t->name, sizeof(job->name));
+	job->attempt = tm__task_attempts(t);
+	job->owner = t->owner;
+	pthread_mutex_init(&job->mu, NULL);
+	job->payload = pl ? tm__json_print(pl) : strdup("{}");
+	job->secret = secret ? strdup(secret) : NULL;
+	job->progress = cJSON_IsObject(pr) ? cJSON_Duplicate(pr, 1) : cJSON_CreateObject();
+	job->warnings = cJSON_CreateArray();
+	if (job->payload == NULL || (secret && job->secret == NULL) ||
+	    job->progress == NULL || job->warnings == NULL) {
+		tm__job_free(job);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	*out = job;
+	return TM_OK;
+}
+
+void tm__job_free(tm_job *job)
+{
+	if (job == NULL)
+		return;
+	cJSON_free(job->payload);
+	if (job->secret) {
+		/* The refresh token should not linger in freed memory. */
+		memset(job->secret, 0, strlen(job->secret));
+		free(job->secret);
+	}
+	cJSON_Delete(job->progress);
+	cJSON_Delete(job->warnings);
+	free(job->error);
+	pthread_mutex_destroy(&job->mu);
+	free(job);
+}
+
+bool tm__job_apply(tm_job *job, tm__task *t, tm__job_mark *mark)
+{
+	int n = cJSON_GetArraySize(job->warnings);
+
+	mark->gen = job->gen;
+	mark->n_warnings = 0;
+	if (t->owner != job->owner || tm__status_final(t->status))
+		return false;
+	if (job->gen == job->written_gen && job->error == NULL)
+		return true;
+	/* Copies, not moves: the transaction may abort or run again. */
+	if (tm__task_set_detail(t, "progress", cJSON_Duplicate(job->progress, 1)))
+		return true;
+	for (int i = 0; i < n; i++)
+		cJSON_AddItemToArray(t->warnings,
+		                     cJSON_Duplicate(cJSON_GetArrayItem(job->warnings, i), 1));
+	if (job->error)
+		tm__task_set_detail(t, "error", cJSON_CreateString(job->error));
+	mark->n_warnings = n;
+	return true;
+}
+
+void tm__job_written(tm_job *job, const tm__job_mark *mark)
+{
+	job->written_gen = mark->gen;
+	for (int i = 0; i < mark->n_warnings; i++)
+		cJSON_Delete(cJSON_DetachItemFromArray(job->warnings, 0));
+}
+
+bool tm__job_dirty(tm_job *job)
+{
+	return job->gen != job->written_gen;
+}
+
+const char *tm_job_task_id(const tm_job *job)
+{
+	return job ? job->id : NULL;
+}
+
+const char *tm_job_name(const tm_job *job)
+{
+	return job ? job->name : NULL;
+}
+
+const char *tm_job_payload(const tm_job *job)
+{
+	return job ? job->payload : NULL;
+}
+
+const char *tm_job_secret(const tm_job *job)
+{
+	return job ? job->secret : NULL;
+}
+
+unsigned tm_job_attempt(const tm_job *job)
+{
+	return job ? job->attempt : 0;
+}
+
+int tm_job_cancelled(const tm_job *job)
+{
+	return job == NULL || atomic_load(&((tm_job *)job)->stop) != 0;
+}
+
+int tm_job_progress(tm_job *job, const char *progress_json)
+{
+	cJSON *patch, *merged;
+	int err;
+
+	if (job == NULL || progress_json == NULL)
+		return tm_errorf(TM_EINVAL, "tm_job_progress needs a job and a JSON object");
+	patch = tm__json_parse(progress_json, "progress", &err);
+	if (patch == NULL)
+		return err;
+	if (!cJSON_IsObject(patch)) {
+		cJSON_Delete(patch);
+		return tm_errorf(TM_EWRONG_DATA, "progress must be a JSON object");
+	}
+	pthread_mutex_lock(&job->mu);
+	merged = tm__json_merge(job->progress, patch);
+	job->progress = merged ? merged : cJSON_CreateObject();
+	job->gen++;
+	pthread_mutex_unlock(&job->mu);
+	cJSON_Delete(patch);
+	return merged ? TM_OK : tm_errorf(TM_ENOMEM, "out of memory");
+}
+
+/* printf into a malloc'd string. */
+static char *vformat(const char *fmt, va_list ap)
+{
+	char *s = NULL;
+
+	if (fmt == NULL || vasprintf(&s, fmt, ap) < 0)
+		return NULL;
+	return s;
+}
+
+int tm_job_message(tm_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	cJSON *m;
+
+	if (job == NULL || fmt == NULL)
+		return tm_errorf(TM_EINVAL, "tm_job_message needs a job and a format");
+	va_start(ap, fmt);
+	msg = vformat(fmt, ap);
+	va_end(ap);
+	m = msg ? cJSON_CreateString(msg) : NULL;
+	free(msg);
+	if (m == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	pthread_mutex_lock(&job->mu);
+	if (cJSON_GetObjectItemCaseSensitive(job->progress, "message"))
+		cJSON_ReplaceItemInObjectCaseSensitive(job->progress, "message", m);
+	else
+		cJSON_AddItemToObject(job->progress, "message", m);
+	job->gen++;
+	pthread_mutex_unlock(&job->mu);
+	return TM_OK;
+}
+
+int tm_job_warn(tm_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+	cJSON *w;
+
+	if (job == NULL || fmt == NULL)
+		return tm_errorf(TM_EINVAL, "tm_job_warn needs a job and a format");
+	va_start(ap, fmt);
+	msg = vformat(fmt, ap);
+	va_end(ap);
+	w = msg ? cJSON_CreateString(msg) : NULL;
+	free(msg);
+	if (w == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	pthread_mutex_lock(&job->mu);
+	cJSON_AddItemToArray(job->warnings, w);
+	job->gen++;
+	pthread_mutex_unlock(&job->mu);
+	return TM_OK;
+}
+
+tm_status tm_job_fail(tm_job *job, const char *fmt, ...)
+{
+	va_list ap;
+	char *msg;
+
+	if (job == NULL)
+		return TM_FAILED;
+	va_start(ap, fmt);
+	msg = vformat(fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&job->mu);
+	free(job->error);
+	job->error = msg ? msg : strdup("failed");
+	pthread_mutex_unlock(&job->mu);
+	return TM_FAILED;
+}

@@ -1,0 +1,472 @@
+/* What the supervisor thread checks on each tick: it renews the leases of
+ * the tasks running here and flushes their progress; it notices cancels and
+ * takeovers made by other processes; it fails tasks past their timeout and
+ * recovers tasks whose owner died; it fires automatic triggers and prunes
+ * old final tasks; and it wakes the workers when another process queued
+ * work.  Each check reads first and writes only when there is work. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+#define SCAN_MAX 256  /* tasks acted on per transaction */
+#define PRUNE_MAX 64  /* tasks deleted per retention transaction */
+
+/* ---- the tasks running here: leases, progress, outside changes ----------- */
+
+struct running_ctx {
+	tm_manager *tm;
+	tm_job **jobs;
+	size_t n;
+	bool renew;
+	int64_t now;
+	tm__job_mark *marks;
+};
+
+/* Read pass: stop the handlers whose task changed under them. */
+static int watch_txn(tm__txn *txn, void *p)
+{
+	struct running_ctx *c = p;
+
+	for (size_t i = 0; i < c->n; i++) {
+		tm_job *job = c->jobs[i];
+		tm__task t;
+
+		if (tm__store_get_head(txn, job->id, &t) != TM_OK ||
+		    t.owner != job->owner || tm__status_final(t.status))
+			atomic_fetch_or(&job->stop, TM__STOP_LOST);
+		else if (t.status == TM_CANCELLED_REQUESTED)
+			atomic_fetch_or(&job->stop, TM__STOP_CANCEL);
+	}
+	return TM_OK;
+}
+
+static int sync_txn(tm__txn *txn, void *p)
+{
+	struct running_ctx *c = p;
+
+	for (size_t i = 0; i < c->n; i++) {
+		tm_job *job = c->jobs[i];
+		tm__task t, old;
+		bool ours;
+		int err = tm__store_get(txn, job->id, &t);
+
+		c->marks[i].gen = 0;
+		c->marks[i].n_warnings = 0;
+		if (err == TM_ETASK_NOT_FOUND)
+			continue;
+		if (err)
+			return err;
+		old = t;
+		pthread_mutex_lock(&job->mu);
+		ours = !job->returned && tm__job_apply(job, &t, &c->marks[i]);
+		pthread_mutex_unlock(&job->mu);
+		if (ours) {
+			if (c->renew)
+				t.lease_us = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
+			err = tm__store_put(txn, &old, &t);
+		}
+		tm__task_free(&t);
+		if (err)
+			return err;
+	}
+	return TM_OK;
+}
+
+static void sync_running(tm_manager *tm, int64_t now)
+{
+	struct tm__runtime *rt = tm->rt;
+	struct running_ctx c = { .tm = tm, .now = now };
+	bool dirty = false;
+
+	c.jobs = tm__runtime_snapshot(tm, &c.n);
+	if (c.n == 0)
+		return;
+	tm__store_read(tm->store, watch_txn, &c);
+	for (size_t i = 0; i < c.n; i++) {
+		pthread_mutex_lock(&c.jobs[i]->mu);
+		dirty |= tm__job_dirty(c.jobs[i]);
+		pthread_mutex_unlock(&c.jobs[i]->mu);
+	}
+	c.renew = now >= rt->renew_at_us;
+	if (dirty && now - rt->flushed_at_us < (int64_t)tm->opts.progress_ms * 1000)
+		dirty = false; /* coalesce: the window since the last flush is open */
+	c.marks = calloc(c.n, sizeof(*c.marks));
+	if (c.marks && (c.renew || dirty) &&
+	    tm__store_write(tm->store, sync_txn, &c) == TM_OK) {
+		for (size_t i = 0; i < c.n; i++) {
+			pthread_mutex_lock(&c.jobs[i]->mu);
+			tm__job_written(c.jobs[i], &c.marks[i]);
+			pthread_mutex_unlock(&c.jobs[i]->mu);
+		}
+		if (c.renew)
+			rt->renew_at_us = now + (int64_t)tm->opts.lease_ms * 1000 / 3;
+		rt->flushed_at_us = now;
+	}
+	free(c.marks);
+	tm__runtime_unref_all(c.jobs, c.n);
+}
+
+/* ---- timeouts and lost workers -------------------------------------------- */
+
+enum fate { KEEP, TIME_OUT, LOST };
+
+struct scan_ctx {
+	tm_manager *tm;
+	int64_t now;
+	uint64_t *mine;      /* owner tokens of the jobs running here */
+	size_t n_mine;
+	char (*ids)[TM_TASK_ID_LEN + 1];
+	size_t n;
+	size_t timed_out;    /* acted on, for the caller */
+};
+
+static enum fate fate_of(const struct scan_ctx *c, const tm__task *t)
+{
+	if (tm__status_final(t->status))
+		return KEEP;
+	if (c->now >= t->timeout_us)
+		return TIME_OUT;
+	if (t->owner == 0 || t->queued || t->lease_us >= c->now)
+		return KEEP;
+	for (size_t i = 0; i < c->n_mine; i++)
+		if (c->mine[i] == t->owner)
+			return KEEP; /* ours and alive: the renewal is late, not lost */
+	return LOST;
+}
+
+static int scan_one(tm__txn *txn, const char *id, void *p)
+{
+	struct scan_ctx *c = p;
+	tm__task t;
+
+	if (tm__store_get_head(txn, id, &t) != TM_OK || fate_of(c, &t) == KEEP)
+		return 0;
+	memcpy(c->ids[c->n++], id, TM_TASK_ID_LEN + 1);
+	return c->n == SCAN_MAX;
+}
+
+static int scan_txn(tm__txn *txn, void *p)
+{
+	struct scan_ctx *c = p;
+
+	c->n = 0;
+	return tm__store_active(txn, NULL, scan_one, c);
+}
+
+int tm__time_out(tm__txn *txn, tm__task *t)
+{
+	char msg[96];
+	double s = (double)(t->timeout_us - t->start_us) / 1e6;
+
+	snprintf(msg, sizeof(msg), "timed out after %g s", s);
+	if (tm__task_add_warning(t, "timed out") ||
+	    tm__task_set_detail(t, "error", cJSON_CreateString(msg)))
+		return TM_ENOMEM;
+	return tm__task_enter(txn, t, TM_FAILED);
+}
+
+static int lost(tm__txn *txn, tm_manager *tm, tm__task *t)
+{
+	const tm__jobreg *reg = tm__registry_find(tm->reg, t->name);
+	char msg[160];
+
+	if (t->status == TM_CANCELLED_REQUESTED) {
+		/* Cancel was asked: the ordering rule forbids running it again. */
+		return tm__task_add_warning(t, "worker lost") ? TM_ENOMEM
+		       : tm__task_enter(txn, t, TM_CANCELLED);
+	}
+	if (reg == NULL)
+		return 1; /* its policy is unknown here: leave it to a process that knows */
+	if (tm__task_attempts(t) < reg->def.max_attempts) {
+		snprintf(msg, sizeof(msg), "worker lost during attempt %u of %u; retrying",
+		         tm__task_attempts(t), reg->def.max_attempts);
+		t->queued = true;
+		t->ready_us = tm__now_us();
+		t->owner = 0;
+		t->lease_us = 0;
+		return tm__task_set_message(t, msg);
+	}
+	if (tm__task_add_warning(t, "worker lost") ||
+	    tm__task_set_detail(t, "error", cJSON_CreateString("worker lost")))
+		return TM_ENOMEM;
+	return tm__task_enter(txn, t, TM_FAILED);
+}
+
+static int resolve_txn(tm__txn *txn, void *p)
+{
+	struct scan_ctx *c = p;
+
+	c->timed_out = 0;
+	for (size_t i = 0; i < c->n; i++) {
+		tm__task t, old;
+		enum fate f;
+		int err = tm__store_get(txn, c->ids[i], &t);
+
+		if (err == TM_ETASK_NOT_FOUND)
+			continue;
+		if (err)
+			return err;
+		old = t;
+		f = fate_of(c, &t); /* again: it may have changed since the scan */
+		err = f == TIME_OUT ? tm__time_out(txn, &t) : f == LOST ? lost(txn, c->tm, &t) : 1;
+		if (err == 0)
+			err = tm__store_put(txn, &old, &t);
+		if (err == 0 && f == TIME_OUT)
+			memcpy(c->ids[c->timed_out++], t.id, TM_TASK_ID_LEN + 1);
+		tm__task_free(&t);
+		if (err < 0)
+			return err;
+	}
+	return TM_OK;
+}
+
+static void resolve_orphans(tm_manager *tm, int64_t now)
+{
+	struct scan_ctx c = { .tm = tm, .now = now };
+	tm_job **jobs;
+	size_t n;
+
+	c.ids = malloc(SCAN_MAX * sizeof(*c.ids));
+	jobs = tm__runtime_snapshot(tm, &n);
+	c.mine = malloc((n ? n : 1) * sizeof(*c.mine));
+	if (c.ids == NULL || c.mine == NULL)
+		goto out;
+	for (size_t i = 0; i < n; i++)
+		c.mine[i] = jobs[i]->owner;
+	c.n_mine = n;
+	if (tm__store_read(tm->store, scan_txn, &c) == TM_OK && c.n > 0 &&
+	    tm__store_write(tm->store, resolve_txn, &c) == TM_OK) {
+		for (size_t i = 0; i < c.timed_out; i++)
+			tm__runtime_stop_job(tm, c.ids[i], TM__STOP_TIMEOUT);
+		tm__runtime_wake(tm); /* recovered tasks wait in the queue */
+	}
+out:
+	tm__runtime_unref_all(jobs, n);
+	free(c.mine);
+	free(c.ids);
+}
+
+/* ---- automatic triggers ----------------------------------------------------- */
+
+struct auto_ctx {
+	const tm__jobreg *reg;
+	int64_t now;
+	char reason[128];
+};
+
+static int newest_start(tm__txn *txn, const char *id, void *p)
+{
+	tm__task t;
+
+	if (tm__store_get_head(txn, id, &t) == TM_OK)
+		*(int64_t *)p = t.start_us;
+	return 1;
+}
+
+static int any_active(tm__txn *txn, const char *id, void *p)
+{
+	(void)txn;
+	(void)id;
+	*(bool *)p = true;
+	return 1;
+}
+
+/* Decide whether the name's automatic trigger fires now; runs in the read
+ * pass and again inside the write transaction that creates the task, so
+ * two processes (or a restart) never fire the same rule twice.  Returns 0
+ * to fire, 1 not to, <0 on error. */
+static int auto_decide(tm__txn *txn, void *p)
+{
+	struct auto_ctx *c = p;
+	const tm_job_def *d = &c->reg->def;
+	tm__name_stats st;
+	int64_t last = INT64_MIN, since;
+	bool busy = false;
+	int err = tm__store_name_stats(txn, c->reg->name, &st);
+
+	if (!err)
+		err = tm__store_recent(txn, c->reg->name, 0, newest_start, &last);
+	if (!err && (d->flags & TM_JOB_EXCLUSIVE))
+		err = tm__store_active(txn, c->reg->name, any_active, &busy);
+	if (err)
+		return err;
+	if (busy)
+		return 1; /* the count is kept: it fires once the active task ends */
+	if (last != INT64_MIN && c->now - last < (int64_t)(d->min_interval_s * 1e6))
+		return 1;
+	if (d->change_threshold > 0 && st.changes >= d->change_threshold) {
+		snprintf(c->reason, sizeof(c->reason),
+		         "automatic: %llu changes since last run",
+		         (unsigned long long)st.changes);
+		return 0;
+	}
+	since = last != INT64_MIN ? last : st.since_us;
+	if (d->interval_s > 0 && c->now - since >= (int64_t)(d->interval_s * 1e6)) {
+		snprintf(c->reason, sizeof(c->reason),
+		         "automatic: last run older than %g s", d->interval_s);
+		return 0;
+	}
+	return 1;
+}
+
+static void auto_trigger(tm_manager *tm, const tm__jobreg *reg, int64_t now)
+{
+	struct auto_ctx c = { reg, now, "" };
+	char id[TM_TASK_ID_LEN + 1];
+	cJSON *empty;
+
+	if (tm__store_read(tm->store, auto_decide, &c) != 0)
+		return;
+	empty = cJSON_CreateObject();
+	if (empty)
+		tm__create(tm, reg, empty, NULL, c.reason, auto_decide, &c, id);
+	cJSON_Delete(empty);
+}
+
+/* ---- retention ------------------------------------------------------------ */
+
+struct prune_ctx {
+	const char *name;
+	int64_t over;        /* final tasks beyond keep_count */
+	int64_t cutoff_us;   /* final tasks that started before are too old */
+	char ids[PRUNE_MAX][TM_TASK_ID_LEN + 1];
+	size_t n;
+};
+
+static int prune_one(tm__txn *txn, const char *id, void *p)
+{
+	struct prune_ctx *c = p;
+	tm__task t;
+
+	if (tm__store_get_head(txn, id, &t) != TM_OK || !tm__status_final(t.status))
+		return 0; /* active tasks are never pruned */
+	if (c->over <= 0 && t.start_us >= c->cutoff_us)
+		return 1; /* oldest first: everything after is kept too */
+	memcpy(c->ids[c->n++], id, TM_TASK_ID_LEN + 1);
+	c->over--;
+	return c->n == PRUNE_MAX;
+}
+
+static int prune_scan(tm__txn *txn, struct prune_ctx *c, uint64_t keep)
+{
+	tm__name_stats st;
+	int err = tm__store_name_stats(txn, c->name, &st);
+	uint64_t finals;
+
+	if (err)
+		return err;
+	finals = st.by_status[TM_FAILED] + st.by_status[TM_CANCELLED] +
+	         st.by_status[TM_COMPLETED];
+	c->over = finals > keep ? (int64_t)(finals - keep) : 0;
+	c->n = 0;
+	return tm__store_oldest(txn, c->name, prune_one, c);
+}
+
+struct prune_run {
+	struct prune_ctx c;
+	uint64_t keep;
+};
+
+static int prune_read(tm__txn *txn, void *p)
+{
+	struct prune_run *r = p;
+
+	return prune_scan(txn, &r->c, r->keep);
+}
+
+static int prune_write(tm__txn *txn, void *p)
+{
+	struct prune_run *r = p;
+	int err = prune_scan(txn, &r->c, r->keep);
+
+	for (size_t i = 0; !err && i < r->c.n; i++) {
+		tm__task t;
+
+		err = tm__store_get_head(txn, r->c.ids[i], &t);
+		if (!err)
+			err = tm__store_delete(txn, &t);
+	}
+	return err;
+}
+
+static void prune(tm_manager *tm, const char *name, int64_t now)
+{
+	struct prune_run *r = calloc(1, sizeof(*r));
+
+	if (r == NULL)
+		return;
+	r->c.name = name;
+	r->c.cutoff_us = now - (int64_t)(tm->opts.keep_age_s * 1e6);
+	r->keep = tm->opts.keep_count;
+	if (tm__store_read(tm->store, prune_read, r) == TM_OK && r->c.n > 0)
+		tm__store_write(tm->store, prune_write, r);
+	free(r);
+}
+
+/* ---- wake-ups for other processes' work ------------------------------------ */
+
+struct due_ctx {
+	tm_manager *tm;
+	int64_t now;
+	bool due;
+};
+
+static int due_one(tm__txn *txn, int64_t ready_us, const char *id,
+                   const char *name, void *p)
+{
+	struct due_ctx *c = p;
+	const tm__jobreg *reg;
+
+	(void)txn;
+	(void)id;
+	if (ready_us > c->now)
+		return 1;
+	reg = tm__registry_find(c->tm->reg, name);
+	c->due = reg && reg->def.run;
+	return c->due;
+}
+
+static int due_txn(tm__txn *txn, void *p)
+{
+	return tm__store_queue(txn, due_one, p);
+}
+
+/* ---- the tick ----------------------------------------------------------------- */
+
+void tm__supervise(tm_manager *tm)
+{
+	int64_t now = tm__now_us();
+	const tm__jobreg **regs;
+	struct due_ctx due = { tm, now, false };
+	size_t n;
+
+	sync_running(tm, now);
+	resolve_orphans(tm, now);
+	if (tm__registry_list(tm->reg, &regs, &n) == TM_OK) {
+		for (size_t i = 0; i < n; i++) {
+			if (regs[i]->def.interval_s > 0 || regs[i]->def.change_threshold > 0)
+				auto_trigger(tm, regs[i], now);
+			prune(tm, regs[i]->name, now);
+		}
+		free(regs);
+	}
+	if (tm->opts.workers > 0 && tm__store_read(tm->store, due_txn, &due) == TM_OK &&
+	    due.due)
+		tm__runtime_wake(tm);
+}
+
+unsigned tm__supervise_delay(tm_manager *tm)
+{
+	struct tm__runtime *rt = tm->rt;
+	unsigned ms = tm->opts.poll_ms;
+	bool busy;
+
+	pthread_mutex_lock(&rt->mu);
+	busy = rt->running != NULL;
+	pthread_mutex_unlock(&rt->mu);
+	if (busy && tm->opts.progress_ms < ms)
+		ms = tm->opts.progress_ms;
+	return ms;
+}
