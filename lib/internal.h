@@ -203,6 +203,13 @@ struct tm_manager {
 	struct tm__runtime *rt;   /* NULL until started */
 };
 
+/* Common entry of every call on a manager: clears *out, checks the handle
+ * and the process, clears the thread's message. */
+int tm__enter(tm_manager *tm, char **out);
+/* Hand a document to the caller as text (or drop it when out is NULL) and
+ * free the tree; TM_ENOMEM when j is NULL. */
+int tm__emit(cJSON *j, char **out);
+
 /* Create a task of job (api.c).  precheck, if set, runs first in the same
  * write transaction and returns 1 to create nothing (automatic triggers). */
 int tm__create(tm_manager *tm, const tm__jobreg *job, const cJSON *context,

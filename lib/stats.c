@@ -1,0 +1,143 @@
+/* The store's figures: tm_notify (the durable change counter), tm_stats and
+ * tm_check. */
+#include "internal.h"
+
+struct notify_ctx {
+	const char *name;
+	uint64_t n;
+};
+
+static int notify_txn(tm__txn *txn, void *p)
+{
+	struct notify_ctx *c = p;
+
+	return tm__store_add_changes(txn, c->name, c->n);
+}
+
+int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes)
+{
+	struct notify_ctx c = { name, n_changes };
+	int err = tm__enter(tm, NULL);
+
+	if (err)
+		return err;
+	if (tm__registry_lookup(tm->reg, name, 0, &err) == NULL)
+		return err;
+	if (n_changes == 0)
+		return TM_OK;
+	err = tm__store_write(tm->store, notify_txn, &c);
+	if (!err)
+		tm__runtime_wake(tm);
+	return err;
+}
+
+static int stats_name(tm__txn *txn, const char *name, void *p)
+{
+	cJSON *names = p, *o = cJSON_AddObjectToObject(names, name);
+	tm__name_stats st;
+	uint64_t total = 0;
+	int err = tm__store_name_stats(txn, name, &st);
+
+	if (err)
+		return err;
+	if (o == NULL)
+		return TM_ENOMEM;
+	for (int s = 0; s < 6; s++) {
+		total += st.by_status[s];
+		if (!cJSON_AddNumberToObject(o, tm_status_name((tm_status)s),
+		                             (double)st.by_status[s]))
+			return TM_ENOMEM;
+	}
+	if (!cJSON_AddNumberToObject(o, "total", (double)total) ||
+	    !cJSON_AddNumberToObject(o, "changes", (double)st.changes))
+		return TM_ENOMEM;
+	return 0;
+}
+
+static int stats_txn(tm__txn *txn, void *p)
+{
+	cJSON *out = p, *names = cJSON_AddObjectToObject(out, "names");
+	uint64_t depth, used, map;
+	int64_t head, now = tm__now_us();
+	int err;
+
+	if (names == NULL)
+		return TM_ENOMEM;
+	err = tm__store_names(txn, stats_name, names);
+	if (err)
+		return err == TM_ENOMEM ? tm_errorf(err, "out of memory") : err;
+	err = tm__store_queue_head(txn, &depth, &head);
+	if (err)
+		return err;
+	tm__store_size(txn, &used, &map);
+	if (!cJSON_AddNumberToObject(out, "queue_depth", (double)depth) ||
+	    !cJSON_AddNumberToObject(out, "oldest_waiting_age_s",
+	                             depth && head < now ? (double)(now - head) / 1e6 : 0) ||
+	    !cJSON_AddNumberToObject(out, "store_bytes", (double)used) ||
+	    !cJSON_AddNumberToObject(out, "map_bytes", (double)map))
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	return TM_OK;
+}
+
+int tm_stats(tm_manager *tm, char **out_json)
+{
+	cJSON *out;
+	int err = tm__enter(tm, out_json);
+
+	if (err)
+		return err;
+	out = cJSON_CreateObject();
+	if (out == NULL)
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	err = tm__store_read(tm->store, stats_txn, out);
+	if (err) {
+		cJSON_Delete(out);
+		return err;
+	}
+	if (!cJSON_AddNumberToObject(out, "commits",
+	                             (double)tm__store_commits(tm->store))) {
+		cJSON_Delete(out);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	return tm__emit(out, out_json);
+}
+
+struct check_ctx {
+	cJSON *problems;
+	uint64_t n;
+};
+
+static int check_txn(tm__txn *txn, void *p)
+{
+	struct check_ctx *c = p;
+
+	return tm__store_check(txn, c->problems, &c->n);
+}
+
+int tm_check(tm_manager *tm, char **out_json)
+{
+	struct check_ctx c;
+	cJSON *out;
+	int err = tm__enter(tm, out_json);
+
+	if (err)
+		return err;
+	out = cJSON_CreateObject();
+	c.problems = cJSON_CreateArray();
+	c.n = 0;
+	if (out == NULL || c.problems == NULL) {
+		cJSON_Delete(out);
+		cJSON_Delete(c.problems);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	err = tm__store_read(tm->store, check_txn, &c);
+	if (err) {
+		cJSON_Delete(out);
+		cJSON_Delete(c.problems);
+		return err;
+	}
+	cJSON_AddBoolToObject(out, "ok", cJSON_GetArraySize(c.problems) == 0);
+	cJSON_AddNumberToObject(out, "tasks", (double)c.n);
+	cJSON_AddItemToObject(out, "problems", c.problems);
+	return tm__emit(out, out_json);
+}

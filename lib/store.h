@@ -1,0 +1,155 @@
+/* The store's insides, shared by its two files: store.c (the environment,
+ * transactions, records and their indexes) and store_scan.c (iterations and
+ * the consistency check).  Only these two files include lmdb.h. */
+#ifndef TM_STORE_H
+#define TM_STORE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "internal.h"
+
+#define SCHEMA_VERSION 1u
+#define KEY_MAX (TM_NAME_MAX + 1 + 8 + TM_TASK_ID_LEN)
+
+struct tm__store {
+	MDB_env *env;
+	MDB_dbi tasks;   /* id -> record (task.c) */
+	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
+	MDB_dbi active;  /* name \0 id -> "" : tasks not yet final */
+	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
+	MDB_dbi secrets; /* id -> refresh token, while the task is active */
+	MDB_dbi names;   /* name -> struct name_rec */
+	MDB_dbi meta;    /* "schema" -> u32 */
+	/* Transactions hold this shared; growing the map takes it exclusive,
+	 * since LMDB resizes only with no transaction active in the process. */
+	pthread_rwlock_t resize;
+	uint64_t map_max;
+	atomic_uint_fast64_t commits;
+	dev_t dev;
+	ino_t ino;
+	tm__store *next_open;
+};
+
+struct tm__txn {
+	tm__store *s;
+	MDB_txn *txn;
+	bool map_full; /* some put hit MDB_MAP_FULL: grow and run again */
+};
+
+/* Stored per name: the figures tm_stats() reports without a scan. */
+struct name_rec {
+	uint64_t by_status[6];
+	uint64_t changes;
+	int64_t since_us;
+};
+
+/* ---- keys ------------------------------------------------------------- */
+
+/* Big-endian, sign-flipped: byte order sorts like the signed value. */
+static inline void put_time(unsigned char *p, int64_t v, bool descending)
+{
+	uint64_t u = (uint64_t)v ^ (1ULL << 63);
+
+	if (descending)
+		u = ~u;
+	for (int i = 7; i >= 0; i--, u >>= 8)
+		p[i] = (unsigned char)u;
+}
+
+static inline int64_t get_time(const unsigned char *p)
+{
+	uint64_t u = 0;
+
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | p[i];
+	return (int64_t)(u ^ (1ULL << 63));
+}
+
+static inline size_t name_prefix(unsigned char *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(k, name, n);
+	k[n] = '\0';
+	return n + 1;
+}
+
+/* Recent: the id is stored inverted so that equal times list ids descending. */
+static inline size_t recent_key(unsigned char *k, const tm__task *t)
+{
+	size_t n = name_prefix(k, t->name);
+
+	put_time(k + n, t->start_us, true);
+	for (int i = 0; i < TM_TASK_ID_LEN; i++)
+		k[n + 8 + i] = (unsigned char)~(unsigned char)t->id[i];
+	return n + 8 + TM_TASK_ID_LEN;
+}
+
+static inline size_t active_key(unsigned char *k, const tm__task *t)
+{
+	size_t n = name_prefix(k, t->name);
+
+	memcpy(k + n, t->id, TM_TASK_ID_LEN);
+	return n + TM_TASK_ID_LEN;
+}
+
+static inline size_t queue_key(unsigned char *k, int64_t ready_us, const char *id)
+{
+	put_time(k, ready_us, false);
+	memcpy(k + 8, id, TM_TASK_ID_LEN);
+	return 8 + TM_TASK_ID_LEN;
+}
+
+static inline MDB_val val(const void *p, size_t n)
+{
+	MDB_val v = { n, (void *)p };
+	return v;
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+static inline int fail(tm__txn *t, int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		t->map_full = true;
+	return tm__error_sys(rc, what);
+}
+
+static inline int put(tm__txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, const char *what)
+{
+	int rc = mdb_put(t->txn, dbi, &k, &v, 0);
+
+	return rc ? fail(t, rc, what) : TM_OK;
+}
+
+/* Delete; a missing key is an index out of step, reported as such. */
+static inline int del(tm__txn *t, MDB_dbi dbi, MDB_val k, const char *what)
+{
+	int rc = mdb_del(t->txn, dbi, &k, NULL);
+
+	if (rc == MDB_NOTFOUND)
+		return tm_errorf(TM_ESTORAGE, "%s: index entry missing", what);
+	return rc ? fail(t, rc, what) : TM_OK;
+}
+
+
+static inline int cursor(tm__txn *t, MDB_dbi dbi, MDB_cursor **c)
+{
+	int rc = mdb_cursor_open(t->txn, dbi, c);
+
+	return rc ? fail(t, rc, "opening a cursor") : TM_OK;
+}
+
+static inline uint64_t entries(tm__txn *t, MDB_dbi dbi)
+{
+	MDB_stat st;
+
+	return mdb_stat(t->txn, dbi, &st) == 0 ? st.ms_entries : 0;
+}
+
+#endif

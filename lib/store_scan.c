@@ -1,0 +1,269 @@
+/* Iterations over the store's indexes, and the consistency check that
+ * proves every index agrees with the task records. */
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "store.h"
+
+/* ---- scans ------------------------------------------------------------- */
+
+static bool has_prefix(const MDB_val *k, const unsigned char *p, size_t n)
+{
+	return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
+}
+
+static void recent_id(const MDB_val *k, size_t prefix, char id[TM_TASK_ID_LEN + 1])
+{
+	const unsigned char *p = (const unsigned char *)k->mv_data + prefix + 8;
+
+	for (int i = 0; i < TM_TASK_ID_LEN; i++)
+		id[i] = (char)~p[i];
+	id[TM_TASK_ID_LEN] = '\0';
+}
+
+int tm__store_recent(tm__txn *t, const char *name, size_t skip,
+                     tm__id_fn fn, void *ctx)
+{
+	unsigned char p[TM_NAME_MAX + 1];
+	size_t n = name_prefix(p, name);
+	MDB_cursor *c;
+	MDB_val k = val(p, n), v;
+	char id[TM_TASK_ID_LEN + 1];
+	int rc, err = cursor(t, t->s->recent, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && has_prefix(&k, p, n);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (skip > 0) {
+			skip--;
+			continue;
+		}
+		recent_id(&k, n, id);
+		err = fn(t, id, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+int tm__store_oldest(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
+{
+	unsigned char p[TM_NAME_MAX + 1];
+	size_t n = name_prefix(p, name);
+	unsigned char after[TM_NAME_MAX + 1];
+	MDB_cursor *c;
+	MDB_val k, v;
+	char id[TM_TASK_ID_LEN + 1];
+	int rc, err = cursor(t, t->s->recent, &c);
+
+	if (err)
+		return err;
+	/* The first key past the name's range is "name\1"; step back from it. */
+	memcpy(after, p, n);
+	after[n - 1] = 1;
+	k = val(after, n);
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+	rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	for (; rc == 0 && has_prefix(&k, p, n);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
+		recent_id(&k, n, id);
+		err = fn(t, id, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+int tm__store_active(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
+{
+	unsigned char p[TM_NAME_MAX + 1];
+	size_t n = name ? name_prefix(p, name) : 0;
+	MDB_cursor *c;
+	MDB_val k = val(p, n), v;
+	char id[TM_TASK_ID_LEN + 1];
+	int rc, err = cursor(t, t->s->active, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, n ? MDB_SET_RANGE : MDB_FIRST);
+	     rc == 0 && has_prefix(&k, p, n);
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < TM_TASK_ID_LEN)
+			continue;
+		memcpy(id, (char *)k.mv_data + k.mv_size - TM_TASK_ID_LEN,
+		       TM_TASK_ID_LEN);
+		id[TM_TASK_ID_LEN] = '\0';
+		err = fn(t, id, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+int tm__store_queue(tm__txn *t, tm__queue_fn fn, void *ctx)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	char id[TM_TASK_ID_LEN + 1];
+	char name[TM_NAME_MAX + 1];
+	int rc, err = cursor(t, t->s->queue, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		if (k.mv_size != 8 + TM_TASK_ID_LEN || v.mv_size > TM_NAME_MAX)
+			continue;
+		memcpy(id, (char *)k.mv_data + 8, TM_TASK_ID_LEN);
+		id[TM_TASK_ID_LEN] = '\0';
+		memcpy(name, v.mv_data, v.mv_size);
+		name[v.mv_size] = '\0';
+		err = fn(t, get_time(k.mv_data), id, name, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+/* ---- consistency ------------------------------------------------------- */
+
+static int problem(cJSON *problems, const char *fmt, const char *id)
+{
+	char msg[160];
+
+	snprintf(msg, sizeof(msg), fmt, id);
+	if (!cJSON_AddItemToArray(problems, cJSON_CreateString(msg)))
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	return TM_OK;
+}
+
+static bool exists(tm__txn *t, MDB_dbi dbi, const void *k, size_t n)
+{
+	MDB_val kv = val(k, n), v;
+
+	return mdb_get(t->txn, dbi, &kv, &v) == 0;
+}
+
+/* Each task's record must have its index entries, and each index exactly
+ * as many entries as the records call for, so no entry can dangle. */
+int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
+{
+	tm__store *s = t->s;
+	MDB_cursor *c;
+	MDB_val k, v;
+	unsigned char key[KEY_MAX];
+	uint64_t n = 0, n_active = 0, n_queued = 0;
+	cJSON *counts = cJSON_CreateObject();
+	int rc, err = counts ? cursor(t, s->tasks, &c) : TM_ENOMEM;
+
+	if (err) {
+		cJSON_Delete(counts);
+		return err;
+	}
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		char id[TM_TASK_ID_LEN + 1] = "";
+		tm__task task;
+		char ckey[TM_NAME_MAX + 4];
+		cJSON *cnt;
+
+		n++;
+		if (k.mv_size == TM_TASK_ID_LEN)
+			memcpy(id, k.mv_data, TM_TASK_ID_LEN);
+		if (!tm__id_valid(id) ||
+		    tm__task_decode(id, v.mv_data, v.mv_size, &task) != TM_OK) {
+			err = problem(problems, "record %s is corrupt", id);
+			continue;
+		}
+		if (!exists(t, s->recent, key, recent_key(key, &task)))
+			err = problem(problems, "task %s missing from the recent index", id);
+		if (tm__status_active(task.status)) {
+			n_active++;
+			if (!exists(t, s->active, key, active_key(key, &task)))
+				err = problem(problems, "active task %s missing from the active index", id);
+		} else if (exists(t, s->secrets, id, TM_TASK_ID_LEN)) {
+			err = problem(problems, "final task %s still has a secret", id);
+		}
+		if (task.queued) {
+			n_queued++;
+			if (!exists(t, s->queue, key, queue_key(key, task.ready_us, id)))
+				err = problem(problems, "queued task %s missing from the queue", id);
+		}
+		snprintf(ckey, sizeof(ckey), "%s\x1f%d", task.name, (int)task.status);
+		cnt = cJSON_GetObjectItemCaseSensitive(counts, ckey);
+		if (cnt)
+			cJSON_SetNumberValue(cnt, cnt->valuedouble + 1);
+		else
+			cJSON_AddNumberToObject(counts, ckey, 1);
+		tm__task_free(&task);
+	}
+	mdb_cursor_close(c);
+	if (!err && entries(t, s->recent) != n)
+		err = problem(problems, "recent index size differs from the records%s", "");
+	if (!err && entries(t, s->active) != n_active)
+		err = problem(problems, "active index size differs from the records%s", "");
+	if (!err && entries(t, s->queue) != n_queued)
+		err = problem(problems, "queue size differs from the records%s", "");
+	/* The per-name figures must match the tally of the records. */
+	if (!err && (err = cursor(t, s->names, &c)) == TM_OK) {
+		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+			struct name_rec r;
+			char name[TM_NAME_MAX + 1];
+
+			if (k.mv_size > TM_NAME_MAX || v.mv_size != sizeof(r))
+				continue;
+			memcpy(name, k.mv_data, k.mv_size);
+			name[k.mv_size] = '\0';
+			memcpy(&r, v.mv_data, sizeof(r));
+			for (int st = 0; st < 6 && !err; st++) {
+				char ckey[TM_NAME_MAX + 4];
+				cJSON *cnt;
+				double want;
+
+				snprintf(ckey, sizeof(ckey), "%s\x1f%d", name, st);
+				cnt = cJSON_GetObjectItemCaseSensitive(counts, ckey);
+				want = cnt ? cnt->valuedouble : 0;
+				if ((double)r.by_status[st] != want)
+					err = problem(problems, "status counts of %s differ from the records", name);
+				if (cnt)
+					cJSON_Delete(cJSON_DetachItemViaPointer(counts, cnt));
+			}
+		}
+		mdb_cursor_close(c);
+		if (!err && cJSON_GetArraySize(counts) > 0)
+			err = problem(problems, "tasks of a name without figures%s", "");
+	}
+	cJSON_Delete(counts);
+	*n_tasks = n;
+	return err;
+}
+
+int tm__store_queue_head(tm__txn *t, uint64_t *depth, int64_t *head_us)
+{
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, err = cursor(t, t->s->queue, &c);
+
+	if (err)
+		return err;
+	*depth = entries(t, t->s->queue);
+	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
+	*head_us = rc == 0 && k.mv_size >= 8 ? get_time(k.mv_data) : 0;
+	mdb_cursor_close(c);
+	return rc && rc != MDB_NOTFOUND ? fail(t, rc, "reading the queue") : TM_OK;
+}
