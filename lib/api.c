@@ -114,9 +114,10 @@ int tm_open(const tm_options *opts, tm_manager **out)
 	tm_manager *tm;
 	int err;
 
+	if (out)
+		*out = NULL;
 	if (out == NULL || opts == NULL)
 		return tm_errorf(TM_EINVAL, "tm_open needs options and an out pointer");
-	*out = NULL;
 	tm = calloc(1, sizeof(*tm));
 	if (tm == NULL)
 		return tm_errorf(TM_ENOMEM, "out of memory");

@@ -31,6 +31,11 @@ int64_t tm__now_us(void);
 
 /* ---- json.c ----------------------------------------------------------- */
 
+/* Deepest nesting of objects and arrays accepted in any JSON input. */
+#define TM__JSON_DEPTH_MAX 64
+/* Strict RFC 8259 check of a whole text (UTF-8, no \u0000, nesting at most
+ * TM__JSON_DEPTH_MAX); *bad_at is where it stopped. */
+bool tm__json_valid(const char *text, size_t *bad_at);
 /* Parse a whole NUL-terminated text.  Rejects trailing garbage and objects
  * with duplicate keys.  Returns NULL (message set, TM_EWRONG_DATA) on bad
  * input; *err receives the error code. */
