@@ -30,6 +30,14 @@ struct tm__store {
 	pthread_rwlock_t resize;
 	uint64_t map_max;
 	atomic_uint_fast64_t commits;
+	/* Group commit: writers queue here; one of them, the leader, runs the
+	 * queued writes in one transaction and one sync. */
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_done;
+	struct tm__wreq *gc_head, **gc_tail;
+	bool gc_leader;
+	size_t gc_expect;         /* writers of the last batch not yet back */
+	pthread_cond_t gc_more;   /* a gathering leader: they all came back */
 	dev_t dev;
 	ino_t ino;
 	tm__store *next_open;
