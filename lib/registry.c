@@ -130,7 +130,7 @@ int tm__registry_list(tm__registry *r, const tm__jobreg ***out, size_t *n)
 	pthread_rwlock_rdlock(&r->lock);
 	*n = r->n;
 	*out = malloc((r->n ? r->n : 1) * sizeof(**out));
-	if (*out != NULL)
+	if (*out != NULL && r->n > 0)
 		memcpy(*out, r->entries, r->n * sizeof(**out));
 	pthread_rwlock_unlock(&r->lock);
 	return *out ? TM_OK : tm_errorf(TM_ENOMEM, "out of memory");
