@@ -160,7 +160,10 @@ static bool string(struct scan *s)
 		s->p++;
 		if (c != '\\')
 			continue;
-		c = *s->p++;
+		c = *s->p;
+		if (c == '\0')
+			return false; /* never step past the end of the text */
+		s->p++;
 		if (c == 'u') {
 			int u = hex4(s->p);
 			if (u <= 0) /* malformed, or \u0000 that C strings cannot hold */
@@ -174,7 +177,7 @@ static bool string(struct scan *s)
 					return false;
 				s->p += 6;
 			}
-		} else if (!strchr("\"\\/bfnrt", c) || c == '\0') {
+		} else if (!strchr("\"\\/bfnrt", c)) {
 			return false;
 		}
 	}
@@ -198,8 +201,9 @@ static bool members(struct scan *s, unsigned char close, bool keyed)
 			if (*s->p != '"' || !string(s))
 				return false;
 			ws(s);
-			if (*s->p++ != ':')
+			if (*s->p != ':')
 				return false;
+			s->p++;
 		}
 		if (!value(s))
 			return false;
@@ -208,8 +212,9 @@ static bool members(struct scan *s, unsigned char close, bool keyed)
 			ws(s);
 			continue;
 		}
-		if (*s->p++ != close)
+		if (*s->p != close)
 			return false;
+		s->p++;
 		s->depth--;
 		return true;
 	}
@@ -239,7 +244,8 @@ static bool value(struct scan *s)
 	case 'n': ok = literal(s, "null"); break;
 	default: ok = number(s); break;
 	}
-	ws(s);
+	if (ok)
+		ws(s);
 	return ok;
 }
 
