@@ -154,7 +154,9 @@ typedef struct tm_job_def {
 	/** Optional check of the trigger's `context_task` (JSON text, "{}" when
 	 *  absent), called synchronously by tm_trigger() before anything is
 	 *  stored.  Returns #TM_OK, or an error set with tm_errorf():
-	 *  #TM_EWRONG_DATA, #TM_ETABLE_NOT_FOUND or #TM_ERESOURCE_NOT_FOUND. */
+	 *  #TM_EWRONG_DATA, #TM_ETABLE_NOT_FOUND or #TM_ERESOURCE_NOT_FOUND
+	 *  (or #TM_ESTORAGE / #TM_ENOMEM for its own failures).  A value that
+	 *  is not a #tm_error makes tm_trigger() fail with #TM_EINVAL. */
 	int (*validate)(const char *context_json, void *user);
 	void *user;                /**< passed to run and validate */
 	double timeout_s;          /**< per task, from start_time (default 86400) */

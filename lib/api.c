@@ -269,7 +269,10 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	if (job->def.validate) {
 		tm__error_clear();
 		err = job->def.validate(req.context_json, job->def.user);
-		if (err && tm_last_error()[0] == '\0')
+		if (err > 0 || err < TM_EINVAL)
+			err = tm_errorf(TM_EINVAL, "the validate hook of %s returned "
+			                "%d, which is not a tm_error", name, err);
+		else if (err && tm_last_error()[0] == '\0')
 			tm_errorf(err, "context_task was refused by %s", name);
 	}
 	if (!err)
