@@ -2,6 +2,8 @@
  * call checks its arguments, parses its body (request.c), runs one
  * transaction on the store (store.c) and renders the answer (task.c). */
 #include <math.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -38,13 +40,35 @@ void tm_job_def_init(tm_job_def *d)
 	d->retry_backoff_s = 1;
 }
 
+/* getpid() is a system call, and tm__enter runs on every call: each thread
+ * caches its pid, and a fork handler clears the cache in the child. */
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static _Thread_local pid_t cached_pid;
+
+static void forget_pid(void)
+{
+	cached_pid = 0;
+}
+
+static void watch_forks(void)
+{
+	pthread_atfork(NULL, NULL, forget_pid);
+}
+
+static pid_t current_pid(void)
+{
+	if (cached_pid == 0)
+		cached_pid = getpid();
+	return cached_pid;
+}
+
 int tm__enter(tm_manager *tm, char **out)
 {
 	if (out)
 		*out = NULL;
 	if (tm == NULL)
 		return tm_errorf(TM_EINVAL, "tm_manager is NULL");
-	if (getpid() != tm->pid)
+	if (current_pid() != tm->pid)
 		return tm_errorf(TM_EINVAL, "tm_manager used across fork(); "
 		                 "open the store again in the child");
 	tm__error_clear();
@@ -130,7 +154,8 @@ int tm_open(const tm_options *opts, tm_manager **out)
 		goto fail;
 	}
 	tm->opts.path = tm->path;
-	tm->pid = getpid();
+	pthread_once(&fork_once, watch_forks);
+	tm->pid = current_pid();
 	so.nosync = (tm->opts.flags & TM_OPEN_NOSYNC) != 0;
 	so.map_size = tm->opts.map_size;
 	so.map_size_max = tm->opts.map_size_max;
@@ -174,9 +199,14 @@ int tm_register(tm_manager *tm, const tm_job_def *def)
 		return err;
 	if (def == NULL)
 		return tm_errorf(TM_EINVAL, "tm_job_def is NULL");
-	err = tm__registry_add(tm->reg, def);
+	/* Store first: a registration the store refused leaves no trace. */
+	err = tm__registry_check(def);
+	if (!err && tm__registry_find(tm->reg, def->name) != NULL)
+		err = tm_errorf(TM_EINVAL, "task name %s is already registered", def->name);
 	if (!err)
 		err = tm__store_write(tm->store, touch_txn, (void *)def->name);
+	if (!err)
+		err = tm__registry_add(tm->reg, def);
 	if (!err)
 		tm__runtime_wake(tm); /* old tasks of the name may be waiting */
 	return err;
@@ -255,7 +285,7 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	const tm__jobreg *job;
 	tm__trigger_req req;
 	char id[TM_TASK_ID_LEN + 1];
-	cJSON *out;
+	tm__buf out = { 0 };
 	int err = tm__enter(tm, out_json);
 
 	if (err)
@@ -280,14 +310,12 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 		                 req.reason ? req.reason : "manually triggered by endpoint",
 		                 NULL, NULL, id);
 	tm__trigger_req_free(&req);
-	if (err)
+	if (err || out_json == NULL)
 		return err;
-	out = cJSON_CreateObject();
-	if (out && !cJSON_AddStringToObject(out, "task_id", id)) {
-		cJSON_Delete(out);
-		out = NULL;
-	}
-	return tm__emit(out, out_json);
+	tm__buf_add(&out, "{\"task_id\":\"", 12);
+	tm__buf_add(&out, id, TM_TASK_ID_LEN);
+	tm__buf_add(&out, "\"}", 2);
+	return tm__buf_take(&out, out_json);
 }
 
 struct create_ctx {
@@ -337,30 +365,20 @@ struct list_ctx {
 	size_t skip;
 	int amt, n;
 	bool has_next;
-	cJSON *tasks;
+	tm__buf tasks;
 };
 
 static int list_one(tm__txn *txn, const char *id, void *p)
 {
 	struct list_ctx *c = p;
-	tm__task t;
-	cJSON *v;
-	int err;
 
 	if (c->n == c->amt) {
 		c->has_next = true;
 		return 1;
 	}
-	err = tm__store_get(txn, id, &t);
-	if (err)
-		return err;
-	v = tm__task_view(&t, c->with_details);
-	tm__task_free(&t);
-	if (v == NULL)
-		return TM_ENOMEM;
-	cJSON_AddItemToArray(c->tasks, v);
-	c->n++;
-	return 0;
+	if (c->n++ > 0)
+		tm__buf_add(&c->tasks, ",", 1);
+	return tm__store_render(txn, id, NULL, c->with_details, &c->tasks);
 }
 
 static int list_txn(tm__txn *txn, void *p)
@@ -374,7 +392,8 @@ int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
                    unsigned flags, char **out_json)
 {
 	struct list_ctx c = { 0 };
-	cJSON *out;
+	tm__buf out = { 0 };
+	char head[80];
 	int err = tm__enter(tm, out_json);
 
 	if (err)
@@ -393,28 +412,25 @@ int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
 	c.with_details = !(flags & TM_PUBLIC);
 	c.skip = (size_t)(page - 1) * (size_t)amt;
 	c.amt = amt;
-	c.tasks = cJSON_CreateArray();
-	out = cJSON_CreateObject();
-	if (out == NULL || c.tasks == NULL) {
-		cJSON_Delete(out);
-		cJSON_Delete(c.tasks);
-		return tm_errorf(TM_ENOMEM, "out of memory");
-	}
-	cJSON_AddItemToObject(out, "tasks", c.tasks);
 	err = tm__store_read(tm->store, list_txn, &c);
-	if (err) {
-		cJSON_Delete(out);
+	if (err || out_json == NULL) {
+		tm__buf_take(&c.tasks, NULL);
 		return err;
 	}
-	/* Keep the seed's key order: has_next, next_page, tasks. */
-	cJSON_DetachItemViaPointer(out, c.tasks);
-	if (!cJSON_AddBoolToObject(out, "has_next", c.has_next) ||
-	    !cJSON_AddNumberToObject(out, "next_page", (double)page + 1) ||
-	    !cJSON_AddItemToObject(out, "tasks", c.tasks)) {
-		cJSON_Delete(out);
-		return tm_errorf(TM_ENOMEM, "out of memory");
+	/* The seed's key order: has_next, next_page, tasks. */
+	snprintf(head, sizeof(head), "{\"has_next\":%s,\"next_page\":%lld,\"tasks\":[",
+	         c.has_next ? "true" : "false", (long long)page + 1);
+	tm__buf_str(&out, head);
+	if (c.tasks.len)
+		tm__buf_add(&out, c.tasks.p, c.tasks.len);
+	tm__buf_add(&out, "]}", 2);
+	err = c.tasks.oom ? tm_errorf(TM_ENOMEM, "out of memory") : TM_OK;
+	tm__buf_take(&c.tasks, NULL);
+	if (err) {
+		tm__buf_take(&out, NULL);
+		return err;
 	}
-	return tm__emit(out, out_json);
+	return tm__buf_take(&out, out_json);
 }
 
 /* ---- get, patch, cancel: one task ---------------------------------------- */
@@ -424,7 +440,7 @@ struct one_ctx {
 	const tm__patch_req *patch;  /* tm_patch */
 	bool cancel;                 /* tm_cancel */
 	bool with_details;
-	cJSON *view;                 /* the task after the call */
+	tm__buf out;                 /* the task after the call */
 	bool stop_handler;           /* a handler here must stop */
 };
 
@@ -443,14 +459,8 @@ static int load(tm__txn *txn, const struct one_ctx *c, tm__task *t)
 static int get_txn(tm__txn *txn, void *p)
 {
 	struct one_ctx *c = p;
-	tm__task t;
-	int err = load(txn, c, &t);
 
-	if (err)
-		return err;
-	c->view = tm__task_view(&t, c->with_details);
-	tm__task_free(&t);
-	return c->view ? TM_OK : TM_ENOMEM;
+	return tm__store_render(txn, c->id, c->name, c->with_details, &c->out);
 }
 
 /* Move t to status st, with what entering that status implies.  Every
@@ -463,7 +473,11 @@ int tm__task_enter(tm__txn *txn, tm__task *t, tm_status st)
 	if (err || st == t->status)
 		return err;
 	if (tm__status_final(st)) {
-		err = tm__task_finish(t, st, tm__now_us());
+		/* SPEC section 2: a failure always says why. */
+		if (st == TM_FAILED && !cJSON_GetObjectItemCaseSensitive(t->details, "error"))
+			err = tm__task_set_detail(t, "error", cJSON_CreateString("failed"));
+		if (!err)
+			err = tm__task_finish(t, st, tm__now_us());
 		return err ? err : tm__store_secret_del(txn, t->id);
 	}
 	if (st == TM_RUNNING && t->status == TM_REQUEST_SENT) {
@@ -482,8 +496,10 @@ static int change_txn(tm__txn *txn, void *p)
 	struct one_ctx *c = p;
 	tm__task t, old;
 	bool changed = false;
-	int err = load(txn, c, &t);
+	int err;
 
+	tm__buf_take(&c->out, NULL); /* a write may run again */
+	err = load(txn, c, &t);
 	if (err)
 		return err;
 	old = t; /* tm__store_put reads only the fixed fields of old */
@@ -508,9 +524,7 @@ static int change_txn(tm__txn *txn, void *p)
 		err = tm__store_put(txn, &old, &t);
 	if (!err) {
 		c->stop_handler = old.status == TM_RUNNING && t.status != TM_RUNNING;
-		c->view = tm__task_view(&t, true);
-		if (c->view == NULL)
-			err = TM_ENOMEM;
+		err = tm__store_render(txn, c->id, NULL, true, &c->out);
 	}
 	tm__task_free(&t);
 	return err;
@@ -533,12 +547,12 @@ static int one_task(tm_manager *tm, struct one_ctx *c, unsigned flags,
 	else
 		err = tm__store_read(tm->store, get_txn, c);
 	if (err) {
-		cJSON_Delete(c->view);
+		tm__buf_take(&c->out, NULL);
 		return err;
 	}
 	if (c->stop_handler)
 		tm__runtime_cancel(tm, c->id);
-	return tm__emit(c->view, out_json);
+	return tm__buf_take(&c->out, out_json);
 }
 
 int tm_get(tm_manager *tm, const char *name, const char *task_id,

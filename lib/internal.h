@@ -45,8 +45,18 @@ cJSON *tm__json_parse(const char *text, const char *what, int *err);
 cJSON *tm__json_merge(cJSON *target, const cJSON *patch);
 /* Print compactly into a malloc'd string; NULL on out of memory. */
 char *tm__json_print(const cJSON *j);
-/* A seconds value with microsecond precision, as JSON. */
-cJSON *tm__json_time(int64_t us);
+/* A growing string for answers built from bytes (task.c).  Appends after
+ * a failed allocation are dropped and `oom` stays set. */
+typedef struct tm__buf {
+	char *p;
+	size_t len, cap;
+	bool oom;
+} tm__buf;
+void tm__buf_add(tm__buf *b, const char *s, size_t n);
+void tm__buf_str(tm__buf *b, const char *s);
+/* Hand the string to *out (or free it when out is NULL) and reset b;
+ * TM_ENOMEM if an append failed. */
+int tm__buf_take(tm__buf *b, char **out);
 
 /* ---- status.c --------------------------------------------------------- */
 
@@ -85,8 +95,15 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len);
  * stay NULL): the runtime's scans never parse JSON. */
 int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t);
 int tm__task_decode_head(const char *id, const void *buf, size_t len, tm__task *t);
-/* The task JSON of SPEC section 2; with_details selects the private view. */
-cJSON *tm__task_view(const tm__task *t, bool with_details);
+/* Append the task JSON of SPEC section 2 to out, straight from a stored
+ * record's bytes; with_details selects the private view. */
+int tm__task_render(const char *id, const void *buf, size_t len,
+                    bool with_details, tm__buf *out);
+/* A time in microseconds as a JSON number of seconds ("1626057538.123456");
+ * returns the length. */
+size_t tm__time_format(char out[32], int64_t us);
+/* The same as a cJSON raw number. */
+cJSON *tm__json_time(int64_t us);
 /* details.attempts, or 0. */
 unsigned tm__task_attempts(const tm__task *t);
 void tm__task_set_attempts(tm__task *t, unsigned n);
@@ -122,6 +139,11 @@ int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx);
 /* Within a transaction. */
 int tm__store_get(tm__txn *txn, const char *id, tm__task *out);
 int tm__store_get_head(tm__txn *txn, const char *id, tm__task *out);
+/* Append the task JSON of a stored task to out (tm__task_render) without
+ * decoding it; TM_ETASK_NOT_FOUND if absent, and when `name` is not NULL
+ * and the task is not of that name. */
+int tm__store_render(tm__txn *txn, const char *id, const char *name,
+                     bool with_details, tm__buf *out);
 /* Store t; old is the same task as previously stored, or NULL for a new
  * task.  Maintains every index and counter from the difference. */
 int tm__store_put(tm__txn *txn, const tm__task *old, const tm__task *t);
@@ -181,6 +203,8 @@ typedef struct tm__jobreg {
 typedef struct tm__registry tm__registry;
 int tm__registry_new(tm__registry **out);
 void tm__registry_free(tm__registry *r);
+/* Check a definition (TM_EINVAL with a message); add checks it too. */
+int tm__registry_check(const tm_job_def *def);
 int tm__registry_add(tm__registry *r, const tm_job_def *def);
 /* Entries are never removed or moved: the pointer stays valid until free. */
 const tm__jobreg *tm__registry_find(tm__registry *r, const char *name);

@@ -351,8 +351,3 @@ char *tm__json_print(const cJSON *j)
 {
 	return cJSON_PrintUnformatted(j);
 }
-
-cJSON *tm__json_time(int64_t us)
-{
-	return cJSON_CreateNumber((double)us / 1e6);
-}

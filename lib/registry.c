@@ -63,11 +63,8 @@ static const tm__jobreg *find_locked(tm__registry *r, const char *name)
 	return NULL;
 }
 
-int tm__registry_add(tm__registry *r, const tm_job_def *def)
+int tm__registry_check(const tm_job_def *def)
 {
-	tm__jobreg *e;
-	int err = TM_OK;
-
 	if (def->version < 1 || def->version > TM_JOB_DEF_VERSION)
 		return tm_errorf(TM_EINVAL, "tm_job_def version %u is not supported "
 		                 "(use tm_job_def_init)", def->version);
@@ -86,6 +83,16 @@ int tm__registry_add(tm__registry *r, const tm_job_def *def)
 	if (def->max_attempts == 0)
 		return tm_errorf(TM_EINVAL, "max_attempts of %s must be at least 1",
 		                 def->name);
+	return TM_OK;
+}
+
+int tm__registry_add(tm__registry *r, const tm_job_def *def)
+{
+	tm__jobreg *e;
+	int err = tm__registry_check(def);
+
+	if (err)
+		return err;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return tm_errorf(TM_ENOMEM, "out of memory");

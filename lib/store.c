@@ -141,6 +141,7 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	pthread_rwlock_init(&s->resize, &ra);
 	pthread_rwlockattr_destroy(&ra);
 	pthread_mutex_init(&s->gc_mu, NULL);
+	pthread_mutex_init(&s->pool_mu, NULL);
 	pthread_cond_init(&s->gc_done, NULL);
 	{
 		pthread_condattr_t ca;
@@ -194,10 +195,13 @@ void tm__store_close(tm__store *s)
 		}
 	}
 	pthread_mutex_unlock(&open_mu);
+	while (s->n_pool > 0)
+		mdb_txn_abort(s->pool[--s->n_pool]);
 	if (s->env)
 		mdb_env_close(s->env);
 	pthread_rwlock_destroy(&s->resize);
 	pthread_mutex_destroy(&s->gc_mu);
+	pthread_mutex_destroy(&s->pool_mu);
 	pthread_cond_destroy(&s->gc_done);
 	pthread_cond_destroy(&s->gc_more);
 	free(s);
@@ -266,15 +270,51 @@ static size_t map_size(tm__store *s)
 	return info.me_mapsize;
 }
 
+static MDB_txn *pool_get(tm__store *s)
+{
+	MDB_txn *txn = NULL;
+
+	pthread_mutex_lock(&s->pool_mu);
+	if (s->n_pool > 0)
+		txn = s->pool[--s->n_pool];
+	pthread_mutex_unlock(&s->pool_mu);
+	return txn;
+}
+
+static void pool_put(tm__store *s, MDB_txn *txn)
+{
+	mdb_txn_reset(txn);
+	pthread_mutex_lock(&s->pool_mu);
+	if (s->n_pool < sizeof(s->pool) / sizeof(s->pool[0])) {
+		s->pool[s->n_pool++] = txn;
+		txn = NULL;
+	}
+	pthread_mutex_unlock(&s->pool_mu);
+	if (txn)
+		mdb_txn_abort(txn);
+}
+
 int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx)
 {
 	tm__txn t = { .s = s };
-	int err = begin(s, false, &t.txn);
+	int err;
 
-	if (err)
-		return err;
+	/* The resize lock is held for the whole read: growing the map moves
+	 * it, and every pointer a read transaction holds into it. */
+	pthread_rwlock_rdlock(&s->resize);
+	t.txn = pool_get(s);
+	if (t.txn && mdb_txn_renew(t.txn) != 0) {
+		mdb_txn_abort(t.txn); /* e.g. the map grew elsewhere: start anew */
+		t.txn = NULL;
+	}
+	if (t.txn == NULL) {
+		pthread_rwlock_unlock(&s->resize);
+		err = begin(s, false, &t.txn);
+		if (err)
+			return err;
+	}
 	err = fn(&t, ctx);
-	mdb_txn_abort(t.txn);
+	pool_put(s, t.txn);
 	pthread_rwlock_unlock(&s->resize);
 	return err;
 }
@@ -466,6 +506,28 @@ static int get(tm__txn *t, const char *id, tm__task *out, bool head_only)
 		return fail(t, rc, "reading a task");
 	return head_only ? tm__task_decode_head(id, v.mv_data, v.mv_size, out)
 	                 : tm__task_decode(id, v.mv_data, v.mv_size, out);
+}
+
+int tm__store_render(tm__txn *t, const char *id, const char *name,
+                     bool with_details, tm__buf *out)
+{
+	MDB_val k = val(id, TM_TASK_ID_LEN), v;
+	tm__task head;
+	int rc = mdb_get(t->txn, t->s->tasks, &k, &v), err;
+
+	if (rc == MDB_NOTFOUND)
+		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found", id);
+	if (rc)
+		return fail(t, rc, "reading a task");
+	if (name != NULL) {
+		err = tm__task_decode_head(id, v.mv_data, v.mv_size, &head);
+		if (err)
+			return err;
+		if (strcmp(head.name, name) != 0)
+			return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s",
+			                 id, name);
+	}
+	return tm__task_render(id, v.mv_data, v.mv_size, with_details, out);
 }
 
 int tm__store_get(tm__txn *t, const char *id, tm__task *out)

@@ -38,6 +38,12 @@ struct tm__store {
 	bool gc_leader;
 	size_t gc_expect;         /* writers of the last batch not yet back */
 	pthread_cond_t gc_more;   /* a gathering leader: they all came back */
+	/* Read transactions, reset and kept for renewal: with MDB_NOTLS a
+	 * reset transaction keeps its reader slot, so renewing one skips the
+	 * reader table's lock and an allocation. */
+	pthread_mutex_t pool_mu;
+	MDB_txn *pool[16];
+	unsigned n_pool;
 	dev_t dev;
 	ino_t ino;
 	tm__store *next_open;

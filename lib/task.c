@@ -1,5 +1,6 @@
 /* The task document: the stored record of a task and the task JSON that
  * every call returns (SPEC section 2).  The only module that builds it. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -7,12 +8,16 @@
 
 /* Record layout (native byte order; an LMDB store is never moved between
  * machines of different architectures):
- *   head  fixed fields below
- *   name  head.name_len bytes
- *   json  {"warnings": [...], "details": {...}} up to the end
- * Fields the runtime reads in its scans are fixed so a scan never parses
- * JSON; everything the API exposes as JSON stays JSON. */
-#define RECORD_FORMAT 1
+ *   head      fixed fields below
+ *   name      head.name_len bytes
+ *   warnings  JSON array, head.warnings_len bytes
+ *   details   JSON object, head.details_len bytes
+ *   message   details.progress.message as a JSON string ("" if none)
+ * Fields the runtime reads in its scans are fixed, so a scan never parses
+ * JSON; the JSON parts are stored as they are printed, so tm_get and
+ * tm_list_recent copy bytes into the answer instead of parsing and
+ * printing a document (tm__task_render). */
+#define RECORD_FORMAT 2
 #define FLAG_QUEUED 0x1
 
 struct head {
@@ -20,7 +25,9 @@ struct head {
 	uint8_t status;
 	uint8_t flags;
 	uint8_t name_len;
-	uint32_t reserved;
+	uint32_t warnings_len;
+	uint32_t details_len;
+	uint32_t message_len;
 	int64_t start_us;
 	int64_t timeout_us;
 	int64_t ready_us;
@@ -38,6 +45,78 @@ void tm__task_free(tm__task *t)
 	t->details = NULL;
 }
 
+/* ---- times as JSON ---------------------------------------------------------- */
+
+size_t tm__time_format(char out[32], int64_t us)
+{
+	uint64_t u = us < 0 ? (uint64_t)0 - (uint64_t)us : (uint64_t)us;
+	uint64_t sec = u / 1000000, frac = u % 1000000;
+	char digits[24];
+	size_t n = 0, k = 0;
+
+	/* By hand: this runs for every task of every answer, and printf's
+	 * machinery costs more than the rest of the rendering. */
+	if (us < 0)
+		out[n++] = '-';
+	do {
+		digits[k++] = (char)('0' + sec % 10);
+		sec /= 10;
+	} while (sec);
+	while (k)
+		out[n++] = digits[--k];
+	if (frac) {
+		int width = 6;
+
+		while (frac % 10 == 0) { /* exact microseconds, no trailing zeros */
+			frac /= 10;
+			width--;
+		}
+		out[n++] = '.';
+		for (int i = width - 1; i >= 0; i--, frac /= 10)
+			out[n + (size_t)i] = (char)('0' + frac % 10);
+		n += (size_t)width;
+	}
+	out[n] = '\0';
+	return n;
+}
+
+cJSON *tm__json_time(int64_t us)
+{
+	char text[32];
+
+	tm__time_format(text, us);
+	return cJSON_CreateRaw(text);
+}
+
+/* Times in details are printed as exact microseconds, not as cJSON's
+ * 17-digit rendering of the double they were parsed into. */
+static void settle_times(cJSON *details)
+{
+	static const char *const keys[] = { "timeout_at", "end_time" };
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+		cJSON *v = cJSON_GetObjectItemCaseSensitive(details, keys[i]);
+		cJSON *raw;
+
+		if (!cJSON_IsNumber(v))
+			continue;
+		raw = tm__json_time((int64_t)(v->valuedouble * 1e6 +
+		                              (v->valuedouble < 0 ? -0.5 : 0.5)));
+		if (raw && !cJSON_ReplaceItemInObjectCaseSensitive(details, keys[i], raw))
+			cJSON_Delete(raw);
+	}
+}
+
+static const char *progress_message(const tm__task *t)
+{
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(pr, "message");
+
+	return cJSON_IsString(m) ? m->valuestring : "";
+}
+
+/* ---- records ----------------------------------------------------------------- */
+
 int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 {
 	struct head h = {
@@ -51,52 +130,69 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 		.lease_us = t->lease_us,
 		.owner = t->owner,
 	};
-	cJSON *doc = cJSON_CreateObject();
-	char *json = NULL;
-	size_t jlen;
-	char *out;
+	cJSON *msg = NULL;
+	char *w = NULL, *d = NULL, *m = NULL, *out;
 
-	if (doc == NULL)
+	settle_times(t->details);
+	msg = cJSON_CreateString(progress_message(t));
+	w = tm__json_print(t->warnings);
+	d = tm__json_print(t->details);
+	m = msg ? tm__json_print(msg) : NULL;
+	cJSON_Delete(msg);
+	if (w == NULL || d == NULL || m == NULL)
 		goto oom;
-	/* Borrow the two trees for printing, then give them back. */
-	cJSON_AddItemReferenceToObject(doc, "warnings", t->warnings);
-	cJSON_AddItemReferenceToObject(doc, "details", t->details);
-	json = tm__json_print(doc);
-	cJSON_Delete(doc);
-	if (json == NULL)
-		goto oom;
-	jlen = strlen(json);
-	out = malloc(sizeof(h) + h.name_len + jlen);
+	h.warnings_len = (uint32_t)strlen(w);
+	h.details_len = (uint32_t)strlen(d);
+	h.message_len = (uint32_t)strlen(m);
+	*len = sizeof(h) + h.name_len + h.warnings_len + h.details_len + h.message_len;
+	out = malloc(*len);
 	if (out == NULL)
 		goto oom;
-	memcpy(out, &h, sizeof(h));
-	memcpy(out + sizeof(h), t->name, h.name_len);
-	memcpy(out + sizeof(h) + h.name_len, json, jlen);
-	cJSON_free(json);
 	*buf = out;
-	*len = sizeof(h) + h.name_len + jlen;
+	memcpy(out, &h, sizeof(h));
+	out += sizeof(h);
+	memcpy(out, t->name, h.name_len);
+	out += h.name_len;
+	memcpy(out, w, h.warnings_len);
+	out += h.warnings_len;
+	memcpy(out, d, h.details_len);
+	out += h.details_len;
+	memcpy(out, m, h.message_len);
+	cJSON_free(w);
+	cJSON_free(d);
+	cJSON_free(m);
 	return TM_OK;
 oom:
-	cJSON_free(json);
+	cJSON_free(w);
+	cJSON_free(d);
+	cJSON_free(m);
 	return tm_errorf(TM_ENOMEM, "out of memory encoding task %s", t->id);
+}
+
+/* Check the head and find the parts; false when the record is corrupt. */
+static bool parts(const void *buf, size_t len, struct head *h, const char **p)
+{
+	if (len < sizeof(*h))
+		return false;
+	memcpy(h, buf, sizeof(*h));
+	*p = (const char *)buf + sizeof(*h);
+	return h->format == RECORD_FORMAT && h->status <= TM_COMPLETED &&
+	       h->name_len <= TM_NAME_MAX &&
+	       (uint64_t)sizeof(*h) + h->name_len + h->warnings_len +
+	       h->details_len + h->message_len == len;
 }
 
 static int decode(const char *id, const void *buf, size_t len, tm__task *t,
                   bool head_only)
 {
 	struct head h;
-	const char *p = buf;
-	cJSON *doc;
+	const char *p;
 
 	memset(t, 0, sizeof(*t));
-	if (len < sizeof(h))
-		goto corrupt;
-	memcpy(&h, p, sizeof(h));
-	if (h.format != RECORD_FORMAT || h.status > TM_COMPLETED ||
-	    h.name_len > TM_NAME_MAX || sizeof(h) + h.name_len > len)
+	if (!parts(buf, len, &h, &p))
 		goto corrupt;
 	memcpy(t->id, id, TM_TASK_ID_LEN);
-	memcpy(t->name, p + sizeof(h), h.name_len);
+	memcpy(t->name, p, h.name_len);
 	t->name[h.name_len] = '\0';
 	t->status = (tm_status)h.status;
 	t->queued = (h.flags & FLAG_QUEUED) != 0;
@@ -107,13 +203,9 @@ static int decode(const char *id, const void *buf, size_t len, tm__task *t,
 	t->owner = h.owner;
 	if (head_only)
 		return TM_OK;
-	doc = cJSON_ParseWithLength(p + sizeof(h) + h.name_len,
-	                            len - sizeof(h) - h.name_len);
-	if (doc == NULL)
-		goto corrupt;
-	t->warnings = cJSON_DetachItemFromObjectCaseSensitive(doc, "warnings");
-	t->details = cJSON_DetachItemFromObjectCaseSensitive(doc, "details");
-	cJSON_Delete(doc);
+	p += h.name_len;
+	t->warnings = cJSON_ParseWithLength(p, h.warnings_len);
+	t->details = cJSON_ParseWithLength(p + h.warnings_len, h.details_len);
 	if (!cJSON_IsArray(t->warnings) || !cJSON_IsObject(t->details)) {
 		tm__task_free(t);
 		goto corrupt;
@@ -133,41 +225,81 @@ int tm__task_decode_head(const char *id, const void *buf, size_t len, tm__task *
 	return decode(id, buf, len, t, true);
 }
 
-static const char *progress_message(const tm__task *t)
-{
-	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(pr, "message");
+/* ---- the task JSON ----------------------------------------------------------- */
 
-	return cJSON_IsString(m) ? m->valuestring : "";
+int tm__task_render(const char *id, const void *buf, size_t len,
+                    bool with_details, tm__buf *out)
+{
+	struct head h;
+	const char *p;
+	char time[32];
+
+	if (!parts(buf, len, &h, &p))
+		return tm_errorf(TM_ESTORAGE, "task %.20s: stored record is corrupt", id);
+	/* Names are [A-Za-z0-9_.-] and ids alphanumeric: nothing to escape. */
+	tm__buf_add(out, "{\"task_id\":\"", 12);
+	tm__buf_add(out, id, TM_TASK_ID_LEN);
+	tm__buf_add(out, "\",\"name\":\"", 10);
+	tm__buf_add(out, p, h.name_len);
+	tm__buf_add(out, "\",\"start_time\":", 15);
+	tm__buf_add(out, time, tm__time_format(time, h.start_us));
+	tm__buf_add(out, ",\"status\":\"", 11);
+	tm__buf_str(out, tm_status_name((tm_status)h.status));
+	tm__buf_add(out, "\",\"progress\":", 13);
+	tm__buf_add(out, p + h.name_len + h.warnings_len + h.details_len, h.message_len);
+	tm__buf_add(out, ",\"warnings\":", 12);
+	tm__buf_add(out, p + h.name_len, h.warnings_len);
+	if (with_details) {
+		tm__buf_add(out, ",\"details\":", 11);
+		tm__buf_add(out, p + h.name_len + h.warnings_len, h.details_len);
+	}
+	tm__buf_add(out, "}", 1);
+	return out->oom ? tm_errorf(TM_ENOMEM, "out of memory") : TM_OK;
 }
 
-cJSON *tm__task_view(const tm__task *t, bool with_details)
-{
-	cJSON *v = cJSON_CreateObject();
-	cJSON *w = cJSON_Duplicate(t->warnings, 1);
-	cJSON *d = with_details ? cJSON_Duplicate(t->details, 1) : NULL;
+/* ---- growing strings ----------------------------------------------------------- */
 
-	if (v == NULL || w == NULL || (with_details && d == NULL))
-		goto oom;
-	if (!cJSON_AddStringToObject(v, "task_id", t->id) ||
-	    !cJSON_AddStringToObject(v, "name", t->name) ||
-	    !cJSON_AddItemToObject(v, "start_time", tm__json_time(t->start_us)) ||
-	    !cJSON_AddStringToObject(v, "status", tm_status_name(t->status)) ||
-	    !cJSON_AddStringToObject(v, "progress", progress_message(t)))
-		goto oom;
-	cJSON_AddItemToObject(v, "warnings", w);
-	w = NULL;
-	if (with_details) {
-		cJSON_AddItemToObject(v, "details", d);
-		d = NULL;
+void tm__buf_add(tm__buf *b, const char *s, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 512;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->oom = true;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
 	}
-	return v;
-oom:
-	cJSON_Delete(v);
-	cJSON_Delete(w);
-	cJSON_Delete(d);
-	tm_errorf(TM_ENOMEM, "out of memory building task %s", t->id);
-	return NULL;
+	memcpy(b->p + b->len, s, n);
+	b->len += n;
+	b->p[b->len] = '\0';
+}
+
+void tm__buf_str(tm__buf *b, const char *s)
+{
+	tm__buf_add(b, s, strlen(s));
+}
+
+int tm__buf_take(tm__buf *b, char **out)
+{
+	if (b->oom) {
+		free(b->p);
+		*b = (tm__buf){ 0 };
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
+	if (out)
+		*out = b->p;
+	else
+		free(b->p);
+	*b = (tm__buf){ 0 };
+	return TM_OK;
 }
 
 unsigned tm__task_attempts(const tm__task *t)
