@@ -161,6 +161,8 @@ int tm_open(const tm_options *opts, tm_manager **out)
 	so.map_size_max = tm->opts.map_size_max;
 	err = tm__store_open(tm->path, &so, &tm->store);
 	if (!err)
+		err = tm__wake_open(tm->path, &tm->wake);
+	if (!err)
 		err = tm__registry_new(&tm->reg);
 	if (!err)
 		err = tm__runtime_start(tm);
@@ -179,6 +181,7 @@ void tm_close(tm_manager *tm)
 	if (tm == NULL)
 		return;
 	tm__runtime_stop(tm);
+	tm__wake_close(tm->wake);
 	tm__store_close(tm->store);
 	tm__registry_free(tm->reg);
 	free(tm->path);
@@ -351,7 +354,7 @@ int tm__create(tm_manager *tm, const tm__jobreg *job, const cJSON *context,
 	err = tm__store_write(tm->store, create_txn, &c);
 	if (err == TM_OK) {
 		memcpy(id, task.id, sizeof(task.id));
-		tm__runtime_wake(tm);
+		tm__runtime_announce(tm);
 	}
 	tm__task_free(&task);
 	return err;
@@ -550,8 +553,10 @@ static int one_task(tm_manager *tm, struct one_ctx *c, unsigned flags,
 		tm__buf_take(&c->out, NULL);
 		return err;
 	}
-	if (c->stop_handler)
+	if (c->stop_handler) {
 		tm__runtime_cancel(tm, c->id);
+		tm__wake_signal(tm->wake); /* the handler may run in another process */
+	}
 	return tm__buf_take(&c->out, out_json);
 }
 

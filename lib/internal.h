@@ -193,6 +193,17 @@ uint64_t tm__store_commits(tm__store *s);
 /* Verify that indexes and counters agree with the records. */
 int tm__store_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
 
+/* ---- wake.c: wake-ups across processes ----------------------------------- */
+
+typedef struct tm__wake tm__wake;
+int tm__wake_open(const char *dir, tm__wake **out);
+void tm__wake_close(tm__wake *w);
+uint32_t tm__wake_seq(tm__wake *w);
+/* Wake every process sleeping in tm__wake_wait on this store. */
+void tm__wake_signal(tm__wake *w);
+/* Sleep until a signal after `seen` (from tm__wake_seq), or ms elapse. */
+void tm__wake_wait(tm__wake *w, uint32_t seen, unsigned ms);
+
 /* ---- registry.c -------------------------------------------------------- */
 
 typedef struct tm__jobreg {
@@ -230,6 +241,7 @@ struct tm_manager {
 	tm__store *store;
 	tm__registry *reg;
 	struct tm__runtime *rt;   /* NULL until started */
+	tm__wake *wake;           /* wake-ups across processes */
 };
 
 /* Common entry of every call on a manager: clears *out, checks the handle
@@ -253,8 +265,11 @@ int tm__task_enter(tm__txn *txn, tm__task *t, tm_status st);
 /* Start workers and the supervisor; stop them (graceful, SPEC section 6). */
 int tm__runtime_start(tm_manager *tm);
 void tm__runtime_stop(tm_manager *tm);
-/* New work was queued in this process: wake a worker now. */
+/* Something may be runnable: wake this process's workers now. */
 void tm__runtime_wake(tm_manager *tm);
+/* This process queued work: wake the workers here and the supervisors of
+ * every other process on the store. */
+void tm__runtime_announce(tm_manager *tm);
 /* The task may be running here: make its tm_job_cancelled() true. */
 void tm__runtime_cancel(tm_manager *tm, const char *id);
 

@@ -72,6 +72,12 @@ void tm__runtime_cancel(tm_manager *tm, const char *id)
 	tm__runtime_stop_job(tm, id, TM__STOP_CANCEL);
 }
 
+void tm__runtime_announce(tm_manager *tm)
+{
+	tm__runtime_wake(tm);
+	tm__wake_signal(tm->wake);
+}
+
 void tm__runtime_wake(tm_manager *tm)
 {
 	struct tm__runtime *rt = tm->rt;
@@ -329,7 +335,7 @@ static void finish(tm_manager *tm, tm_job *job, tm_status st)
 	/* On a storage error the task stays RUNNING under a lease nobody renews:
 	 * lease expiry recovers it (retry, or FAILED "worker lost"). */
 	if (tm__store_write(tm->store, finish_txn, &c) == TM_OK)
-		tm__runtime_wake(tm); /* a slot or an exclusive name came free */
+		tm__runtime_announce(tm); /* a retry queued, or a slot came free */
 }
 
 /* Run a claimed job.  Returns false when tm_close() abandoned it: then the
@@ -401,8 +407,8 @@ void tm__runtime_requeue(tm_manager *tm, tm_job **jobs, size_t n)
 	struct requeue_ctx c = { jobs, n };
 
 	/* On failure the leases expire and recovery retries the tasks. */
-	if (n > 0)
-		tm__store_write(tm->store, requeue_txn, &c);
+	if (n > 0 && tm__store_write(tm->store, requeue_txn, &c) == TM_OK)
+		tm__wake_signal(tm->wake); /* another process may take them now */
 }
 
 /* ---- threads ------------------------------------------------------------- */
@@ -442,24 +448,37 @@ static void deadline_in(struct timespec *ts, unsigned ms)
 	}
 }
 
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The supervisor runs its full round of checks every tick, and sleeps on
+ * the store's wake channel in between: a wake-up from any process (a
+ * trigger, a cancel, a requeue) gets the quick checks at once. */
 static void *supervisor_main(void *arg)
 {
 	tm_manager *tm = arg;
 	struct tm__runtime *rt = tm->rt;
+	int64_t next = 0;
 
-	pthread_mutex_lock(&rt->mu);
-	while (!rt->sup_stop) {
-		struct timespec ts;
+	while (!atomic_load(&rt->sup_stop)) {
+		uint32_t seen = tm__wake_seq(tm->wake);
+		int64_t now = mono_us();
 
-		pthread_mutex_unlock(&rt->mu);
-		tm__supervise(tm);
-		deadline_in(&ts, tm__supervise_delay(tm));
-		pthread_mutex_lock(&rt->mu);
-		while (!rt->sup_stop &&
-		       pthread_cond_timedwait(&rt->tick, &rt->mu, &ts) != ETIMEDOUT)
-			;
+		if (now >= next) {
+			tm__supervise(tm);
+			next = mono_us() + (int64_t)tm__supervise_delay(tm) * 1000;
+		} else {
+			tm__supervise_nudge(tm);
+		}
+		now = mono_us();
+		if (next > now && !atomic_load(&rt->sup_stop))
+			tm__wake_wait(tm->wake, seen, (unsigned)((next - now + 999) / 1000));
 	}
-	pthread_mutex_unlock(&rt->mu);
 	return NULL;
 }
 
@@ -490,7 +509,6 @@ int tm__runtime_start(tm_manager *tm)
 	}
 	pthread_mutex_init(&rt->mu, NULL);
 	cond_init(&rt->work);
-	cond_init(&rt->tick);
 	cond_init(&rt->idle);
 	tm->rt = rt;
 	if (pthread_create(&rt->supervisor, NULL, supervisor_main, tm) != 0)
@@ -583,15 +601,12 @@ void tm__runtime_stop(tm_manager *tm)
 		if (!rt->detached[w])
 			pthread_join(rt->workers[w], NULL);
 	if (rt->sup_started) {
-		pthread_mutex_lock(&rt->mu);
-		rt->sup_stop = true;
-		pthread_cond_signal(&rt->tick);
-		pthread_mutex_unlock(&rt->mu);
+		atomic_store(&rt->sup_stop, true);
+		tm__wake_signal(tm->wake);
 		pthread_join(rt->supervisor, NULL);
 	}
 	pthread_mutex_destroy(&rt->mu);
 	pthread_cond_destroy(&rt->work);
-	pthread_cond_destroy(&rt->tick);
 	pthread_cond_destroy(&rt->idle);
 	free(rt->workers);
 	free(rt->detached);

@@ -9,14 +9,13 @@
 struct tm__runtime {
 	pthread_mutex_t mu;       /* guards everything below */
 	pthread_cond_t work;      /* workers: wake_seq moved, or stopping */
-	pthread_cond_t tick;      /* supervisor: sup_stop */
 	pthread_cond_t idle;      /* tm_close(): a job left `running` */
 	bool stopping;            /* tm_close() began: take no more tasks */
-	bool sup_stop;
 	uint64_t wake_seq;
 	pthread_t *workers;
 	bool *detached;           /* workers left running a handler at close */
 	unsigned n_workers;       /* threads started */
+	atomic_bool sup_stop;     /* read without mu by the supervisor */
 	pthread_t supervisor;
 	bool sup_started;
 	tm_job *running;          /* jobs whose handler runs in this process */
@@ -41,6 +40,9 @@ void tm__runtime_requeue(tm_manager *tm, tm_job **jobs, size_t n);
 int tm__time_out(tm__txn *txn, tm__task *t);
 /* One tick of checks. */
 void tm__supervise(tm_manager *tm);
+/* The quick checks on a wake-up between ticks: cancels and takeovers of
+ * the tasks running here, and due work for the workers. */
+void tm__supervise_nudge(tm_manager *tm);
 /* The delay in ms before the next tick. */
 unsigned tm__supervise_delay(tm_manager *tm);
 

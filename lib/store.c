@@ -471,8 +471,12 @@ int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx)
 				return err;
 			continue; /* fn is re-runnable: run it on the larger map */
 		}
-		if (err && r.msg[0])
-			tm_errorf(err, "%s", r.msg); /* the message of the leader's thread */
+		/* A leader ran other writers' functions on this thread: leave
+		 * this caller its own message, not theirs. */
+		if (err)
+			tm_errorf(err, "%s", r.msg[0] ? r.msg : tm_error_name(err));
+		else
+			tm__error_clear();
 		return err;
 	}
 }

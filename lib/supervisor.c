@@ -240,7 +240,7 @@ static void resolve_orphans(tm_manager *tm, int64_t now)
 	    tm__store_write(tm->store, resolve_txn, &c) == TM_OK) {
 		for (size_t i = 0; i < c.timed_out; i++)
 			tm__runtime_stop_job(tm, c.ids[i], TM__STOP_TIMEOUT);
-		tm__runtime_wake(tm); /* recovered tasks wait in the queue */
+		tm__runtime_announce(tm); /* recovered tasks wait in the queue */
 	}
 out:
 	tm__runtime_unref_all(jobs, n);
@@ -452,6 +452,20 @@ void tm__supervise(tm_manager *tm)
 		}
 		free(regs);
 	}
+	if (tm->opts.workers > 0 && tm__store_read(tm->store, due_txn, &due) == TM_OK &&
+	    due.due)
+		tm__runtime_wake(tm);
+}
+
+void tm__supervise_nudge(tm_manager *tm)
+{
+	struct due_ctx due = { tm, tm__now_us(), false };
+	struct running_ctx c = { .tm = tm };
+
+	c.jobs = tm__runtime_snapshot(tm, &c.n);
+	if (c.n > 0)
+		tm__store_read(tm->store, watch_txn, &c);
+	tm__runtime_unref_all(c.jobs, c.n);
 	if (tm->opts.workers > 0 && tm__store_read(tm->store, due_txn, &due) == TM_OK &&
 	    due.due)
 		tm__runtime_wake(tm);
