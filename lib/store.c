@@ -354,8 +354,9 @@ static void settle(struct tm__wreq *r, int err, bool map_full, size_t seen)
 static void run_batch(tm__store *s, struct tm__wreq *batch)
 {
 	tm__txn t = { .s = s };
-	size_t seen = map_size(s);
 	int err = begin(s, true, &t.txn), rc;
+	/* Read under the resize lock begin() took: growth remaps the env. */
+	size_t seen = err ? 0 : map_size(s);
 	MDB_txn *top = t.txn;
 
 	if (err) {

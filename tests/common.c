@@ -88,6 +88,39 @@ const char *tt_status(tm_manager *tm, const char *name, const char *id, char buf
 	return buf;
 }
 
+char *tt_get(tm_manager *tm, const char *name, const char *id, unsigned flags)
+{
+	char *out = NULL;
+
+	ck_assert_ok(tm_get(tm, name, id, flags, &out));
+	ck_assert_ptr_nonnull(out);
+	return out;
+}
+
+int tt_count(tm_manager *tm, const char *name)
+{
+	int n = 0;
+
+	for (int page = 1;; page++) {
+		char *out = NULL;
+		cJSON *j;
+		int more;
+
+		ck_assert_ok(tm_list_recent(tm, name, page, 64, 0, &out));
+		j = tt_json(out);
+		n += cJSON_GetArraySize(cJSON_GetObjectItem(j, "tasks"));
+		more = cJSON_IsTrue(cJSON_GetObjectItem(j, "has_next"));
+		cJSON_Delete(j);
+		if (!more)
+			return n;
+	}
+}
+
+void tt_clear_error(void)
+{
+	tm_errorf(TM_OK, "%s", "");
+}
+
 int tt_wait(int (*pred)(void *arg), void *arg, double seconds)
 {
 	struct timespec start, now, ms = { 0, 1000000 };

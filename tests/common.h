@@ -11,7 +11,8 @@
 
 #include "taskmgr.h"
 
-/* A fresh temporary directory for one test; removed by tt_rmdir(). */
+/* A fresh temporary directory for one test (malloc'd: free it after
+ * tt_rmdir() removed the directory). */
 char *tt_tmpdir(void);
 void tt_rmdir(const char *dir);
 
@@ -32,8 +33,22 @@ const char *tt_status(tm_manager *tm, const char *name, const char *id, char buf
  * for conditions another thread or process makes true. */
 int tt_wait(int (*pred)(void *arg), void *arg, double seconds);
 
+/* tm_get's text of a task (ck_assert on failure); free it with tm_free. */
+char *tt_get(tm_manager *tm, const char *name, const char *id, unsigned flags);
+/* Number of tasks of name, counted through every tm_list_recent page. */
+int tt_count(tm_manager *tm, const char *name);
+/* Set this thread's message to "", so a test can see a call leave one. */
+void tt_clear_error(void);
+
 /* Run a suite and return the process exit code. */
 int tt_run(Suite *s);
+
+/* Add test fn to suite s in a TCase of its own, named after it. */
+#define tt_add(s, fn) do { \
+	TCase *tc_ = tcase_create(#fn); \
+	tcase_add_test(tc_, fn); \
+	suite_add_tcase((s), tc_); \
+} while (0)
 
 #define ck_assert_ok(expr) do { \
 	int rc_ = (expr); \

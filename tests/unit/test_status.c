@@ -59,6 +59,7 @@ START_TEST(every_status_pair_follows_the_ordering_rule)
 	}
 	tm_close(tm);
 	tt_rmdir(dir);
+	free(dir);
 }
 END_TEST
 
@@ -74,6 +75,7 @@ START_TEST(request_sent_is_never_a_patch_target)
 	ck_assert_str_eq(tt_status(tm, "job", id, buf), "REQUEST_SENT");
 	tm_close(tm);
 	tt_rmdir(dir);
+	free(dir);
 }
 END_TEST
 

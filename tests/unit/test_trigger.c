@@ -1,0 +1,794 @@
+/* SPEC section 5, tm_trigger: the body, the name, exclusivity, the validate
+ * hook, task ids, and what a refused trigger leaves behind. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+
+#define DEFAULT_REASON "manually triggered by endpoint"
+
+/* A trigger that must fail with code, set *out_json to NULL, leave a
+ * message (msg, when not NULL), and store nothing. */
+static void assert_refused_msg(tm_manager *tm, const char *name, const char *body,
+                               unsigned flags, int code, const char *msg)
+{
+	char sentinel, *out = &sentinel;
+	int before = name && strcmp(name, "job") == 0 ? tt_count(tm, "job") : 0;
+	int rc;
+
+	tt_clear_error();
+	rc = tm_trigger(tm, name, body, flags, &out);
+	ck_assert_msg(rc == code, "trigger %s with %s gave %s (%s), expected %s",
+	              name ? name : "(null)", body ? body : "(null)",
+	              tm_error_name(rc), tm_last_error(), tm_error_name(code));
+	ck_assert_ptr_null(out);
+	ck_assert_msg(tm_last_error()[0] != '\0', "no message for %s",
+	              body ? body : "(null)");
+	if (msg)
+		ck_assert_str_eq(tm_last_error(), msg);
+	if (name && strcmp(name, "job") == 0)
+		ck_assert_int_eq(tt_count(tm, "job"), before);
+}
+
+static void assert_refused(tm_manager *tm, const char *name, const char *body,
+                           unsigned flags, int code)
+{
+	assert_refused_msg(tm, name, body, flags, code, NULL);
+}
+
+static cJSON *details(cJSON *task)
+{
+	cJSON *d = cJSON_GetObjectItem(task, "details");
+
+	ck_assert(cJSON_IsObject(d));
+	return d;
+}
+
+static cJSON *parse(const char *text)
+{
+	cJSON *j = cJSON_Parse(text);
+
+	ck_assert_ptr_nonnull(j);
+	return j;
+}
+
+/* ---- the body ------------------------------------------------------------ */
+
+START_TEST(trigger_without_body_stores_empty_payload_and_default_reason)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+	cJSON *t, *d;
+
+	tt_register(tm, "job", 0);
+	tt_trigger(tm, "job", NULL, id);
+	t = tt_json(tt_get(tm, "job", id, 0));
+	ck_assert_str_eq(cJSON_GetObjectItem(t, "status")->valuestring, "REQUEST_SENT");
+	ck_assert_str_eq(cJSON_GetObjectItem(t, "name")->valuestring, "job");
+	d = details(t);
+	ck_assert(cJSON_IsObject(cJSON_GetObjectItem(d, "payload")));
+	ck_assert_ptr_null(cJSON_GetObjectItem(d, "payload")->child);
+	ck_assert_str_eq(cJSON_GetObjectItem(d, "create_reason")->valuestring,
+	                 DEFAULT_REASON);
+	cJSON_Delete(t);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(trigger_with_empty_object_is_like_no_body)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+	cJSON *t, *d;
+
+	tt_register(tm, "job", 0);
+	tt_trigger(tm, "job", "{}", id);
+	tt_trigger(tm, "job", " \n{ }\t\n", id);
+	t = tt_json(tt_get(tm, "job", id, 0));
+	d = details(t);
+	ck_assert(cJSON_IsObject(cJSON_GetObjectItem(d, "payload")));
+	ck_assert_ptr_null(cJSON_GetObjectItem(d, "payload")->child);
+	ck_assert_str_eq(cJSON_GetObjectItem(d, "create_reason")->valuestring,
+	                 DEFAULT_REASON);
+	ck_assert_int_eq(tt_count(tm, "job"), 2);
+	cJSON_Delete(t);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(context_task_becomes_details_payload)
+{
+	static const char ctx[] = "{\"connection\":\"LOCAL\",\"name\":\"input-myfile.csv\","
+		"\"n\":[1,2.5,{\"x\":null,\"y\":true}],\"nested\":{\"a\":{\"b\":\"c\"}},"
+		"\"empty\":{},\"s\":\"\\u00e9\\\"q\\\"\"}";
+	char *dir = tt_tmpdir(), id[21], body[512];
+	tm_manager *tm = tt_open(dir, 0);
+	cJSON *t, *want;
+
+	tt_register(tm, "job", 0);
+	snprintf(body, sizeof(body), "{\"context_task\":%s}", ctx);
+	tt_trigger(tm, "job", body, id);
+	t = tt_json(tt_get(tm, "job", id, 0));
+	want = parse(ctx);
+	ck_assert(cJSON_Compare(cJSON_GetObjectItem(details(t), "payload"), want, 1));
+	cJSON_Delete(want);
+	cJSON_Delete(t);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+static void assert_no_secret(char *text)
+{
+	ck_assert_ptr_nonnull(text);
+	ck_assert_msg(strstr(text, "s3cr3t-t0ken") == NULL, "secret in %s", text);
+	ck_assert_msg(strstr(text, "refresh_token") == NULL, "token key in %s", text);
+	tm_free(text);
+}
+
+START_TEST(refresh_token_never_appears_in_any_output)
+{
+	char *dir = tt_tmpdir(), *out, id[21], id2[21], id3[21];
+	tm_manager *tm = tt_open(dir, 0);
+	const char *body = "{\"context_task\":{\"t\":1},\"refresh_token\":\"s3cr3t-t0ken\"}";
+
+	tt_register(tm, "job", TM_JOB_PUBLIC);
+	ck_assert_ok(tm_trigger(tm, "job", body, 0, &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_trigger(tm, "job", body, TM_PUBLIC, &out));
+	assert_no_secret(out);
+	tt_trigger(tm, "job", body, id);
+	tt_trigger(tm, "job", body, id2);
+	tt_trigger(tm, "job", body, id3);
+	assert_no_secret(tt_get(tm, "job", id, 0));
+	assert_no_secret(tt_get(tm, "job", id, TM_PUBLIC));
+	ck_assert_ok(tm_list_recent(tm, "job", 1, 64, 0, &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_list_recent(tm, "job", 1, 64, TM_PUBLIC, &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_patch(tm, "job", id, "{\"status\":\"RUNNING\"}", &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_cancel(tm, "job", id, &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_cancel(tm, "job", id2, &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_patch(tm, "job", id3, "{\"completed\":true}", &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_stats(tm, &out));
+	assert_no_secret(out);
+	ck_assert_ok(tm_check(tm, &out));
+	assert_no_secret(out);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(create_reason_overrides_the_default)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+	cJSON *t;
+
+	tt_register(tm, "job", 0);
+	tt_trigger(tm, "job", "{\"create_reason\":\"nightly retrain\"}", id);
+	t = tt_json(tt_get(tm, "job", id, 0));
+	ck_assert_str_eq(cJSON_GetObjectItem(details(t), "create_reason")->valuestring,
+	                 "nightly retrain");
+	cJSON_Delete(t);
+	/* Escapes and non-ASCII text come back as sent. */
+	tt_trigger(tm, "job", "{\"create_reason\":\"say \\\"hi\\\" \\u00e9\\u2028 \\ud83d\\ude00 "
+	           "\xc3\xa9 \\\\ /\\/\"}", id);
+	t = tt_json(tt_get(tm, "job", id, 0));
+	ck_assert_str_eq(cJSON_GetObjectItem(details(t), "create_reason")->valuestring,
+	                 "say \"hi\" \xc3\xa9\xe2\x80\xa8 \xf0\x9f\x98\x80 \xc3\xa9 \\ //");
+	cJSON_Delete(t);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(every_wrong_field_type_is_wrong_data)
+{
+	static const char *const fields[] = { "context_task", "refresh_token", "create_reason" };
+	/* Values that are of the wrong type for each field, in order. */
+	static const char *const wrong[3][8] = {
+		{ "\"x\"", "1", "1.5", "[]", "[{}]", "true", "false", "null" },
+		{ "1", "1.5", "{}", "[]", "[\"t\"]", "true", "false", "null" },
+		{ "1", "1.5", "{}", "[]", "[\"r\"]", "true", "false", "null" },
+	};
+	char *dir = tt_tmpdir(), body[128];
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (int f = 0; f < 3; f++) {
+		for (int v = 0; v < 8; v++) {
+			snprintf(body, sizeof(body), "{\"%s\":%s}", fields[f], wrong[f][v]);
+			assert_refused(tm, "job", body, 0, TM_EWRONG_DATA);
+			/* A wrong field beside good ones still refuses the whole body. */
+			snprintf(body, sizeof(body), "{\"context_task\":{},\"%s\":%s}",
+			         fields[f], wrong[f][v]);
+			if (f != 0)
+				assert_refused(tm, "job", body, 0, TM_EWRONG_DATA);
+		}
+	}
+	ck_assert_int_eq(tt_count(tm, "job"), 0);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(unknown_fields_are_wrong_data)
+{
+	static const char *const bodies[] = {
+		"{\"foo\":1}",
+		"{\"context_task\":{},\"extra\":true}",
+		"{\"Context_task\":{}}",
+		"{\"context\":{}}",
+		"{\"refresh_token\":\"t\",\"status\":\"RUNNING\"}",
+		"{\"\":null}",
+	};
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(malformed_json_is_wrong_data)
+{
+	static const char *const bodies[] = {
+		"", " ", "{", "}", "{\"context_task\":}", "{\"context_task\" {}}",
+		"{'context_task':{}}", "{\"context_task\":{},}", "{context_task:{}}",
+		"{\"create_reason\":\"unterminated}",
+		"{\"context_task\":[1,2}", "nul", "{\"context_task\":NaN}",
+	};
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* Text that cJSON's parser tolerates but RFC 8259 does not allow. */
+START_TEST(json_outside_rfc8259_is_wrong_data)
+{
+	static const char *const bodies[] = {
+		"{\"context_task\":{\"a\":01}}",
+		"{\"context_task\":{\"a\":-01}}",
+		"{\"context_task\":{\"a\":1.}}",
+		"{\"context_task\":{\"a\":-.5}}",
+		"{\"create_reason\":\"line\nbreak\"}",
+		"{\"create_reason\":\"tab\there\"}",
+	};
+	char *dir = tt_tmpdir(), accepted[512] = "";
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	/* Collect every accepted body, so one failure names them all. */
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
+		if (tm_trigger(tm, "job", bodies[i], 0, NULL) != TM_EWRONG_DATA) {
+			size_t n = strlen(accepted);
+			snprintf(accepted + n, sizeof(accepted) - n, " %s", bodies[i]);
+		}
+	}
+	ck_assert_msg(accepted[0] == '\0', "accepted:%s", accepted);
+	ck_assert_int_eq(tt_count(tm, "job"), 0);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(trailing_garbage_is_wrong_data)
+{
+	static const char *const bodies[] = {
+		"{} x", "{}{}", "{} 1", "{\"context_task\":{}}]", "{}\n{}", "{} null",
+		"{},", "{}//",
+	};
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(duplicate_keys_are_wrong_data)
+{
+	static const char *const bodies[] = {
+		"{\"context_task\":{},\"context_task\":{}}",
+		"{\"refresh_token\":\"a\",\"refresh_token\":\"b\"}",
+		"{\"create_reason\":\"a\",\"context_task\":{},\"create_reason\":\"a\"}",
+		"{\"context_task\":{\"a\":1,\"a\":2}}",
+		"{\"context_task\":{\"x\":{\"b\":1,\"c\":2,\"b\":3}}}",
+		"{\"context_task\":{\"l\":[{\"k\":1,\"k\":1}]}}",
+	};
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(non_object_bodies_are_wrong_data)
+{
+	static const char *const bodies[] = {
+		"[]", "[{}]", "1", "null", "\"x\"", "true", "false", "\"{}\"",
+	};
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
+		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(deeply_nested_body_is_refused_without_crashing)
+{
+	enum { DEPTH = 100000 };
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+	char *body = malloc(DEPTH * 2 + 64);
+	size_t n = 0;
+
+	ck_assert_ptr_nonnull(body);
+	n += (size_t)sprintf(body, "{\"context_task\":{\"a\":");
+	for (int i = 0; i < DEPTH; i++)
+		body[n++] = '[';
+	for (int i = 0; i < DEPTH; i++)
+		body[n++] = ']';
+	strcpy(body + n, "}}");
+	tt_register(tm, "job", 0);
+	assert_refused(tm, "job", body, 0, TM_EWRONG_DATA);
+	free(body);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---- the name ------------------------------------------------------------ */
+
+START_TEST(unregistered_name_is_wrong_data)
+{
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", TM_JOB_PUBLIC);
+	assert_refused(tm, "nope", NULL, 0, TM_EWRONG_DATA);
+	assert_refused(tm, "nope", NULL, TM_PUBLIC, TM_EWRONG_DATA);
+	assert_refused(tm, "JOB", NULL, 0, TM_EWRONG_DATA);
+	assert_refused(tm, "jo", NULL, 0, TM_EWRONG_DATA);
+	assert_refused(tm, "job ", NULL, 0, TM_EWRONG_DATA);
+	assert_refused(tm, "", NULL, 0, TM_EWRONG_DATA);
+	assert_refused(tm, NULL, NULL, 0, TM_EWRONG_DATA);
+	assert_refused(tm, "nope", "{\"context_task\":{}}", 0, TM_EWRONG_DATA);
+	ck_assert_int_eq(tt_count(tm, "job"), 0);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(public_flag_refuses_a_private_name)
+{
+	char *dir = tt_tmpdir(), *out = NULL;
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	tt_register(tm, "pub", TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE);
+	assert_refused(tm, "job", NULL, TM_PUBLIC, TM_EWRONG_DATA);
+	ck_assert_int_eq(tt_count(tm, "job"), 0);
+	ck_assert_ok(tm_trigger(tm, "pub", NULL, TM_PUBLIC, &out));
+	tm_free(out);
+	ck_assert_ok(tm_trigger(tm, "job", NULL, 0, NULL));
+	ck_assert_int_eq(tt_count(tm, "job"), 1);
+	ck_assert_int_eq(tt_count(tm, "pub"), 1);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---- exclusivity --------------------------------------------------------- */
+
+START_TEST(exclusive_name_refuses_while_a_task_is_active)
+{
+	static const char *const finish[] = {
+		"{\"completed\":true}", "{\"failed\":true}", "{\"status\":\"CANCELLED\"}",
+		"{\"status\":\"COMPLETED\"}", "{\"status\":\"FAILED\"}",
+	};
+	char *dir = tt_tmpdir(), id[21], other[21];
+	tm_manager *tm = tt_open(dir, 0);
+	int n = 0;
+
+	tt_register(tm, "excl", TM_JOB_EXCLUSIVE);
+	tt_register(tm, "excl2", TM_JOB_EXCLUSIVE);
+	for (size_t i = 0; i < sizeof(finish) / sizeof(finish[0]); i++) {
+		tt_trigger(tm, "excl", NULL, id);
+		n++;
+		ck_assert_err(tm_trigger(tm, "excl", NULL, 0, NULL), TM_EALREADY_RUNNING);
+		ck_assert_ok(tm_patch(tm, "excl", id, "{\"status\":\"RUNNING\"}", NULL));
+		ck_assert_err(tm_trigger(tm, "excl", NULL, 0, NULL), TM_EALREADY_RUNNING);
+		ck_assert_ok(tm_patch(tm, "excl", id,
+		             "{\"status\":\"CANCELLED_REQUESTED\"}", NULL));
+		ck_assert_err(tm_trigger(tm, "excl", "{\"context_task\":{}}", 0, NULL),
+		              TM_EALREADY_RUNNING);
+		ck_assert_int_eq(tt_count(tm, "excl"), n);
+		/* Another exclusive name is not held up. */
+		tt_trigger(tm, "excl2", NULL, other);
+		ck_assert_ok(tm_cancel(tm, "excl2", other, NULL));
+		ck_assert_ok(tm_patch(tm, "excl", id, finish[i], NULL));
+	}
+	/* A task cancelled straight from REQUEST_SENT frees the name too. */
+	tt_trigger(tm, "excl", NULL, id);
+	ck_assert_ok(tm_cancel(tm, "excl", id, NULL));
+	tt_trigger(tm, "excl", NULL, id);
+	ck_assert_err(tm_trigger(tm, "excl", NULL, 0, NULL), TM_EALREADY_RUNNING);
+	ck_assert_int_eq(tt_count(tm, "excl"), n + 2);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(already_running_leaves_a_message_and_no_output)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", TM_JOB_EXCLUSIVE);
+	tt_trigger(tm, "job", NULL, id);
+	assert_refused(tm, "job", NULL, 0, TM_EALREADY_RUNNING);
+	ck_assert_int_eq(tt_count(tm, "job"), 1);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(non_exclusive_name_takes_many_active_tasks)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (int i = 0; i < 5; i++)
+		tt_trigger(tm, "job", NULL, id);
+	ck_assert_int_eq(tt_count(tm, "job"), 5);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---- the validate hook --------------------------------------------------- */
+
+struct hook {
+	int answer;
+	const char *message; /* set with tm_errorf when not NULL */
+	int calls;
+	char seen[256];
+	void *user_seen;
+};
+
+static int validate(const char *context_json, void *user)
+{
+	struct hook *h = user;
+
+	h->calls++;
+	h->user_seen = user;
+	snprintf(h->seen, sizeof(h->seen), "%s", context_json ? context_json : "(null)");
+	if (h->answer != TM_OK && h->message)
+		return tm_errorf(h->answer, "%s", h->message);
+	return h->answer;
+}
+
+static void register_hooked(tm_manager *tm, const char *name, struct hook *h)
+{
+	tm_job_def d;
+
+	tm_job_def_init(&d);
+	d.name = name;
+	d.validate = validate;
+	d.user = h;
+	ck_assert_ok(tm_register(tm, &d));
+}
+
+START_TEST(validate_hook_ok_lets_the_task_be_stored)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+	struct hook h = { TM_OK, NULL, 0, "", NULL };
+
+	register_hooked(tm, "job", &h);
+	tt_trigger(tm, "job", "{\"context_task\":{\"table\":\"a.csv\"}}", id);
+	ck_assert_int_eq(h.calls, 1);
+	ck_assert_ptr_eq(h.user_seen, &h);
+	ck_assert_int_eq(tt_count(tm, "job"), 1);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(validate_hook_refusal_comes_back_and_stores_nothing)
+{
+	static const struct { int code; const char *msg; } answers[] = {
+		{ TM_ETABLE_NOT_FOUND, "table missing.csv not found" },
+		{ TM_ERESOURCE_NOT_FOUND, "resource bucket-7 not found" },
+		{ TM_EWRONG_DATA, "connection S3 is not supported" },
+		{ TM_ETABLE_NOT_FOUND, NULL },
+		{ TM_ERESOURCE_NOT_FOUND, NULL },
+		{ TM_EWRONG_DATA, NULL },
+	};
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+	struct hook h = { TM_OK, NULL, 0, "", NULL };
+
+	register_hooked(tm, "job", &h);
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		h.answer = answers[i].code;
+		h.message = answers[i].msg;
+		h.calls = 0;
+		assert_refused_msg(tm, "job", "{\"context_task\":{\"table\":\"missing.csv\"},"
+		                   "\"refresh_token\":\"t\"}", 0, answers[i].code,
+		                   answers[i].msg);
+		ck_assert_int_eq(h.calls, 1);
+		ck_assert_int_eq(tt_count(tm, "job"), 0);
+	}
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(validate_hook_receives_the_context_json)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+	struct hook h = { TM_OK, NULL, 0, "", NULL };
+	cJSON *seen, *want;
+
+	register_hooked(tm, "job", &h);
+	tt_trigger(tm, "job", NULL, id);
+	ck_assert_str_eq(h.seen, "{}");
+	tt_trigger(tm, "job", "{\"refresh_token\":\"t\"}", id);
+	ck_assert_str_eq(h.seen, "{}");
+	tt_trigger(tm, "job", "{\"context_task\":{\"table_name\":\"a.csv\","
+	           "\"rows\":[1,2],\"o\":{\"k\":null}},\"refresh_token\":\"t\"}", id);
+	seen = cJSON_Parse(h.seen);
+	ck_assert_msg(seen != NULL, "hook got %s", h.seen);
+	want = parse("{\"table_name\":\"a.csv\",\"rows\":[1,2],\"o\":{\"k\":null}}");
+	ck_assert(cJSON_Compare(seen, want, 1));
+	ck_assert_ptr_null(strstr(h.seen, "refresh_token"));
+	ck_assert_int_eq(h.calls, 3);
+	cJSON_Delete(seen);
+	cJSON_Delete(want);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(validate_hook_answering_a_non_error_stores_nothing)
+{
+	static const int answers[] = { 1, 5, -10, -1000 };
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+	struct hook h = { TM_OK, NULL, 0, "", NULL };
+	char sentinel, *out;
+
+	register_hooked(tm, "job", &h);
+	for (size_t i = 0; i < sizeof(answers) / sizeof(answers[0]); i++) {
+		h.answer = answers[i];
+		out = &sentinel;
+		tt_clear_error();
+		ck_assert_int_ne(tm_trigger(tm, "job", NULL, 0, &out), TM_OK);
+		ck_assert_ptr_null(out);
+		ck_assert_uint_gt(strlen(tm_last_error()), 0);
+		ck_assert_int_eq(tt_count(tm, "job"), 0);
+	}
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+static double changes_of(tm_manager *tm, const char *name)
+{
+	char *out = NULL;
+	cJSON *st, *c;
+	double v;
+
+	ck_assert_ok(tm_stats(tm, &out));
+	st = tt_json(out);
+	c = cJSON_GetObjectItem(cJSON_GetObjectItem(cJSON_GetObjectItem(st, "names"),
+	                                            name), "changes");
+	ck_assert(cJSON_IsNumber(c));
+	v = c->valuedouble;
+	cJSON_Delete(st);
+	return v;
+}
+
+START_TEST(refused_trigger_keeps_the_change_counter)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+	struct hook h = { TM_ETABLE_NOT_FOUND, "no table", 0, "", NULL };
+
+	tt_register(tm, "excl", TM_JOB_EXCLUSIVE);
+	register_hooked(tm, "hooked", &h);
+	tt_trigger(tm, "excl", NULL, id);
+	ck_assert_ok(tm_notify(tm, "excl", 5));
+	ck_assert_ok(tm_notify(tm, "hooked", 7));
+	ck_assert_err(tm_trigger(tm, "excl", NULL, 0, NULL), TM_EALREADY_RUNNING);
+	ck_assert_err(tm_trigger(tm, "excl", "{\"x\":1}", 0, NULL), TM_EWRONG_DATA);
+	ck_assert_err(tm_trigger(tm, "hooked", NULL, 0, NULL), TM_ETABLE_NOT_FOUND);
+	ck_assert_double_eq(changes_of(tm, "excl"), 5);
+	ck_assert_double_eq(changes_of(tm, "hooked"), 7);
+	/* A task that is created counts changes from zero again. */
+	ck_assert_ok(tm_cancel(tm, "excl", id, NULL));
+	tt_trigger(tm, "excl", NULL, id);
+	ck_assert_double_eq(changes_of(tm, "excl"), 0);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* ---- ids and outputs ----------------------------------------------------- */
+
+static int cmp_id(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+START_TEST(task_ids_are_20_alphanumerics_and_unique)
+{
+	enum { N = 1000 };
+	char *dir = tt_tmpdir();
+	char (*ids)[21] = calloc(N, sizeof(*ids));
+	tm_manager *tm = tt_open(dir, 0);
+
+	ck_assert_ptr_nonnull(ids);
+	tt_register(tm, "job", 0);
+	for (int i = 0; i < N; i++) {
+		char *out = NULL;
+		cJSON *j, *tid;
+
+		ck_assert_ok(tm_trigger(tm, "job", NULL, 0, &out));
+		j = tt_json(out);
+		/* The output is exactly {"task_id": "..."}. */
+		ck_assert_int_eq(cJSON_GetArraySize(j), 1);
+		tid = cJSON_GetObjectItemCaseSensitive(j, "task_id");
+		ck_assert(cJSON_IsString(tid));
+		ck_assert_uint_eq(strlen(tid->valuestring), 20);
+		for (int c = 0; c < 20; c++) {
+			char ch = tid->valuestring[c];
+			ck_assert_msg((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+			              (ch >= '0' && ch <= '9'), "bad id %s", tid->valuestring);
+		}
+		memcpy(ids[i], tid->valuestring, 21);
+		cJSON_Delete(j);
+	}
+	qsort(ids, N, sizeof(*ids), cmp_id);
+	for (int i = 1; i < N; i++)
+		ck_assert_str_ne(ids[i - 1], ids[i]);
+	ck_assert_int_eq(tt_count(tm, "job"), N);
+	free(ids);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(out_json_may_be_null)
+{
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	ck_assert_ok(tm_trigger(tm, "job", NULL, 0, NULL));
+	ck_assert_ok(tm_trigger(tm, "job", "{\"context_task\":{\"a\":1}}", 0, NULL));
+	ck_assert_err(tm_trigger(tm, "job", "[]", 0, NULL), TM_EWRONG_DATA);
+	ck_assert_int_eq(tt_count(tm, "job"), 2);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(out_json_is_null_after_every_failure)
+{
+	char *dir = tt_tmpdir(), id[21], sentinel, *out;
+	tm_manager *tm = tt_open(dir, 0);
+	struct hook h = { TM_ETABLE_NOT_FOUND, "no table", 0, "", NULL };
+
+	tt_register(tm, "excl", TM_JOB_EXCLUSIVE);
+	register_hooked(tm, "hooked", &h);
+	tt_trigger(tm, "excl", NULL, id);
+	out = &sentinel;
+	ck_assert_err(tm_trigger(NULL, "excl", NULL, 0, &out), TM_EINVAL);
+	ck_assert_ptr_null(out);
+	out = &sentinel;
+	ck_assert_err(tm_trigger(tm, "nope", NULL, 0, &out), TM_EWRONG_DATA);
+	ck_assert_ptr_null(out);
+	out = &sentinel;
+	ck_assert_err(tm_trigger(tm, "excl", "{", 0, &out), TM_EWRONG_DATA);
+	ck_assert_ptr_null(out);
+	out = &sentinel;
+	ck_assert_err(tm_trigger(tm, "excl", NULL, 0, &out), TM_EALREADY_RUNNING);
+	ck_assert_ptr_null(out);
+	out = &sentinel;
+	ck_assert_err(tm_trigger(tm, "hooked", NULL, 0, &out), TM_ETABLE_NOT_FOUND);
+	ck_assert_ptr_null(out);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("trigger");
+
+	tt_add(s, trigger_without_body_stores_empty_payload_and_default_reason);
+	tt_add(s, trigger_with_empty_object_is_like_no_body);
+	tt_add(s, context_task_becomes_details_payload);
+	tt_add(s, refresh_token_never_appears_in_any_output);
+	tt_add(s, create_reason_overrides_the_default);
+	tt_add(s, every_wrong_field_type_is_wrong_data);
+	tt_add(s, unknown_fields_are_wrong_data);
+	tt_add(s, malformed_json_is_wrong_data);
+	tt_add(s, json_outside_rfc8259_is_wrong_data);
+	tt_add(s, trailing_garbage_is_wrong_data);
+	tt_add(s, duplicate_keys_are_wrong_data);
+	tt_add(s, non_object_bodies_are_wrong_data);
+	tt_add(s, deeply_nested_body_is_refused_without_crashing);
+	tt_add(s, unregistered_name_is_wrong_data);
+	tt_add(s, public_flag_refuses_a_private_name);
+	tt_add(s, exclusive_name_refuses_while_a_task_is_active);
+	tt_add(s, already_running_leaves_a_message_and_no_output);
+	tt_add(s, non_exclusive_name_takes_many_active_tasks);
+	tt_add(s, validate_hook_ok_lets_the_task_be_stored);
+	tt_add(s, validate_hook_refusal_comes_back_and_stores_nothing);
+	tt_add(s, validate_hook_receives_the_context_json);
+	tt_add(s, validate_hook_answering_a_non_error_stores_nothing);
+	tt_add(s, refused_trigger_keeps_the_change_counter);
+	tt_add(s, task_ids_are_20_alphanumerics_and_unique);
+	tt_add(s, out_json_may_be_null);
+	tt_add(s, out_json_is_null_after_every_failure);
+	return tt_run(s);
+}
