@@ -209,6 +209,7 @@ void tm__wake_wait(tm__wake *w, uint32_t seen, unsigned ms);
 typedef struct tm__jobreg {
 	tm_job_def def;        /* name points at `name` below */
 	char name[TM_NAME_MAX + 1];
+	_Atomic int64_t run_us; /* moving average of run times (runtime.c) */
 } tm__jobreg;
 
 typedef struct tm__registry tm__registry;
@@ -328,7 +329,8 @@ struct tm_job {
 	char *error;              /* tm_job_fail() */
 	uint64_t gen;             /* bumped by every progress, message, warning */
 	uint64_t written_gen;     /* the gen last written to the store */
-	bool returned;            /* the handler returned */
+	bool returned;            /* the handler returned `outcome` */
+	tm_status outcome;
 	bool abandoned;           /* tm_close() gave up waiting: the worker frees
 	                           * the job and touches nothing else */
 };

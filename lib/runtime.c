@@ -101,18 +101,45 @@ static void unlink_job(struct tm__runtime *rt, tm_job *job)
 	pthread_cond_broadcast(&rt->idle);
 }
 
-/* ---- claiming ------------------------------------------------------------ */
+/* ---- claiming ------------------------------------------------------------
+ *
+ * A worker claims a small batch of tasks in one write transaction, runs
+ * them, and writes their outcomes in the transaction that claims the next
+ * batch: one commit per batch instead of two per task.  A batch holds more
+ * than one task only while the names' handlers have been quick (their
+ * recent runs average under SHORT_RUN_US): a long job is claimed alone, so
+ * it never waits behind another on one worker while others idle. */
+
+#define BATCH_MAX 16
+#define SHORT_RUN_US 2000
+
+struct outcome {
+	tm_job *job;
+	tm_status st;
+};
 
 struct claim_ctx {
 	tm_manager *tm;
 	int64_t now;
 	uint64_t token;
-	char id[TM_TASK_ID_LEN + 1];  /* scan result */
+	unsigned want;                      /* claim at most this many */
+	bool closing;                       /* outcomes: tm_close() is under way */
+	struct outcome *outs;               /* outcomes to write first */
+	size_t n_outs;
+	char id[TM_TASK_ID_LEN + 1];        /* scan result */
 	const tm__jobreg *reg;
-	tm__task task;                /* the claimed task, as written */
-	char *secret;
-	bool claimed;
+	unsigned n;                         /* claimed */
+	tm__task tasks[BATCH_MAX];          /* as written */
+	char *secrets[BATCH_MAX];
+	const tm__jobreg *regs[BATCH_MAX];
 };
+
+static bool runs_short(const tm__jobreg *reg)
+{
+	int64_t us = atomic_load(&((tm__jobreg *)reg)->run_us);
+
+	return us > 0 && us < SHORT_RUN_US;
+}
 
 struct count_ctx {
 	unsigned running;
@@ -139,7 +166,7 @@ static int claim_scan(tm__txn *txn, int64_t ready_us, const char *id,
 	if (ready_us > c->now)
 		return 1; /* the queue is in ready order: nothing further is due */
 	reg = tm__registry_find(c->tm->reg, name);
-	if (reg == NULL || reg->def.run == NULL)
+	if (reg == NULL || reg->def.run == NULL || (c->n > 0 && !runs_short(reg)))
 		return 0;
 	if (reg->def.concurrency > 0) {
 		struct count_ctx cc = { 0 };
@@ -154,17 +181,31 @@ static int claim_scan(tm__txn *txn, int64_t ready_us, const char *id,
 	return 1;
 }
 
+static void forget_claims(struct claim_ctx *c)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		tm__task_free(&c->tasks[i]);
+		free(c->secrets[i]);
+		c->secrets[i] = NULL;
+	}
+	c->n = 0;
+}
+
+static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing);
+
 static int claim_txn(tm__txn *txn, void *p)
 {
 	struct claim_ctx *c = p;
+	int err = TM_OK;
 
-	tm__task_free(&c->task);
-	free(c->secret);
-	c->secret = NULL;
-	c->claimed = false;
-	for (int step = 0; step < CLAIM_STEPS; step++) {
+	forget_claims(c); /* a write may run again */
+	for (size_t i = 0; i < c->n_outs && err >= 0; i++)
+		err = write_outcome(txn, c->outs[i].job, c->outs[i].st, c->closing);
+	if (err < 0)
+		return err;
+	for (int step = 0; step < CLAIM_STEPS && c->n < c->want; step++) {
 		tm__task t, old;
-		int err;
+		bool claimed = false;
 
 		c->id[0] = '\0';
 		err = tm__store_queue(txn, claim_scan, c);
@@ -189,64 +230,74 @@ static int claim_txn(tm__txn *txn, void *p)
 			t.owner = c->token;
 			t.lease_us = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
 			if (!err)
-				err = tm__store_secret_get(txn, t.id, &c->secret);
-			c->claimed = !err;
+				err = tm__store_secret_get(txn, t.id, &c->secrets[c->n]);
+			claimed = !err;
 		}
 		if (!err)
 			err = tm__store_put(txn, &old, &t);
-		if (err || c->claimed) {
-			if (err)
-				tm__task_free(&t);
-			else
-				c->task = t;
-			return err;
+		if (!err && claimed) {
+			c->regs[c->n] = c->reg;
+			c->tasks[c->n++] = t;
+		} else {
+			tm__task_free(&t);
 		}
-		tm__task_free(&t);
+		if (err)
+			return err;
 	}
 	return TM_OK;
 }
 
-/* Claim one task and return its job, already on the running list; *out is
- * NULL when there is nothing to run. */
-static int claim(tm_manager *tm, tm_job **out)
+/* Write the outcomes of the last batch and claim the next one: jobs[] gets
+ * the claimed jobs, already on the running list; returns how many. */
+static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
+                      tm_job **jobs)
 {
 	struct tm__runtime *rt = tm->rt;
-	struct claim_ctx c = { .tm = tm };
+	struct claim_ctx *c = calloc(1, sizeof(*c));
+	unsigned n = 0;
 	int err;
 
-	*out = NULL;
-	c.now = tm__now_us();
-	c.token = tm__random64();
-	err = tm__store_write(tm->store, claim_txn, &c);
-	if (!err && c.claimed)
-		err = tm__job_new(tm, c.reg, &c.task, c.secret, out);
-	tm__task_free(&c.task);
-	free(c.secret);
-	if (err || *out == NULL)
-		return err;
-	(*out)->thread = pthread_self();
+	if (c == NULL)
+		return 0;
+	c->tm = tm;
+	c->now = tm__now_us();
+	c->token = tm__random64();
+	c->outs = outs;
+	c->n_outs = n_outs;
 	pthread_mutex_lock(&rt->mu);
-	if (rt->stopping) {
-		pthread_mutex_unlock(&rt->mu);
-		tm__runtime_requeue(tm, out, 1);
-		tm__job_unref(*out);
-		*out = NULL;
-		return TM_OK;
-	}
-	(*out)->next = rt->running;
-	rt->running = *out;
+	c->closing = rt->stopping;
+	c->want = rt->stopping ? 0 : BATCH_MAX;
 	pthread_mutex_unlock(&rt->mu);
-	return TM_OK;
+	err = tm__store_write(tm->store, claim_txn, c);
+	if (err && n_outs > 0) {
+		/* Do not lose the outcomes to a failed claim: write them alone.
+		 * If that fails too, the leases expire and recovery retries. */
+		c->want = 0;
+		err = tm__store_write(tm->store, claim_txn, c);
+	}
+	for (unsigned i = 0; !err && i < c->n; i++) {
+		if (tm__job_new(tm, c->regs[i], &c->tasks[i], c->secrets[i], &jobs[n]) == TM_OK)
+			jobs[n++]->thread = pthread_self();
+		/* else: out of memory; the lease expires and recovery retries */
+	}
+	forget_claims(c);
+	free(c);
+	pthread_mutex_lock(&rt->mu);
+	for (size_t i = 0; i < n_outs; i++)
+		unlink_job(rt, outs[i].job);
+	for (unsigned i = 0; i < n; i++) {
+		jobs[i]->next = rt->running;
+		rt->running = jobs[i];
+	}
+	pthread_mutex_unlock(&rt->mu);
+	for (size_t i = 0; i < n_outs; i++)
+		tm__job_unref(outs[i].job);
+	if (n_outs > 0 && !err)
+		tm__runtime_announce(tm); /* a retry queued, or a slot came free */
+	return n;
 }
 
-/* ---- finishing ------------------------------------------------------------ */
-
-struct finish_ctx {
-	tm_job *job;
-	tm_status st;
-	bool closing;
-	tm__job_mark mark;
-};
+/* ---- outcomes ------------------------------------------------------------- */
 
 static int retry_later(tm__task *t, const tm__jobreg *reg, const char *why)
 {
@@ -271,43 +322,46 @@ static int retry_later(tm__task *t, const tm__jobreg *reg, const char *why)
 	return tm__task_set_message(t, msg);
 }
 
-static int finish_txn(tm__txn *txn, void *p)
+/* Write what a run came to: the handler's answer (st), with its last
+ * progress.  During tm_close() an answer other than COMPLETED puts the task
+ * back in the queue, uncounted: the run stopped because the process is
+ * closing (a run that never started is written as TM_CANCELLED).  Fenced:
+ * a task that is no longer this run's is left alone. */
+static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing)
 {
-	struct finish_ctx *c = p;
-	tm_job *job = c->job;
+	tm__job_mark mark;
 	tm__task t, old;
 	bool ours;
 	int err = tm__store_get(txn, job->id, &t);
 
 	if (err)
-		return err;
+		return err == TM_ETASK_NOT_FOUND ? 0 : err;
 	old = t;
 	pthread_mutex_lock(&job->mu);
-	ours = tm__job_apply(job, &t, &c->mark);
+	ours = tm__job_apply(job, &t, &mark);
 	pthread_mutex_unlock(&job->mu);
 	if (!ours) {
 		/* Someone decided first (timeout, a patch, lease lost): final is
 		 * final, and the handler's answer is ignored. */
 		tm__task_free(&t);
-		return 1;
+		return 0;
 	}
-	if (c->st != TM_COMPLETED && c->st != TM_FAILED && c->st != TM_CANCELLED) {
-		err = tm__task_set_detail(&t, "error", cJSON_CreateStringReference(
+	if (st != TM_COMPLETED && st != TM_FAILED && st != TM_CANCELLED) {
+		err = tm__task_set_detail(&t, "error", cJSON_CreateString(
 		                          "the handler returned an invalid status"));
-		c->st = TM_FAILED;
+		st = TM_FAILED;
 	}
 	if (err) {
-		/* out of memory: fall through to FAILED below */
-	} else if (c->closing && c->st != TM_COMPLETED && t.status == TM_RUNNING) {
-		/* Stopped by tm_close(): resume at the next open, uncounted. */
+		/* out of memory: give up on this write */
+	} else if (closing && st != TM_COMPLETED && t.status == TM_RUNNING) {
 		t.queued = true;
 		t.ready_us = tm__now_us();
 		t.owner = 0;
 		t.lease_us = 0;
 		tm__task_set_attempts(&t, tm__task_attempts(&t) - 1);
-	} else if (c->st == TM_COMPLETED) {
+	} else if (st == TM_COMPLETED) {
 		err = tm__task_enter(txn, &t, TM_COMPLETED);
-	} else if (c->st == TM_CANCELLED || t.status == TM_CANCELLED_REQUESTED) {
+	} else if (st == TM_CANCELLED || t.status == TM_CANCELLED_REQUESTED) {
 		err = tm__task_enter(txn, &t, TM_CANCELLED);
 	} else if (tm__task_attempts(&t) < job->reg->def.max_attempts) {
 		const cJSON *e = cJSON_GetObjectItemCaseSensitive(t.details, "error");
@@ -324,91 +378,65 @@ static int finish_txn(tm__txn *txn, void *p)
 	return err;
 }
 
-static void finish(tm_manager *tm, tm_job *job, tm_status st)
+/* Run one job of a batch.  Returns false when tm_close() abandoned it: the
+ * manager may then be gone, and the worker must touch nothing but its own
+ * jobs. */
+static bool run_job(tm_job *job, struct outcome *out)
 {
-	struct finish_ctx c = { job, st, false, { 0, 0 } };
-	struct tm__runtime *rt = tm->rt;
-
-	pthread_mutex_lock(&rt->mu);
-	c.closing = rt->stopping;
-	pthread_mutex_unlock(&rt->mu);
-	/* On a storage error the task stays RUNNING under a lease nobody renews:
-	 * lease expiry recovers it (retry, or FAILED "worker lost"). */
-	if (tm__store_write(tm->store, finish_txn, &c) == TM_OK)
-		tm__runtime_announce(tm); /* a retry queued, or a slot came free */
-}
-
-/* Run a claimed job.  Returns false when tm_close() abandoned it: then the
- * manager may be gone, and the caller must touch nothing. */
-static bool run_job(tm_manager *tm, tm_job *job)
-{
-	struct tm__runtime *rt = tm->rt;
-	tm_status st = job->reg->def.run(job, job->reg->def.user);
+	tm_status st = TM_CANCELLED;
+	bool skip;
+	int64_t t0;
 
 	pthread_mutex_lock(&job->mu);
 	if (job->abandoned) {
 		pthread_mutex_unlock(&job->mu);
-		tm__job_unref(job);
+		return false;
+	}
+	/* Cancelled, timed out or closing while it waited in the batch. */
+	skip = atomic_load(&job->stop) != 0;
+	pthread_mutex_unlock(&job->mu);
+	if (!skip) {
+		t0 = tm__now_us();
+		st = job->reg->def.run(job, job->reg->def.user);
+		/* Remember how long runs of this name take (moving average). */
+		{
+			tm__jobreg *reg = (tm__jobreg *)job->reg;
+			int64_t took = tm__now_us() - t0 + 1, avg = atomic_load(&reg->run_us);
+			atomic_store(&reg->run_us, avg ? (avg * 7 + took) / 8 : took);
+		}
+	}
+	pthread_mutex_lock(&job->mu);
+	if (job->abandoned) {
+		pthread_mutex_unlock(&job->mu);
 		return false;
 	}
 	job->returned = true;
+	job->outcome = st;
 	pthread_mutex_unlock(&job->mu);
-	finish(tm, job, st);
-	pthread_mutex_lock(&rt->mu);
-	unlink_job(rt, job);
-	pthread_mutex_unlock(&rt->mu);
-	tm__job_unref(job);
+	out->job = job;
+	out->st = st;
 	return true;
 }
 
-/* ---- requeue ------------------------------------------------------------- */
+/* ---- tm_close()'s part ------------------------------------------------------ */
 
-struct requeue_ctx {
+struct close_ctx {
 	tm_job **jobs;
 	size_t n;
 };
 
-static int requeue_txn(tm__txn *txn, void *p)
+static int close_txn(tm__txn *txn, void *p)
 {
-	struct requeue_ctx *c = p;
+	struct close_ctx *c = p;
+	int err = TM_OK;
 
-	for (size_t i = 0; i < c->n; i++) {
+	for (size_t i = 0; i < c->n && err >= 0; i++) {
 		tm_job *job = c->jobs[i];
-		tm__job_mark mark;
-		tm__task t, old;
-		bool ours;
-		int err = tm__store_get(txn, job->id, &t);
-
-		if (err == TM_ETASK_NOT_FOUND)
-			continue;
-		if (err)
-			return err;
-		old = t;
-		pthread_mutex_lock(&job->mu);
-		ours = tm__job_apply(job, &t, &mark);
-		pthread_mutex_unlock(&job->mu);
-		if (ours && !t.queued) {
-			t.queued = true;
-			t.ready_us = tm__now_us();
-			t.owner = 0;
-			t.lease_us = 0;
-			tm__task_set_attempts(&t, tm__task_attempts(&t) - 1);
-			err = tm__store_put(txn, &old, &t);
-		}
-		tm__task_free(&t);
-		if (err)
-			return err;
+		/* A handler that returned: its answer; one still running or never
+		 * started: back to the queue. */
+		err = write_outcome(txn, job, job->returned ? job->outcome : TM_CANCELLED, true);
 	}
-	return TM_OK;
-}
-
-void tm__runtime_requeue(tm_manager *tm, tm_job **jobs, size_t n)
-{
-	struct requeue_ctx c = { jobs, n };
-
-	/* On failure the leases expire and recovery retries the tasks. */
-	if (n > 0 && tm__store_write(tm->store, requeue_txn, &c) == TM_OK)
-		tm__wake_signal(tm->wake); /* another process may take them now */
+	return err < 0 ? err : TM_OK;
 }
 
 /* ---- threads ------------------------------------------------------------- */
@@ -417,23 +445,39 @@ static void *worker_main(void *arg)
 {
 	tm_manager *tm = arg;
 	struct tm__runtime *rt = tm->rt;
+	struct outcome outs[BATCH_MAX];
+	tm_job *jobs[BATCH_MAX];
 	uint64_t seen = 0;
+	unsigned n = 0;
+	size_t n_outs = 0;
 
 	for (;;) {
-		tm_job *job;
-
 		pthread_mutex_lock(&rt->mu);
-		while (!rt->stopping && rt->wake_seq == seen)
+		/* Sleep only with nothing to write and nothing just claimed. */
+		while (!rt->stopping && n == 0 && n_outs == 0 && rt->wake_seq == seen)
 			pthread_cond_wait(&rt->work, &rt->mu);
-		if (rt->stopping) {
-			pthread_mutex_unlock(&rt->mu);
-			return NULL;
-		}
 		seen = rt->wake_seq;
 		pthread_mutex_unlock(&rt->mu);
-		while (claim(tm, &job) == TM_OK && job != NULL)
-			if (!run_job(tm, job))
+		n = claim(tm, outs, n_outs, jobs);
+		n_outs = 0;
+		if (n == 0) {
+			pthread_mutex_lock(&rt->mu);
+			bool stop = rt->stopping;
+			pthread_mutex_unlock(&rt->mu);
+			if (stop)
 				return NULL;
+			continue;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			if (!run_job(jobs[i], &outs[n_outs])) {
+				/* Abandoned by tm_close(): so is every job of the batch
+				 * not yet returned; drop our references and go. */
+				for (unsigned k = 0; k < n; k++)
+					tm__job_unref(jobs[k]);
+				return NULL;
+			}
+			n_outs++;
+		}
 	}
 }
 
@@ -523,17 +567,9 @@ fail:
 	return tm_errorf(TM_ENOMEM, "cannot start the runtime's threads");
 }
 
-static bool any_unabandoned(struct tm__runtime *rt)
-{
-	for (tm_job *j = rt->running; j; j = j->next)
-		if (!j->abandoned)
-			return true;
-	return false;
-}
-
-/* Handlers still running after the grace period: mark them abandoned (their
- * workers will free the job and touch nothing else), take them off the
- * list, and return them with a reference each. */
+/* Past the grace period: every job still on the list becomes tm_close()'s
+ * (abandoned, under its lock, so its worker touches nothing more), and
+ * comes off the list with a reference for the caller. */
 static tm_job **abandon_running(struct tm__runtime *rt, size_t *n)
 {
 	tm_job **out;
@@ -543,22 +579,16 @@ static tm_job **abandon_running(struct tm__runtime *rt, size_t *n)
 		k++;
 	out = malloc((k ? k : 1) * sizeof(*out));
 	*n = 0;
-	for (tm_job **pp = &rt->running; *pp;) {
-		tm_job *j = *pp;
-		bool gone;
+	if (out == NULL)
+		return NULL;
+	while (rt->running) {
+		tm_job *j = rt->running;
 
+		rt->running = j->next;
 		pthread_mutex_lock(&j->mu);
-		gone = !j->returned && out != NULL;
-		if (gone)
-			j->abandoned = true;
+		j->abandoned = true;
 		pthread_mutex_unlock(&j->mu);
-		if (gone) {
-			tm__job_ref(j);
-			out[(*n)++] = j;
-			*pp = j->next;
-		} else {
-			pp = &j->next;
-		}
+		out[(*n)++] = j;
 	}
 	return out;
 }
@@ -566,9 +596,8 @@ static tm_job **abandon_running(struct tm__runtime *rt, size_t *n)
 void tm__runtime_stop(tm_manager *tm)
 {
 	struct tm__runtime *rt = tm->rt;
+	struct close_ctx cc;
 	struct timespec ts;
-	tm_job **left;
-	size_t n_left = 0;
 
 	if (rt == NULL)
 		return;
@@ -581,22 +610,27 @@ void tm__runtime_stop(tm_manager *tm)
 	while (rt->running &&
 	       pthread_cond_timedwait(&rt->idle, &rt->mu, &ts) != ETIMEDOUT)
 		;
-	left = abandon_running(rt, &n_left);
-	while (any_unabandoned(rt)) /* returned: writing their outcome */
-		pthread_cond_wait(&rt->idle, &rt->mu);
+	cc.jobs = abandon_running(rt, &cc.n);
 	pthread_mutex_unlock(&rt->mu);
 
-	tm__runtime_requeue(tm, left, n_left);
-	for (size_t i = 0; i < n_left; i++) {
+	/* Write what the abandoned runs came to (requeued unless they
+	 * returned), then let go of the workers still inside a handler: they
+	 * will find their job abandoned and touch nothing else.  A worker
+	 * whose jobs had all returned is only writing: wait for it. */
+	if (cc.n > 0 && tm__store_write(tm->store, close_txn, &cc) == TM_OK)
+		tm__wake_signal(tm->wake); /* another process may take them now */
+	for (size_t i = 0; i < cc.n; i++) {
 		for (unsigned w = 0; w < rt->n_workers; w++) {
-			if (!rt->detached[w] && pthread_equal(rt->workers[w], left[i]->thread)) {
+			if (!rt->detached[w] && !cc.jobs[i]->returned &&
+			    pthread_equal(rt->workers[w], cc.jobs[i]->thread)) {
 				pthread_detach(rt->workers[w]);
 				rt->detached[w] = true;
 			}
 		}
-		tm__job_unref(left[i]);
 	}
-	free(left);
+	for (size_t i = 0; i < cc.n; i++)
+		tm__job_unref(cc.jobs[i]);
+	free(cc.jobs);
 	for (unsigned w = 0; w < rt->n_workers; w++)
 		if (!rt->detached[w])
 			pthread_join(rt->workers[w], NULL);

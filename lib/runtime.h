@@ -33,8 +33,6 @@ tm_job **tm__runtime_snapshot(tm_manager *tm, size_t *n);
 void tm__runtime_unref_all(tm_job **jobs, size_t n);
 /* Set stop bits on the job running task id here, if any. */
 void tm__runtime_stop_job(tm_manager *tm, const char *id, int bits);
-/* Give tasks back to the queue without counting an attempt (close). */
-void tm__runtime_requeue(tm_manager *tm, tm_job **jobs, size_t n);
 
 /* supervisor.c: end t FAILED with the warning "timed out". */
 int tm__time_out(tm__txn *txn, tm__task *t);

@@ -60,7 +60,7 @@ static int sync_txn(tm__txn *txn, void *p)
 			return err;
 		old = t;
 		pthread_mutex_lock(&job->mu);
-		ours = !job->returned && tm__job_apply(job, &t, &c->marks[i]);
+		ours = tm__job_apply(job, &t, &c->marks[i]);
 		pthread_mutex_unlock(&job->mu);
 		if (ours) {
 			if (c->renew)
