@@ -186,8 +186,10 @@ int tm__store_name_touch(tm__txn *txn, const char *name);
 /* Every name that has figures, in key order. */
 typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
-/* Bytes used in the data file and the current map size. */
-void tm__store_size(tm__txn *txn, uint64_t *used, uint64_t *map);
+/* Bytes up to the data file's high-water mark, the part of them on LMDB's
+ * free list (reused by later writes), and the current map size. */
+void tm__store_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes,
+                    uint64_t *map);
 /* Write transactions committed since open (for tests and benchmarks). */
 uint64_t tm__store_commits(tm__store *s);
 /* Verify that indexes and counters agree with the records. */

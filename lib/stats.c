@@ -57,7 +57,7 @@ static int stats_name(tm__txn *txn, const char *name, void *p)
 static int stats_txn(tm__txn *txn, void *p)
 {
 	cJSON *out = p, *names = cJSON_AddObjectToObject(out, "names");
-	uint64_t depth, used, map;
+	uint64_t depth, used, free_bytes, map;
 	int64_t head, now = tm__now_us();
 	int err;
 
@@ -69,11 +69,12 @@ static int stats_txn(tm__txn *txn, void *p)
 	err = tm__store_queue_head(txn, &depth, &head);
 	if (err)
 		return err;
-	tm__store_size(txn, &used, &map);
+	tm__store_size(txn, &used, &free_bytes, &map);
 	if (!cJSON_AddNumberToObject(out, "queue_depth", (double)depth) ||
 	    !cJSON_AddNumberToObject(out, "oldest_waiting_age_s",
 	                             depth && head < now ? (double)(now - head) / 1e6 : 0) ||
 	    !cJSON_AddNumberToObject(out, "store_bytes", (double)used) ||
+	    !cJSON_AddNumberToObject(out, "free_bytes", (double)free_bytes) ||
 	    !cJSON_AddNumberToObject(out, "map_bytes", (double)map))
 		return tm_errorf(TM_ENOMEM, "out of memory");
 	return TM_OK;

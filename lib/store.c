@@ -487,15 +487,32 @@ uint64_t tm__store_commits(tm__store *s)
 	return atomic_load(&s->commits);
 }
 
-void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *map)
+void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *free_bytes,
+                    uint64_t *map)
 {
 	MDB_envinfo info;
 	MDB_stat st;
+	MDB_cursor *c;
+	MDB_val k, v;
+	uint64_t pages = 0;
 
 	mdb_env_info(t->s->env, &info);
 	mdb_env_stat(t->s->env, &st);
 	*used = ((uint64_t)info.me_last_pgno + 1) * st.ms_psize;
 	*map = info.me_mapsize;
+	/* Pages below the high-water mark that LMDB will reuse: each record
+	 * of its free list (sub-database 0) is a count then page numbers. */
+	if (mdb_cursor_open(t->txn, 0, &c) == 0) {
+		while (mdb_cursor_get(c, &k, &v, pages ? MDB_NEXT : MDB_FIRST) == 0) {
+			size_t n = 0;
+
+			if (v.mv_size >= sizeof(size_t))
+				memcpy(&n, v.mv_data, sizeof(n));
+			pages += n ? n : 1;
+		}
+		mdb_cursor_close(c);
+	}
+	*free_bytes = pages * st.ms_psize;
 }
 
 /* ---- tasks ------------------------------------------------------------- */

@@ -375,11 +375,14 @@ static double list_rate(tm_manager *tm, int n)
 static double raw_scan_rate(long stored, size_t len, int n)
 {
 	MDB_env *env = raw_open("raw-scan", MDB_NOSYNC);
-	char *value = calloc(1, len);
+	char *value = calloc(1, len), *answer = malloc(64 * len + 1);
+	size_t used = 0;
+	unsigned sum = 0;
 	MDB_dbi dbi;
 	MDB_txn *txn;
 	double t0;
 
+	memset(value, 'v', len);
 	mdb_txn_begin(env, NULL, 0, &txn);
 	mdb_dbi_open(txn, NULL, 0, &dbi);
 	for (long i = 0; i < stored; i++) {
@@ -401,18 +404,24 @@ static double raw_scan_rate(long stored, size_t len, int n)
 		mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
 		mdb_cursor_open(txn, dbi, &c);
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		/* Copy the 64 values out into one answer, as tm_list_recent
+		 * does; a checksum keeps the compiler from eliding the copy. */
+		used = 0;
 		for (int j = 0; j < 64 && rc == 0; j++) {
-			char *copy = malloc(v.mv_size);
-			memcpy(copy, v.mv_data, v.mv_size);
-			free(copy);
+			memcpy(answer + used, v.mv_data, v.mv_size);
+			used += v.mv_size;
 			rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
 		}
 		mdb_cursor_close(c);
 		mdb_txn_abort(txn);
+		sum += (unsigned char)answer[used / 2];
 	}
+	if (sum == 1)
+		printf(" ");
 	t0 = now_s() - t0;
 	mdb_env_close(env);
 	free(value);
+	free(answer);
 	return n / t0;
 }
 
@@ -560,30 +569,35 @@ static int bench_latency(void)
 
 /* ---- 6. size ------------------------------------------------------------------- */
 
-static long rss_kib(void)
+/* The process's resident memory of its own (heap, stacks: RssAnon) and of
+ * mapped files (RssFile: LMDB's map, whose pages the kernel may drop). */
+static long rss_kib(const char *which)
 {
 	FILE *f = fopen("/proc/self/status", "r");
-	char line[256];
+	char line[256], fmt[32];
 	long kib = -1;
 
+	snprintf(fmt, sizeof(fmt), "%s: %%ld kB", which);
 	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+		if (sscanf(line, fmt, &kib) == 1)
 			break;
 	if (f)
 		fclose(f);
 	return kib;
 }
 
+/* Bytes the store holds: its high-water mark less LMDB's free pages. */
 static long store_bytes(tm_manager *tm)
 {
 	char *out = NULL;
-	const char *p;
+	const char *p, *f;
 	long n = 0;
 
 	tm_stats(tm, &out);
 	p = strstr(out, "\"store_bytes\":");
-	if (p)
-		n = strtol(p + 14, NULL, 10);
+	f = strstr(out, "\"free_bytes\":");
+	if (p && f)
+		n = strtol(p + 14, NULL, 10) - strtol(f + 13, NULL, 10);
 	tm_free(out);
 	return n;
 }
@@ -593,7 +607,7 @@ static int bench_size(void)
 	const char *b = getenv("BENCH_BIG");
 	long big = b ? atol(b) : 1000000;
 	tm_manager *tm = open_tm("size", 0, 1);
-	long base, at10k, rss10k, rssbig;
+	long base, at10k, anon10k, file10k, anonbig, filebig;
 
 	reg(tm, "bench", NULL);
 	base = store_bytes(tm);
@@ -601,19 +615,24 @@ static int bench_size(void)
 	at10k = store_bytes(tm);
 	for (int i = 0; i < 100; i++)
 		tm_list_recent(tm, "bench", 1, 64, 0, NULL);
-	rss10k = rss_kib();
+	anon10k = rss_kib("RssAnon");
+	file10k = rss_kib("RssFile");
 	fill(tm, big - 10000);
 	for (int i = 0; i < 100; i++)
 		tm_list_recent(tm, "bench", 1, 64, 0, NULL);
-	rssbig = rss_kib();
-	header("6. store bytes per task (small payload) and resident memory", "at 10k");
-	row("store bytes per task", (double)(at10k - base) / 10000, "B", 0);
-	row("store bytes per task at BENCH_BIG", (double)store_bytes(tm) / big, "B", 0);
-	row("resident memory, 10k tasks (KiB)", (double)rss10k, "KiB", 0);
-	row("resident memory, BENCH_BIG tasks (KiB)", (double)rssbig, "KiB", (double)rss10k);
-	printf("\nBENCH_BIG = %ld.  goals: <= 1024 B per task; resident memory flat "
-	       "(LMDB's map is file-backed: pages read count as resident until the "
-	       "kernel drops them)\n", big);
+	anonbig = rss_kib("RssAnon");
+	filebig = rss_kib("RssFile");
+	header("6. store bytes per task (small payload, all tasks waiting) and resident memory",
+	       "at 10k");
+	row("store bytes per task, 10k tasks", (double)(at10k - base) / 10000, "B", 0);
+	row("store bytes per task, BENCH_BIG tasks", (double)store_bytes(tm) / big, "B", 0);
+	row("own resident memory (RssAnon), 10k (KiB)", (double)anon10k, "KiB", 0);
+	row("own resident memory (RssAnon), BENCH_BIG", (double)anonbig, "KiB", (double)anon10k);
+	row("mapped store pages (RssFile), 10k (KiB)", (double)file10k, "KiB", 0);
+	row("mapped store pages (RssFile), BENCH_BIG", (double)filebig, "KiB", (double)file10k);
+	printf("\nBENCH_BIG = %ld.  goals: <= 1024 B per task; own resident memory flat "
+	       "in the number of tasks (RssFile is the page cache of the store file that "
+	       "this process touched while filling it; the kernel reclaims it)\n", big);
 	tm_close(tm);
 	return 0;
 }
