@@ -327,7 +327,8 @@ struct tm_job {
 
 	pthread_mutex_t mu;       /* guards what follows */
 	cJSON *progress;          /* details.progress as the handler sees it */
-	cJSON *warnings;          /* array, not yet written */
+	cJSON *warnings;          /* array: this run's warnings */
+	cJSON *base_warnings;     /* the task's warnings when the run began */
 	char *error;              /* tm_job_fail() */
 	uint64_t gen;             /* bumped by every progress, message, warning */
 	uint64_t written_gen;     /* the gen last written to the store */
@@ -347,7 +348,6 @@ void tm__job_free(tm_job *job);
  * was written.  All three are called with job->mu held. */
 typedef struct tm__job_mark {
 	uint64_t gen;
-	int n_warnings;
 } tm__job_mark;
 bool tm__job_apply(tm_job *job, tm__task *t, tm__job_mark *mark);
 void tm__job_written(tm_job *job, const tm__job_mark *mark);

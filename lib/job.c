@@ -31,8 +31,10 @@ int tm__job_new(tm_manager *tm, const tm__jobreg *reg, const tm__task *t,
 	job->secret = secret ? strdup(secret) : NULL;
 	job->progress = cJSON_IsObject(pr) ? cJSON_Duplicate(pr, 1) : cJSON_CreateObject();
 	job->warnings = cJSON_CreateArray();
+	job->base_warnings = cJSON_Duplicate(t->warnings, 1);
 	if (job->payload == NULL || (secret && job->secret == NULL) ||
-	    job->progress == NULL || job->warnings == NULL) {
+	    job->progress == NULL || job->warnings == NULL ||
+	    job->base_warnings == NULL) {
 		tm__job_free(job);
 		return tm_errorf(TM_ENOMEM, "out of memory");
 	}
@@ -52,6 +54,7 @@ void tm__job_free(tm_job *job)
 	}
 	cJSON_Delete(job->progress);
 	cJSON_Delete(job->warnings);
+	cJSON_Delete(job->base_warnings);
 	free(job->error);
 	pthread_mutex_destroy(&job->mu);
 	free(job);
@@ -59,31 +62,34 @@ void tm__job_free(tm_job *job)
 
 bool tm__job_apply(tm_job *job, tm__task *t, tm__job_mark *mark)
 {
-	int n = cJSON_GetArraySize(job->warnings);
+	cJSON *w, *item;
 
 	mark->gen = job->gen;
-	mark->n_warnings = 0;
 	if (t->owner != job->owner || tm__status_final(t->status))
 		return false;
 	if (job->gen == job->written_gen && job->error == NULL)
 		return true;
-	/* Copies, not moves: the transaction may abort or run again. */
+	/* Whole values, not appends: two writes of one job may be in flight
+	 * (the supervisor's flush and the outcome), and applying twice must
+	 * store the same thing.  Copies: the transaction may run again. */
 	if (tm__task_set_detail(t, "progress", cJSON_Duplicate(job->progress, 1)))
 		return true;
-	for (int i = 0; i < n; i++)
-		cJSON_AddItemToArray(t->warnings,
-		                     cJSON_Duplicate(cJSON_GetArrayItem(job->warnings, i), 1));
+	w = cJSON_Duplicate(job->base_warnings, 1);
+	cJSON_ArrayForEach(item, job->warnings)
+		if (w && !cJSON_AddItemToArray(w, cJSON_Duplicate(item, 1)))
+			break;
+	if (w) {
+		cJSON_Delete(t->warnings);
+		t->warnings = w;
+	}
 	if (job->error)
 		tm__task_set_detail(t, "error", cJSON_CreateString(job->error));
-	mark->n_warnings = n;
 	return true;
 }
 
 void tm__job_written(tm_job *job, const tm__job_mark *mark)
 {
 	job->written_gen = mark->gen;
-	for (int i = 0; i < mark->n_warnings; i++)
-		cJSON_Delete(cJSON_DetachItemFromArray(job->warnings, 0));
 }
 
 bool tm__job_dirty(tm_job *job)

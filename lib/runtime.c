@@ -395,24 +395,25 @@ static bool run_job(tm_job *job, struct outcome *out)
 	/* Cancelled, timed out or closing while it waited in the batch. */
 	skip = atomic_load(&job->stop) != 0;
 	pthread_mutex_unlock(&job->mu);
-	if (!skip) {
-		t0 = tm__now_us();
+	t0 = tm__now_us();
+	if (!skip)
 		st = job->reg->def.run(job, job->reg->def.user);
-		/* Remember how long runs of this name take (moving average). */
-		{
-			tm__jobreg *reg = (tm__jobreg *)job->reg;
-			int64_t took = tm__now_us() - t0 + 1, avg = atomic_load(&reg->run_us);
-			atomic_store(&reg->run_us, avg ? (avg * 7 + took) / 8 : took);
-		}
-	}
 	pthread_mutex_lock(&job->mu);
 	if (job->abandoned) {
+		/* tm_close() returned meanwhile: the registry may be freed. */
 		pthread_mutex_unlock(&job->mu);
 		return false;
 	}
 	job->returned = true;
 	job->outcome = st;
 	pthread_mutex_unlock(&job->mu);
+	if (!skip) {
+		/* Remember how long runs of this name take (moving average). */
+		tm__jobreg *reg = (tm__jobreg *)job->reg;
+		int64_t took = tm__now_us() - t0 + 1, avg = atomic_load(&reg->run_us);
+
+		atomic_store(&reg->run_us, avg ? (avg * 7 + took) / 8 : took);
+	}
 	out->job = job;
 	out->st = st;
 	return true;
@@ -588,6 +589,7 @@ static tm_job **abandon_running(struct tm__runtime *rt, size_t *n)
 		pthread_mutex_lock(&j->mu);
 		j->abandoned = true;
 		pthread_mutex_unlock(&j->mu);
+		tm__job_ref(j); /* the worker keeps its own until it lets go */
 		out[(*n)++] = j;
 	}
 	return out;

@@ -53,7 +53,6 @@ static int sync_txn(tm__txn *txn, void *p)
 		int err = tm__store_get(txn, job->id, &t);
 
 		c->marks[i].gen = 0;
-		c->marks[i].n_warnings = 0;
 		if (err == TM_ETASK_NOT_FOUND)
 			continue;
 		if (err)
