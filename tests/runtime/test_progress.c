@@ -1,0 +1,201 @@
+/* SPEC section 5, progress: tm_job_progress merges into details.progress,
+ * writes are coalesced (a tight loop costs a handful of commits, not one per
+ * call), the value shows while the task runs, and the last value reaches the
+ * store with the final status. */
+#include <string.h>
+#include <time.h>
+
+#include "rt.h"
+
+#define CALLS 1000
+
+static struct {
+	atomic_int started, release, done;
+	double loop_s;  /* how long the loop of 1000 calls ran */
+} h;
+
+static void reset(void)
+{
+	memset(&h, 0, sizeof(h));
+}
+
+/* 1000 calls spread over a few coalescing windows. */
+static tm_status loop(tm_job *job, void *user)
+{
+	struct timespec pause = { 0, 300000 };
+	double t0 = rt_mono();
+
+	(void)user;
+	for (int i = 0; i < CALLS; i++) {
+		char json[64];
+
+		snprintf(json, sizeof(json), "{\"i\": %d, \"total\": %d}", i, CALLS);
+		if (tm_job_progress(job, json) != TM_OK ||
+		    tm_job_message(job, "step %d of %d", i + 1, CALLS) != TM_OK)
+			return tm_job_fail(job, "progress call %d failed", i);
+		nanosleep(&pause, NULL);
+	}
+	h.loop_s = rt_mono() - t0;
+	return TM_COMPLETED;
+}
+
+static int released(void *p)
+{
+	(void)p;
+	return atomic_load(&h.release);
+}
+
+static tm_status report_and_wait(tm_job *job, void *user)
+{
+	(void)user;
+	tm_job_progress(job, "{\"rows\": 40, \"columns\": 3}");
+	tm_job_message(job, "40 rows uploaded");
+	atomic_store(&h.started, 1);
+	tt_wait(released, NULL, 60);
+	tm_job_progress(job, "{\"rows\": 41}");
+	return TM_COMPLETED;
+}
+
+static tm_status report_and_return(tm_job *job, void *user)
+{
+	(void)user;
+	tm_job_progress(job, "{\"rows\": 7}");
+	tm_job_message(job, "last words");
+	tm_job_warn(job, "a late warning");
+	return TM_COMPLETED;
+}
+
+START_TEST(thousand_progress_calls_cost_few_commits)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_options o;
+	tm_manager *tm;
+	tm_job_def d = rt_def("job", loop, NULL);
+	double before, after, bound;
+	cJSON *task;
+
+	reset();
+	rt_options(&o, dir, 1);
+	o.progress_ms = 100;
+	o.lease_ms = 30000; /* no lease renewal inside the count */
+	tm = rt_open_with(&o);
+	ck_assert_ok(tm_register(tm, &d));
+	before = rt_commits(tm);
+	tt_trigger(tm, "job", NULL, id);
+	rt_await_status(tm, "job", id, "COMPLETED");
+	after = rt_commits(tm);
+	/* Trigger, claim, first lease renewal and final status, plus at most
+	 * one flush per window of 100 ms while the loop ran and one more;
+	 * slack of 4 for wake-ups that commit nothing new.  One write per tick
+	 * (every 20 ms) would be about twice as many. */
+	bound = 4 + h.loop_s / 0.1 + 2 + 4;
+	printf("%d progress + %d message calls over %.3f s cost %.0f commits "
+	       "(trigger, claim and final status included; coalescing bound %.1f)\n",
+	       CALLS, CALLS, h.loop_s, after - before, bound);
+	ck_assert_msg(after - before < 100, "%.0f commits for %d progress calls",
+	              after - before, CALLS);
+	ck_assert_msg(after - before <= bound, "%.0f commits in %.3f s: more than one "
+	              "flush per progress_ms window", after - before, h.loop_s);
+	task = rt_task(tm, "job", id);
+	ck_assert_int_eq((int)cJSON_GetObjectItem(cJSON_GetObjectItem(
+		cJSON_GetObjectItem(task, "details"), "progress"), "i")->valuedouble, CALLS - 1);
+	ck_assert_str_eq(rt_message(task), "step 1000 of 1000");
+	ck_assert_str_eq(cJSON_GetObjectItem(task, "progress")->valuestring, "step 1000 of 1000");
+	cJSON_Delete(task);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+struct progress_wait {
+	tm_manager *tm;
+	const char *id;
+};
+
+static int shows_progress(void *p)
+{
+	struct progress_wait *w = p;
+	cJSON *task = rt_task(w->tm, "job", w->id);
+	const cJSON *rows = cJSON_GetObjectItem(cJSON_GetObjectItem(
+		cJSON_GetObjectItem(task, "details"), "progress"), "rows");
+	int ok = cJSON_IsNumber(rows) && rows->valueint == 40;
+
+	cJSON_Delete(task);
+	return ok;
+}
+
+START_TEST(progress_is_visible_while_running)
+{
+	char *dir = tt_tmpdir(), id[21], *pub;
+	tm_manager *tm = rt_open(dir, 1);
+	tm_job_def d = rt_def("job", report_and_wait, NULL);
+	struct progress_wait w = { tm, id };
+	cJSON *task;
+
+	reset();
+	d.flags = TM_JOB_PUBLIC;
+	ck_assert_ok(tm_register(tm, &d));
+	tt_trigger(tm, "job", NULL, id);
+	ck_assert_msg(tt_wait(shows_progress, &w, RT_DEADLINE), "progress never showed");
+	task = rt_task(tm, "job", id);
+	ck_assert_str_eq(rt_status_of(task), "RUNNING");
+	ck_assert_str_eq(rt_message(task), "40 rows uploaded");
+	cJSON_Delete(task);
+	/* The public view has the message as `progress`, and no details. */
+	task = tt_json(tt_get(tm, "job", id, TM_PUBLIC));
+	pub = cJSON_PrintUnformatted(task);
+	ck_assert_str_eq(cJSON_GetObjectItem(task, "progress")->valuestring, "40 rows uploaded");
+	ck_assert_msg(cJSON_GetObjectItem(task, "details") == NULL, "details in %s", pub);
+	cJSON_free(pub);
+	cJSON_Delete(task);
+	atomic_store(&h.release, 1);
+	rt_await_status(tm, "job", id, "COMPLETED");
+	task = rt_task(tm, "job", id);
+	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
+		cJSON_GetObjectItem(task, "details"), "progress"), "rows")->valueint, 41);
+	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
+		cJSON_GetObjectItem(task, "details"), "progress"), "columns")->valueint, 3);
+	cJSON_Delete(task);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* A window longer than the test: only the final write can carry it. */
+START_TEST(last_progress_reaches_the_store_with_the_final_status)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_options o;
+	tm_manager *tm;
+	tm_job_def d = rt_def("job", report_and_return, NULL);
+	cJSON *task;
+
+	rt_options(&o, dir, 1);
+	o.progress_ms = 600000;
+	tm = rt_open_with(&o);
+	ck_assert_ok(tm_register(tm, &d));
+	tt_trigger(tm, "job", NULL, id);
+	rt_await_status(tm, "job", id, "COMPLETED");
+	task = rt_task(tm, "job", id);
+	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
+		cJSON_GetObjectItem(task, "details"), "progress"), "rows")->valueint, 7);
+	ck_assert_str_eq(rt_message(task), "last words");
+	ck_assert_msg(rt_has_warning(task, "a late warning"), "warning lost");
+	cJSON_Delete(task);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("runtime_progress");
+
+	tt_add(s, thousand_progress_calls_cost_few_commits);
+	tt_add(s, progress_is_visible_while_running);
+	tt_add(s, last_progress_reaches_the_store_with_the_final_status);
+	return tt_run(s);
+}

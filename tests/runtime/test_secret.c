@@ -1,0 +1,163 @@
+/* SPEC sections 2 and 6, secrets: the trigger's refresh_token is handed to
+ * the handler (on every attempt), never shown by any call, and erased from
+ * the store when the task reaches a final status (tm_check reports a final
+ * task that still has one). */
+#include <string.h>
+
+#include "rt.h"
+
+static struct {
+	atomic_int runs;
+	char secret[4][64];  /* per run; "(null)" when none */
+} h;
+
+static void reset(void)
+{
+	memset(&h, 0, sizeof(h));
+}
+
+static void record(tm_job *job)
+{
+	int k = atomic_load(&h.runs);
+	const char *s = tm_job_secret(job);
+
+	if (k < 4)
+		snprintf(h.secret[k], sizeof(h.secret[k]), "%s", s ? s : "(null)");
+	atomic_fetch_add(&h.runs, 1);
+}
+
+static tm_status complete(tm_job *job, void *user)
+{
+	(void)user;
+	record(job);
+	return TM_COMPLETED;
+}
+
+static tm_status fail_first(tm_job *job, void *user)
+{
+	(void)user;
+	record(job);
+	return tm_job_attempt(job) == 1 ? TM_FAILED : TM_COMPLETED;
+}
+
+static tm_status always_fail(tm_job *job, void *user)
+{
+	(void)job;
+	(void)user;
+	return TM_FAILED;
+}
+
+static tm_status always_cancel(tm_job *job, void *user)
+{
+	(void)job;
+	(void)user;
+	return TM_CANCELLED;
+}
+
+static void assert_not_shown(tm_manager *tm, const char *name, const char *id,
+                             const char *secret)
+{
+	char *text = tt_get(tm, name, id, 0), *list = NULL;
+
+	ck_assert_msg(strstr(text, secret) == NULL, "tm_get shows the secret: %s", text);
+	tm_free(text);
+	ck_assert_ok(tm_list_recent(tm, name, 1, 64, 0, &list));
+	ck_assert_msg(strstr(list, secret) == NULL, "tm_list_recent shows the secret");
+	tm_free(list);
+}
+
+START_TEST(secret_is_given_to_the_handler_and_erased_at_final)
+{
+	char *dir = tt_tmpdir(), with[21], without[21];
+	tm_manager *tm = rt_open(dir, 1);
+	tm_job_def d = rt_def("job", complete, NULL);
+
+	reset();
+	ck_assert_ok(tm_register(tm, &d));
+	tt_trigger(tm, "job", "{\"refresh_token\": \"tok-s3cr3t\"}", with);
+	rt_await_status(tm, "job", with, "COMPLETED");
+	tt_trigger(tm, "job", NULL, without);
+	rt_await_status(tm, "job", without, "COMPLETED");
+	ck_assert_int_eq(atomic_load(&h.runs), 2);
+	ck_assert_str_eq(h.secret[0], "tok-s3cr3t");
+	ck_assert_str_eq(h.secret[1], "(null)");
+	assert_not_shown(tm, "job", with, "tok-s3cr3t");
+	rt_assert_check_ok(tm);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+START_TEST(retried_attempt_still_gets_the_secret)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = rt_open(dir, 1);
+	tm_job_def d = rt_def("job", fail_first, NULL);
+
+	reset();
+	d.max_attempts = 2;
+	d.retry_backoff_s = 0.02;
+	ck_assert_ok(tm_register(tm, &d));
+	tt_trigger(tm, "job", "{\"refresh_token\": \"tok-again\"}", id);
+	rt_await_status(tm, "job", id, "COMPLETED");
+	ck_assert_int_eq(atomic_load(&h.runs), 2);
+	ck_assert_str_eq(h.secret[0], "tok-again");
+	ck_assert_str_eq(h.secret[1], "tok-again");
+	assert_not_shown(tm, "job", id, "tok-again");
+	rt_assert_check_ok(tm);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+/* Every way to a final status: handler answers, tm_patch, tm_cancel of a
+ * waiting task, a timeout. */
+START_TEST(secret_is_erased_at_every_final_status)
+{
+	static const char *patches[] = {
+		"{\"completed\": true}", "{\"failed\": true}", "{\"status\": \"CANCELLED\"}",
+	};
+	char *dir = tt_tmpdir(), id[21], ids[3][21], waiting[21], late[21];
+	tm_manager *tm = rt_open(dir, 2);
+	tm_job_def f = rt_def("fails", always_fail, NULL), c = rt_def("cancels", always_cancel, NULL);
+	tm_job_def e = rt_def("ext", NULL, NULL), t = rt_def("slow", NULL, NULL);
+	const char *body = "{\"refresh_token\": \"tok\"}";
+
+	t.timeout_s = 0.2;
+	ck_assert_ok(tm_register(tm, &f));
+	ck_assert_ok(tm_register(tm, &c));
+	ck_assert_ok(tm_register(tm, &e));
+	ck_assert_ok(tm_register(tm, &t));
+	tt_trigger(tm, "fails", body, id);
+	rt_await_status(tm, "fails", id, "FAILED");
+	tt_trigger(tm, "cancels", body, id);
+	rt_await_status(tm, "cancels", id, "CANCELLED");
+	for (int i = 0; i < 3; i++) {
+		tt_trigger(tm, "ext", body, ids[i]);
+		ck_assert_ok(tm_patch(tm, "ext", ids[i], "{\"status\": \"RUNNING\"}", NULL));
+		ck_assert_ok(tm_patch(tm, "ext", ids[i], patches[i], NULL));
+	}
+	tt_trigger(tm, "ext", body, waiting);
+	ck_assert_ok(tm_cancel(tm, "ext", waiting, NULL));
+	tt_trigger(tm, "slow", body, late);
+	rt_await_status(tm, "slow", late, "FAILED");
+	/* An active task keeps its secret: that is no problem either. */
+	tt_trigger(tm, "ext", body, id);
+	rt_assert_check_ok(tm);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("runtime_secret");
+
+	tt_add(s, secret_is_given_to_the_handler_and_erased_at_final);
+	tt_add(s, retried_attempt_still_gets_the_secret);
+	tt_add(s, secret_is_erased_at_every_final_status);
+	return tt_run(s);
+}
