@@ -117,6 +117,9 @@ START_TEST(close_during_job_resumes_with_same_attempt)
 	assert_waiting(dir, id);
 	tm = open_with(dir, 1, 5000, quick);
 	rt_await_status(tm, "job", id, "COMPLETED");
+	/* The status came through the store, which TSan cannot see through:
+	 * this atomic read orders the handler's writes before ours. */
+	rt_await_atleast(&h.started, 2);
 	ck_assert_int_eq(atomic_load(&h.runs), 2);
 	ck_assert_uint_eq(h.attempt[0], 1);
 	ck_assert_uint_eq(h.attempt[1], 1);
@@ -163,6 +166,7 @@ START_TEST(close_with_cooperative_handler_requeues)
 		ck_assert_str_eq(rt_detail_str(task, "error"), "");
 		cJSON_Delete(task);
 	}
+	rt_await_atleast(&h.started, 4); /* orders the handlers' writes (TSan) */
 	ck_assert_int_eq(atomic_load(&h.runs), 4);
 	for (int k = 0; k < 4; k++)
 		ck_assert_uint_eq(h.attempt[k], 1);
