@@ -364,39 +364,50 @@ int tm__create(tm_manager *tm, const tm__jobreg *job, const cJSON *context,
 
 struct list_ctx {
 	const char *name;
+	int page, amt, n;
 	bool with_details;
-	size_t skip;
-	int amt, n;
-	bool has_next;
-	tm__buf tasks;
+	tm__buf out;
 };
 
 static int list_one(tm__txn *txn, const char *id, void *p)
 {
 	struct list_ctx *c = p;
 
-	if (c->n == c->amt) {
-		c->has_next = true;
+	if (c->n == c->amt)
 		return 1;
-	}
 	if (c->n++ > 0)
-		tm__buf_add(&c->tasks, ",", 1);
-	return tm__store_render(txn, id, NULL, c->with_details, &c->tasks);
+		tm__buf_add(&c->out, ",", 1);
+	return tm__store_render(txn, id, NULL, c->with_details, &c->out);
 }
 
 static int list_txn(tm__txn *txn, void *p)
 {
 	struct list_ctx *c = p;
+	size_t skip = (size_t)(c->page - 1) * (size_t)c->amt;
+	tm__name_stats st;
+	uint64_t total = 0;
+	char head[80];
+	int err = tm__store_name_stats(txn, c->name, &st);
 
-	return tm__store_recent(txn, c->name, c->skip, list_one, c);
+	if (err)
+		return err;
+	/* The name's figures count its tasks, so has_next is known before the
+	 * scan and the tasks are rendered straight into the answer. */
+	for (int s = 0; s < 6; s++)
+		total += st.by_status[s];
+	snprintf(head, sizeof(head), "{\"has_next\":%s,\"next_page\":%lld,\"tasks\":[",
+	         total > skip + (size_t)c->amt ? "true" : "false", (long long)c->page + 1);
+	tm__buf_str(&c->out, head);
+	if (skip < total)
+		err = tm__store_recent(txn, c->name, skip, list_one, c);
+	tm__buf_add(&c->out, "]}", 2);
+	return err;
 }
 
 int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
                    unsigned flags, char **out_json)
 {
 	struct list_ctx c = { 0 };
-	tm__buf out = { 0 };
-	char head[80];
 	int err = tm__enter(tm, out_json);
 
 	if (err)
@@ -412,28 +423,16 @@ int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
 	if (amt < 1 || amt > 64)
 		return tm_errorf(TM_EWRONG_DATA, "amt must be between 1 and 64");
 	c.name = name;
-	c.with_details = !(flags & TM_PUBLIC);
-	c.skip = (size_t)(page - 1) * (size_t)amt;
+	c.page = page;
 	c.amt = amt;
+	c.with_details = !(flags & TM_PUBLIC);
+	tm__buf_reserve(&c.out, (size_t)amt * (c.with_details ? 640 : 256));
 	err = tm__store_read(tm->store, list_txn, &c);
-	if (err || out_json == NULL) {
-		tm__buf_take(&c.tasks, NULL);
-		return err;
-	}
-	/* The seed's key order: has_next, next_page, tasks. */
-	snprintf(head, sizeof(head), "{\"has_next\":%s,\"next_page\":%lld,\"tasks\":[",
-	         c.has_next ? "true" : "false", (long long)page + 1);
-	tm__buf_str(&out, head);
-	if (c.tasks.len)
-		tm__buf_add(&out, c.tasks.p, c.tasks.len);
-	tm__buf_add(&out, "]}", 2);
-	err = c.tasks.oom ? tm_errorf(TM_ENOMEM, "out of memory") : TM_OK;
-	tm__buf_take(&c.tasks, NULL);
 	if (err) {
-		tm__buf_take(&out, NULL);
+		tm__buf_take(&c.out, NULL);
 		return err;
 	}
-	return tm__buf_take(&out, out_json);
+	return tm__buf_take(&c.out, out_json);
 }
 
 /* ---- get, patch, cancel: one task ---------------------------------------- */

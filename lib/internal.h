@@ -54,6 +54,8 @@ typedef struct tm__buf {
 } tm__buf;
 void tm__buf_add(tm__buf *b, const char *s, size_t n);
 void tm__buf_str(tm__buf *b, const char *s);
+/* Make room for n bytes in all, up front. */
+void tm__buf_reserve(tm__buf *b, size_t n);
 /* Hand the string to *out (or free it when out is NULL) and reset b;
  * TM_ENOMEM if an append failed. */
 int tm__buf_take(tm__buf *b, char **out);

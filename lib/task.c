@@ -282,6 +282,21 @@ void tm__buf_add(tm__buf *b, const char *s, size_t n)
 	b->p[b->len] = '\0';
 }
 
+void tm__buf_reserve(tm__buf *b, size_t n)
+{
+	char *p;
+
+	if (b->oom || b->cap >= n)
+		return;
+	p = realloc(b->p, n);
+	if (p == NULL) {
+		b->oom = true;
+		return;
+	}
+	b->p = p;
+	b->cap = n;
+}
+
 void tm__buf_str(tm__buf *b, const char *s)
 {
 	tm__buf_add(b, s, strlen(s));
