@@ -10,7 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <time.h>
 
 #include "store.h"
@@ -44,6 +46,24 @@ static int make_dirs(const char *path)
 		err = tm__error_sys(errno, p);
 	free(p);
 	return err;
+}
+
+/* LMDB maps its lock file and writes into it: on a full file system a hole
+ * in that file would be SIGBUS.  Allocating it first turns that into
+ * ENOSPC.  (LMDB only ever grows the file, to less than this.) */
+static int reserve_lock_file(const char *dir)
+{
+	char path[4096];
+	int fd, rc;
+
+	if ((size_t)snprintf(path, sizeof(path), "%s/lock.mdb", dir) >= sizeof(path))
+		return tm_errorf(TM_EINVAL, "store path is too long");
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return tm__error_sys(errno, path);
+	rc = posix_fallocate(fd, 0, LOCK_FILE_BYTES);
+	close(fd);
+	return rc ? tm__error_sys(rc, path) : TM_OK;
 }
 
 static int open_dbis(tm__store *s)
@@ -157,13 +177,16 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	if (!rc)
 		rc = mdb_env_set_maxdbs(s->env, 16);
 	if (!rc)
-		rc = mdb_env_set_maxreaders(s->env, 512);
+		rc = mdb_env_set_maxreaders(s->env, MAX_READERS);
 	if (!rc)
 		rc = mdb_env_set_mapsize(s->env, o->map_size);
 	if (rc) {
 		err = tm__error_sys(rc, "creating the LMDB environment");
 		goto fail;
 	}
+	err = reserve_lock_file(path);
+	if (err)
+		goto fail;
 	/* MDB_NOTLS: read transactions are not tied to threads, because the
 	 * host's threads, not ours, call in. */
 	rc = mdb_env_open(s->env, path,

@@ -14,13 +14,16 @@
 #include "internal.h"
 
 #define SCHEMA_VERSION 1u
+#define MAX_READERS 512
+/* Room for LMDB's lock file: its header and 64 bytes per reader slot. */
+#define LOCK_FILE_BYTES (8192 + MAX_READERS * 64)
 #define KEY_MAX (TM_NAME_MAX + 1 + 8 + TM_TASK_ID_LEN)
 
 struct tm__store {
 	MDB_env *env;
 	MDB_dbi tasks;   /* id -> record (task.c) */
 	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
-	MDB_dbi active;  /* name \0 id -> "" : tasks not yet final */
+	MDB_dbi active;  /* name \0 time id -> "" : tasks not yet final */
 	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
 	MDB_dbi secrets; /* id -> refresh token, while the task is active */
 	MDB_dbi names;   /* name -> struct name_rec */
@@ -104,12 +107,15 @@ static inline size_t recent_key(unsigned char *k, const tm__task *t)
 	return n + 8 + TM_TASK_ID_LEN;
 }
 
+/* Active: ordered by start time within the name, so that new tasks append
+ * to the index's last page instead of dirtying a random one. */
 static inline size_t active_key(unsigned char *k, const tm__task *t)
 {
 	size_t n = name_prefix(k, t->name);
 
-	memcpy(k + n, t->id, TM_TASK_ID_LEN);
-	return n + TM_TASK_ID_LEN;
+	put_time(k + n, t->start_us, false);
+	memcpy(k + n + 8, t->id, TM_TASK_ID_LEN);
+	return n + 8 + TM_TASK_ID_LEN;
 }
 
 static inline size_t queue_key(unsigned char *k, int64_t ready_us, const char *id)

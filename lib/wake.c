@@ -41,8 +41,10 @@ int tm__wake_open(const char *dir, tm__wake **out)
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (fd < 0)
 		return tm__error_sys(errno, path);
+	/* Allocate the page now: touching a hole of a full file system
+	 * through the mapping would be SIGBUS, not an error. */
 	if (fstat(fd, &st) != 0 ||
-	    (st.st_size < 4096 && ftruncate(fd, 4096) != 0)) {
+	    (errno = posix_fallocate(fd, 0, 4096)) != 0) {
 		int e = errno;
 		close(fd);
 		return tm__error_sys(e, path);
