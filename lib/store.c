@@ -778,29 +778,3 @@ int tm__store_reset_changes(tm__txn *t, const char *name)
 	r.changes = 0;
 	return name_put(t, name, &r);
 }
-
-int tm__store_names(tm__txn *t, tm__name_fn fn, void *ctx)
-{
-	MDB_cursor *c;
-	MDB_val k, v;
-	char name[TM_NAME_MAX + 1];
-	int rc, err = cursor(t, t->s->names, &c);
-
-	if (err)
-		return err;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size > TM_NAME_MAX)
-			continue;
-		memcpy(name, k.mv_data, k.mv_size);
-		name[k.mv_size] = '\0';
-		err = fn(t, name, ctx);
-		if (err)
-			break;
-	}
-	mdb_cursor_close(c);
-	if (err < 0)
-		return err;
-	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
-}
-

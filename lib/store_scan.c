@@ -7,136 +7,166 @@
 
 /* ---- scans ------------------------------------------------------------- */
 
+/* Called for each entry of a scan: 0 to go on, 1 to stop, <0 an error. */
+typedef int (*entry_fn)(tm__txn *t, const MDB_val *k, const MDB_val *v, void *ctx);
+
 static bool has_prefix(const MDB_val *k, const unsigned char *p, size_t n)
 {
 	return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
 }
 
-static void recent_id(const MDB_val *k, size_t prefix, char id[TM_TASK_ID_LEN + 1])
+/* Every entry of dbi whose key starts with the n bytes at p (every entry
+ * when n is 0), in key order or backwards. */
+static int scan(tm__txn *t, MDB_dbi dbi, const unsigned char *p, size_t n,
+                bool backward, entry_fn each, void *ctx)
 {
-	const unsigned char *p = (const unsigned char *)k->mv_data + prefix + 8;
+	unsigned char after[KEY_MAX];
+	MDB_cursor *c;
+	MDB_val k = val(p, n), v;
+	MDB_cursor_op next = backward ? MDB_PREV : MDB_NEXT;
+	int rc, err = cursor(t, dbi, &c);
 
+	if (err)
+		return err;
+	if (!backward) {
+		rc = mdb_cursor_get(c, &k, &v, n ? MDB_SET_RANGE : MDB_FIRST);
+	} else if (n == 0) {
+		rc = mdb_cursor_get(c, &k, &v, MDB_LAST);
+	} else {
+		/* Step back from the first key past the range: the prefix with
+		 * its last byte raised (prefixes here end in a NUL byte). */
+		memcpy(after, p, n);
+		after[n - 1]++;
+		k = val(after, n);
+		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+		rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+	}
+	for (; rc == 0 && has_prefix(&k, p, n); rc = mdb_cursor_get(c, &k, &v, next)) {
+		err = each(t, &k, &v, ctx);
+		if (err)
+			break;
+	}
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+}
+
+struct ids {
+	tm__id_fn fn;
+	void *ctx;
+	size_t skip;
+	size_t prefix;          /* recent keys: bytes of name and NUL */
+};
+
+/* Recent keys end in the inverted id, active keys in the id itself. */
+static int recent_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+{
+	struct ids *c = p;
+	const unsigned char *raw = (const unsigned char *)k->mv_data + c->prefix + 8;
+	char id[TM_TASK_ID_LEN + 1];
+
+	(void)v;
+	if (c->skip > 0) {
+		c->skip--;
+		return 0;
+	}
+	if (k->mv_size != c->prefix + 8 + TM_TASK_ID_LEN)
+		return 0;
 	for (int i = 0; i < TM_TASK_ID_LEN; i++)
-		id[i] = (char)~p[i];
+		id[i] = (char)~raw[i];
 	id[TM_TASK_ID_LEN] = '\0';
+	return c->fn(t, id, c->ctx);
+}
+
+static int active_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+{
+	struct ids *c = p;
+	char id[TM_TASK_ID_LEN + 1];
+
+	(void)v;
+	if (k->mv_size < TM_TASK_ID_LEN)
+		return 0;
+	memcpy(id, (char *)k->mv_data + k->mv_size - TM_TASK_ID_LEN, TM_TASK_ID_LEN);
+	id[TM_TASK_ID_LEN] = '\0';
+	return c->fn(t, id, c->ctx);
 }
 
 int tm__store_recent(tm__txn *t, const char *name, size_t skip,
                      tm__id_fn fn, void *ctx)
 {
 	unsigned char p[TM_NAME_MAX + 1];
-	size_t n = name_prefix(p, name);
-	MDB_cursor *c;
-	MDB_val k = val(p, n), v;
-	char id[TM_TASK_ID_LEN + 1];
-	int rc, err = cursor(t, t->s->recent, &c);
+	struct ids c = { fn, ctx, skip, name_prefix(p, name) };
 
-	if (err)
-		return err;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	     rc == 0 && has_prefix(&k, p, n);
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (skip > 0) {
-			skip--;
-			continue;
-		}
-		recent_id(&k, n, id);
-		err = fn(t, id, ctx);
-		if (err)
-			break;
-	}
-	mdb_cursor_close(c);
-	if (err < 0)
-		return err;
-	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+	return scan(t, t->s->recent, p, c.prefix, false, recent_entry, &c);
 }
 
 int tm__store_oldest(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
 {
 	unsigned char p[TM_NAME_MAX + 1];
-	size_t n = name_prefix(p, name);
-	unsigned char after[TM_NAME_MAX + 1];
-	MDB_cursor *c;
-	MDB_val k, v;
-	char id[TM_TASK_ID_LEN + 1];
-	int rc, err = cursor(t, t->s->recent, &c);
+	struct ids c = { fn, ctx, 0, name_prefix(p, name) };
 
-	if (err)
-		return err;
-	/* The first key past the name's range is "name\1"; step back from it. */
-	memcpy(after, p, n);
-	after[n - 1] = 1;
-	k = val(after, n);
-	rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-	rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
-	for (; rc == 0 && has_prefix(&k, p, n);
-	     rc = mdb_cursor_get(c, &k, &v, MDB_PREV)) {
-		recent_id(&k, n, id);
-		err = fn(t, id, ctx);
-		if (err)
-			break;
-	}
-	mdb_cursor_close(c);
-	if (err < 0)
-		return err;
-	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+	return scan(t, t->s->recent, p, c.prefix, true, recent_entry, &c);
 }
 
 int tm__store_active(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
 {
 	unsigned char p[TM_NAME_MAX + 1];
-	size_t n = name ? name_prefix(p, name) : 0;
-	MDB_cursor *c;
-	MDB_val k = val(p, n), v;
-	char id[TM_TASK_ID_LEN + 1];
-	int rc, err = cursor(t, t->s->active, &c);
+	struct ids c = { fn, ctx, 0, 0 };
 
-	if (err)
-		return err;
-	for (rc = mdb_cursor_get(c, &k, &v, n ? MDB_SET_RANGE : MDB_FIRST);
-	     rc == 0 && has_prefix(&k, p, n);
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size < TM_TASK_ID_LEN)
-			continue;
-		memcpy(id, (char *)k.mv_data + k.mv_size - TM_TASK_ID_LEN,
-		       TM_TASK_ID_LEN);
-		id[TM_TASK_ID_LEN] = '\0';
-		err = fn(t, id, ctx);
-		if (err)
-			break;
-	}
-	mdb_cursor_close(c);
-	if (err < 0)
-		return err;
-	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+	return scan(t, t->s->active, p, name ? name_prefix(p, name) : 0, false,
+	            active_entry, &c);
+}
+
+struct queue_scan {
+	tm__queue_fn fn;
+	void *ctx;
+};
+
+static int queue_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+{
+	struct queue_scan *c = p;
+	char id[TM_TASK_ID_LEN + 1], name[TM_NAME_MAX + 1];
+
+	if (k->mv_size != 8 + TM_TASK_ID_LEN || v->mv_size > TM_NAME_MAX)
+		return 0;
+	memcpy(id, (char *)k->mv_data + 8, TM_TASK_ID_LEN);
+	id[TM_TASK_ID_LEN] = '\0';
+	memcpy(name, v->mv_data, v->mv_size);
+	name[v->mv_size] = '\0';
+	return c->fn(t, get_time(k->mv_data), id, name, c->ctx);
 }
 
 int tm__store_queue(tm__txn *t, tm__queue_fn fn, void *ctx)
 {
-	MDB_cursor *c;
-	MDB_val k, v;
-	char id[TM_TASK_ID_LEN + 1];
-	char name[TM_NAME_MAX + 1];
-	int rc, err = cursor(t, t->s->queue, &c);
+	struct queue_scan c = { fn, ctx };
 
-	if (err)
-		return err;
-	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-		if (k.mv_size != 8 + TM_TASK_ID_LEN || v.mv_size > TM_NAME_MAX)
-			continue;
-		memcpy(id, (char *)k.mv_data + 8, TM_TASK_ID_LEN);
-		id[TM_TASK_ID_LEN] = '\0';
-		memcpy(name, v.mv_data, v.mv_size);
-		name[v.mv_size] = '\0';
-		err = fn(t, get_time(k.mv_data), id, name, ctx);
-		if (err)
-			break;
-	}
-	mdb_cursor_close(c);
-	if (err < 0)
-		return err;
-	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+	return scan(t, t->s->queue, NULL, 0, false, queue_entry, &c);
+}
+
+struct name_scan {
+	tm__name_fn fn;
+	void *ctx;
+};
+
+static int name_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+{
+	struct name_scan *c = p;
+	char name[TM_NAME_MAX + 1];
+
+	(void)v;
+	if (k->mv_size > TM_NAME_MAX)
+		return 0;
+	memcpy(name, k->mv_data, k->mv_size);
+	name[k->mv_size] = '\0';
+	return c->fn(t, name, c->ctx);
+}
+
+int tm__store_names(tm__txn *t, tm__name_fn fn, void *ctx)
+{
+	struct name_scan c = { fn, ctx };
+
+	return scan(t, t->s->names, NULL, 0, false, name_entry, &c);
 }
 
 /* ---- consistency ------------------------------------------------------- */
