@@ -4,8 +4,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <lmdb.h>
-
 #include "internal.h"
 
 /* The one piece of per-thread state: the message of the last failure, as
@@ -73,10 +71,7 @@ int tm__error_sys(int err, const char *context)
 {
 	if (err == ENOMEM)
 		return tm_errorf(TM_ENOMEM, "%s: out of memory", context);
-	if (err == MDB_MAP_FULL)
-		return tm_errorf(TM_ESTORAGE, "%s: the store reached its size cap", context);
-	/* mdb_strerror covers both LMDB's codes and errno values. */
-	return tm_errorf(TM_ESTORAGE, "%s: %s", context, mdb_strerror(err));
+	return tm_errorf(TM_ESTORAGE, "%s: %s", context, strerror(err));
 }
 
 const char *tm_version(void)

@@ -1,8 +1,10 @@
-/* The store: the only module that talks to LMDB.  One environment per store
- * directory, its sub-databases opened once, every transaction run through
- * tm__store_read() or tm__store_write(), and every index kept in step with
- * the task records by tm__store_put() and tm__store_delete().
- * doc/design.md describes the layout. */
+/* The store: the only module that talks to LMDB (store.c, store_txn.c and
+ * store_scan.c, sharing store.h; no other file includes lmdb.h).  One
+ * environment per store directory, its sub-databases opened once, every
+ * transaction run through tm__store_read() or tm__store_write()
+ * (store_txn.c), and every index kept in step with the task records by
+ * tm__store_put() and tm__store_delete() (here).  doc/design.md describes
+ * the layout. */
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -63,7 +65,7 @@ static int reserve_lock_file(const char *dir)
 		return tm__error_sys(errno, path);
 	rc = posix_fallocate(fd, 0, LOCK_FILE_BYTES);
 	close(fd);
-	return rc ? tm__error_sys(rc, path) : TM_OK;
+	return rc ? store_error(rc, path) : TM_OK;
 }
 
 static int open_dbis(tm__store *s)
@@ -84,7 +86,7 @@ static int open_dbis(tm__store *s)
 
 	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
 	if (rc)
-		return tm__error_sys(rc, "opening the store");
+		return store_error(rc, "opening the store");
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
 		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE,
 		                  (MDB_dbi *)((char *)s + dbs[i].off));
@@ -114,10 +116,10 @@ static int open_dbis(tm__store *s)
 		goto fail;
 	}
 	rc = mdb_txn_commit(txn);
-	return rc ? tm__error_sys(rc, "opening the store") : TM_OK;
+	return rc ? store_error(rc, "opening the store") : TM_OK;
 fail:
 	mdb_txn_abort(txn);
-	return tm__error_sys(rc, "opening the store");
+	return store_error(rc, "opening the store");
 }
 
 int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
@@ -181,7 +183,7 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	if (!rc)
 		rc = mdb_env_set_mapsize(s->env, o->map_size);
 	if (rc) {
-		err = tm__error_sys(rc, "creating the LMDB environment");
+		err = store_error(rc, "creating the LMDB environment");
 		goto fail;
 	}
 	err = reserve_lock_file(path);
@@ -192,7 +194,7 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	rc = mdb_env_open(s->env, path,
 	                  MDB_NOTLS | (o->nosync ? MDB_NOSYNC : 0), 0644);
 	if (rc) {
-		err = tm__error_sys(rc, path);
+		err = store_error(rc, path);
 		goto fail;
 	}
 	mdb_reader_check(s->env, NULL); /* slots of processes that died */
@@ -228,286 +230,6 @@ void tm__store_close(tm__store *s)
 	pthread_cond_destroy(&s->gc_done);
 	pthread_cond_destroy(&s->gc_more);
 	free(s);
-}
-
-/* ---- transactions ------------------------------------------------------ */
-
-/* Another process grew the map: adopt its size. */
-static void adopt_size(tm__store *s)
-{
-	pthread_rwlock_wrlock(&s->resize);
-	mdb_env_set_mapsize(s->env, 0);
-	pthread_rwlock_unlock(&s->resize);
-}
-
-/* Double the map, up to the cap.  `seen` is the size the failed write ran
- * on: when several writers of one batch hit the cap, the map grows once. */
-static int grow(tm__store *s, size_t seen)
-{
-	MDB_envinfo info;
-	int rc = 0;
-	int err = TM_OK;
-
-	pthread_rwlock_wrlock(&s->resize);
-	mdb_env_info(s->env, &info);
-	if (info.me_mapsize > seen) {
-		/* another writer grew it already */
-	} else if (info.me_mapsize >= s->map_max) {
-		err = tm_errorf(TM_ESTORAGE, "the store is full: it reached its "
-		                "cap of %llu bytes (map_size_max)",
-		                (unsigned long long)s->map_max);
-	} else {
-		uint64_t next = (uint64_t)info.me_mapsize * 2;
-		if (next > s->map_max)
-			next = s->map_max;
-		rc = mdb_env_set_mapsize(s->env, next);
-		if (rc)
-			err = tm__error_sys(rc, "growing the store");
-	}
-	pthread_rwlock_unlock(&s->resize);
-	return err;
-}
-
-/* Begin a top-level transaction with the resize lock held shared. */
-static int begin(tm__store *s, bool write, MDB_txn **txn)
-{
-	for (;;) {
-		int rc;
-
-		pthread_rwlock_rdlock(&s->resize);
-		rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, txn);
-		if (rc == 0)
-			return TM_OK;
-		pthread_rwlock_unlock(&s->resize);
-		if (rc != MDB_MAP_RESIZED)
-			return tm__error_sys(rc, "beginning a transaction");
-		adopt_size(s);
-	}
-}
-
-static size_t map_size(tm__store *s)
-{
-	MDB_envinfo info;
-
-	mdb_env_info(s->env, &info);
-	return info.me_mapsize;
-}
-
-static MDB_txn *pool_get(tm__store *s)
-{
-	MDB_txn *txn = NULL;
-
-	pthread_mutex_lock(&s->pool_mu);
-	if (s->n_pool > 0)
-		txn = s->pool[--s->n_pool];
-	pthread_mutex_unlock(&s->pool_mu);
-	return txn;
-}
-
-static void pool_put(tm__store *s, MDB_txn *txn)
-{
-	mdb_txn_reset(txn);
-	pthread_mutex_lock(&s->pool_mu);
-	if (s->n_pool < sizeof(s->pool) / sizeof(s->pool[0])) {
-		s->pool[s->n_pool++] = txn;
-		txn = NULL;
-	}
-	pthread_mutex_unlock(&s->pool_mu);
-	if (txn)
-		mdb_txn_abort(txn);
-}
-
-int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx)
-{
-	tm__txn t = { .s = s };
-	int err;
-
-	/* The resize lock is held for the whole read: growing the map moves
-	 * it, and every pointer a read transaction holds into it. */
-	pthread_rwlock_rdlock(&s->resize);
-	t.txn = pool_get(s);
-	if (t.txn && mdb_txn_renew(t.txn) != 0) {
-		mdb_txn_abort(t.txn); /* e.g. the map grew elsewhere: start anew */
-		t.txn = NULL;
-	}
-	if (t.txn == NULL) {
-		pthread_rwlock_unlock(&s->resize);
-		err = begin(s, false, &t.txn);
-		if (err)
-			return err;
-	}
-	err = fn(&t, ctx);
-	pool_put(s, t.txn);
-	pthread_rwlock_unlock(&s->resize);
-	return err;
-}
-
-/* ---- group commit -----------------------------------------------------------
- *
- * A writer queues its request and waits.  When no leader is at work, the
- * writer becomes the leader: it takes every queued request, runs each in a
- * nested transaction of one write transaction (so a request that fails is
- * rolled back alone), commits once — one sync for all — and releases them.
- * Requests that arrive during that commit form the next batch.  A lone
- * writer runs its function directly in the top-level transaction: no nested
- * transaction, no waiting, no added latency. */
-
-#define GATHER_NS 200000L /* at most 0.2 ms: well under one sync */
-
-struct tm__wreq {
-	tm__txn_fn fn;
-	void *ctx;
-	int err;
-	bool done;
-	bool map_full;
-	size_t seen;            /* map size the request ran on */
-	char msg[256];          /* the leader's error message, for the caller */
-	struct tm__wreq *next;
-};
-
-static void settle(struct tm__wreq *r, int err, bool map_full, size_t seen)
-{
-	r->err = err;
-	r->map_full = map_full;
-	r->seen = seen;
-	if (err && !map_full)
-		snprintf(r->msg, sizeof(r->msg), "%s", tm_last_error());
-}
-
-static void run_batch(tm__store *s, struct tm__wreq *batch)
-{
-	tm__txn t = { .s = s };
-	int err = begin(s, true, &t.txn), rc;
-	/* Read under the resize lock begin() took: growth remaps the env. */
-	size_t seen = err ? 0 : map_size(s);
-	MDB_txn *top = t.txn;
-
-	if (err) {
-		for (struct tm__wreq *r = batch; r; r = r->next)
-			settle(r, err, false, seen);
-		return;
-	}
-	if (batch->next == NULL) {
-		err = batch->fn(&t, batch->ctx);
-		settle(batch, err, t.map_full, seen);
-	} else {
-		for (struct tm__wreq *r = batch; r; r = r->next) {
-			tm__txn child = { .s = s };
-
-			rc = mdb_txn_begin(s->env, top, 0, &child.txn);
-			if (rc) {
-				settle(r, tm__error_sys(rc, "beginning a transaction"),
-				       rc == MDB_MAP_FULL, seen);
-				continue;
-			}
-			err = r->fn(&child, r->ctx);
-			if (err || child.map_full) {
-				mdb_txn_abort(child.txn);
-			} else if ((rc = mdb_txn_commit(child.txn)) != 0) {
-				child.map_full = rc == MDB_MAP_FULL;
-				err = tm__error_sys(rc, "committing");
-			}
-			settle(r, err, child.map_full, seen);
-		}
-	}
-	if (batch->next == NULL && (batch->err || batch->map_full)) {
-		mdb_txn_abort(top);
-	} else {
-		rc = mdb_txn_commit(top);
-		if (rc == 0) {
-			atomic_fetch_add(&s->commits, 1);
-		} else {
-			/* Nothing of the batch is stored: fail (or retry) them all. */
-			err = tm__error_sys(rc, "committing");
-			for (struct tm__wreq *r = batch; r; r = r->next)
-				if (!r->err)
-					settle(r, err, rc == MDB_MAP_FULL, seen);
-		}
-	}
-	pthread_rwlock_unlock(&s->resize);
-}
-
-/* The writers released with the previous batch are usually about to queue
- * their next write: the next leader waits a moment for them to come back,
- * so that they share its sync instead of each paying one more.  A lone
- * writer is its own previous batch, so it never waits. */
-static void gather(tm__store *s)
-{
-	struct timespec ts;
-
-	if (s->gc_expect == 0)
-		return;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_nsec += GATHER_NS;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	while (s->gc_expect > 0 &&
-	       pthread_cond_timedwait(&s->gc_more, &s->gc_mu, &ts) == 0)
-		;
-	s->gc_expect = 0;
-}
-
-static int write_once(tm__store *s, struct tm__wreq *r)
-{
-	pthread_mutex_lock(&s->gc_mu);
-	r->next = NULL;
-	*s->gc_tail = r;
-	s->gc_tail = &r->next;
-	if (s->gc_expect > 0 && --s->gc_expect == 0)
-		pthread_cond_signal(&s->gc_more);
-	while (!r->done) {
-		struct tm__wreq *batch;
-
-		if (s->gc_leader) {
-			pthread_cond_wait(&s->gc_done, &s->gc_mu);
-			continue;
-		}
-		s->gc_leader = true;
-		gather(s);
-		batch = s->gc_head;
-		s->gc_head = NULL;
-		s->gc_tail = &s->gc_head;
-		pthread_mutex_unlock(&s->gc_mu);
-		run_batch(s, batch);
-		pthread_mutex_lock(&s->gc_mu);
-		for (struct tm__wreq *q = batch; q; q = q->next) {
-			q->done = true;
-			s->gc_expect++;
-		}
-		s->gc_leader = false;
-		pthread_cond_broadcast(&s->gc_done);
-	}
-	pthread_mutex_unlock(&s->gc_mu);
-	return r->err;
-}
-
-int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx)
-{
-	for (;;) {
-		struct tm__wreq r = { .fn = fn, .ctx = ctx };
-		int err = write_once(s, &r);
-
-		if (r.map_full) {
-			err = grow(s, r.seen);
-			if (err)
-				return err;
-			continue; /* fn is re-runnable: run it on the larger map */
-		}
-		/* A leader ran other writers' functions on this thread: leave
-		 * this caller its own message, not theirs. */
-		if (err)
-			tm_errorf(err, "%s", r.msg[0] ? r.msg : tm_error_name(err));
-		else
-			tm__error_clear();
-		return err;
-	}
-}
-
-uint64_t tm__store_commits(tm__store *s)
-{
-	return atomic_load(&s->commits);
 }
 
 void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *free_bytes,

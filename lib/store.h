@@ -1,9 +1,11 @@
-/* The store's insides, shared by its two files: store.c (the environment,
- * transactions, records and their indexes) and store_scan.c (iterations and
- * the consistency check).  Only these two files include lmdb.h. */
+/* The store's insides, shared by its three files: store.c (the environment,
+ * records and their indexes), store_txn.c (transactions, group commit, map
+ * growth) and store_scan.c (scans and the consistency check).  Only these
+ * include lmdb.h. */
 #ifndef TM_STORE_H
 #define TM_STORE_H
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <string.h>
@@ -133,11 +135,22 @@ static inline MDB_val val(const void *p, size_t n)
 
 /* ---- errors ----------------------------------------------------------- */
 
+/* An LMDB (or errno) code as a tm_error with a message. */
+static inline int store_error(int rc, const char *what)
+{
+	if (rc == ENOMEM)
+		return tm_errorf(TM_ENOMEM, "%s: out of memory", what);
+	if (rc == MDB_MAP_FULL)
+		return tm_errorf(TM_ESTORAGE, "%s: the store reached its size cap", what);
+	/* mdb_strerror covers both LMDB's codes and errno values. */
+	return tm_errorf(TM_ESTORAGE, "%s: %s", what, mdb_strerror(rc));
+}
+
 static inline int fail(tm__txn *t, int rc, const char *what)
 {
 	if (rc == MDB_MAP_FULL)
 		t->map_full = true;
-	return tm__error_sys(rc, what);
+	return store_error(rc, what);
 }
 
 static inline int put(tm__txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, const char *what)
