@@ -288,6 +288,8 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 	for (unsigned i = 0; i < n; i++) {
 		jobs[i]->next = rt->running;
 		rt->running = jobs[i];
+		if (rt->stopping) /* tm_close() began during the claim */
+			atomic_fetch_or(&jobs[i]->stop, TM__STOP_CLOSE);
 	}
 	pthread_mutex_unlock(&rt->mu);
 	for (size_t i = 0; i < n_outs; i++)

@@ -12,7 +12,7 @@ typedef int (*entry_fn)(tm__txn *t, const MDB_val *k, const MDB_val *v, void *ct
 
 static bool has_prefix(const MDB_val *k, const unsigned char *p, size_t n)
 {
-	return k->mv_size >= n && memcmp(k->mv_data, p, n) == 0;
+	return n == 0 || (k->mv_size >= n && memcmp(k->mv_data, p, n) == 0);
 }
 
 /* Every entry of dbi whose key starts with the n bytes at p (every entry
