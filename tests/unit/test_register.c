@@ -70,7 +70,7 @@ START_TEST(bad_names_are_invalid)
 {
 	static const char *const names[] = {
 		"", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
-		"a b", "a/b", "../x", "a\\b", "t\xc3\xa2" "che", "a\n", "a:b", "a\tb",
+		"a b", "a/b", "../x", "a\\b", ("t\xc3\xa2" "che"), "a\n", "a:b", "a\tb",
 		"name?", "*", "a%b", "a\"b",
 	};
 	char *dir = tt_tmpdir();
