@@ -181,6 +181,8 @@ void tm_close(tm_manager *tm)
 	if (tm == NULL)
 		return;
 	tm__runtime_stop(tm);
+	if (tm->store)
+		tm__store_scrub(tm->store); /* secrets of tasks that just ended */
 	tm__wake_close(tm->wake);
 	tm__store_close(tm->store);
 	tm__registry_free(tm->reg);

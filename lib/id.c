@@ -9,7 +9,7 @@
 static const char alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
-static int fill_random(void *buf, size_t len)
+int tm__random_bytes(void *buf, size_t len)
 {
 	unsigned char *p = buf;
 
@@ -34,7 +34,7 @@ int tm__id_new(char id[TM_TASK_ID_LEN + 1])
 	/* Rejection sampling keeps the 62 symbols uniform: bytes >= 248
 	 * (4 * 62) are dropped rather than folded onto the first symbols. */
 	while (n < TM_TASK_ID_LEN) {
-		int err = fill_random(raw, sizeof(raw));
+		int err = tm__random_bytes(raw, sizeof(raw));
 		if (err)
 			return err;
 		for (size_t i = 0; i < sizeof(raw) && n < TM_TASK_ID_LEN; i++)
@@ -65,7 +65,7 @@ uint64_t tm__random64(void)
 	uint64_t v = 0;
 
 	while (v == 0)
-		if (fill_random(&v, sizeof(v)) != TM_OK)
+		if (tm__random_bytes(&v, sizeof(v)) != TM_OK)
 			v = (uint64_t)tm__now_us() * 6364136223846793005ULL + 1;
 	return v;
 }

@@ -24,6 +24,8 @@ void tm__error_clear(void);
 /* Fill id[0..19] with [A-Za-z0-9] from getrandom(); id[20] = '\0'. */
 int tm__id_new(char id[TM_TASK_ID_LEN + 1]);
 bool tm__id_valid(const char *id);
+/* Fill buf with bytes from getrandom(). */
+int tm__random_bytes(void *buf, size_t len);
 /* A random 64-bit value, never 0 (claim tokens). */
 uint64_t tm__random64(void);
 /* Wall-clock time in microseconds since the epoch. */
@@ -156,6 +158,9 @@ int tm__store_secret_put(tm__txn *txn, const char *id, const char *secret);
 /* *out is malloc'd, or NULL when there is none. */
 int tm__store_secret_get(tm__txn *txn, const char *id, char **out);
 int tm__store_secret_del(tm__txn *txn, const char *id);
+/* Zero the keys of erased secrets for good (outside any transaction);
+ * returns how many, or <0.  The supervisor calls it every tick. */
+int tm__store_scrub(tm__store *s);
 
 /* Iterators: fn returns 0 to go on, 1 to stop, <0 for an error. */
 typedef int (*tm__id_fn)(tm__txn *txn, const char *id, void *ctx);
@@ -196,6 +201,16 @@ void tm__store_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes,
 uint64_t tm__store_commits(tm__store *s);
 /* Verify that indexes and counters agree with the records. */
 int tm__store_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
+
+/* ---- secret.c: keys that can be erased, and the cipher ------------------ */
+
+#define TM__KEY_LEN 32
+void tm__chacha20(const unsigned char key[TM__KEY_LEN], unsigned char *buf, size_t n);
+int tm__keys_open(const char *dir, int *fd);
+int tm__keys_write(int fd, uint64_t slot, const unsigned char key[TM__KEY_LEN]);
+/* A slot never written reads as a zero key. */
+int tm__keys_read(int fd, uint64_t slot, unsigned char key[TM__KEY_LEN]);
+int tm__keys_sync(int fd);
 
 /* ---- wake.c: wake-ups across processes ----------------------------------- */
 

@@ -27,7 +27,8 @@ struct tm__store {
 	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
 	MDB_dbi active;  /* name \0 time id -> "" : tasks not yet final */
 	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
-	MDB_dbi secrets; /* id -> refresh token, while the task is active */
+	MDB_dbi secrets; /* id -> key slot, encrypted refresh token (secret.c) */
+	MDB_dbi slots;   /* 'F' slot -> "" free key slots; 'S' slot -> "" to zero */
 	MDB_dbi names;   /* name -> struct name_rec */
 	MDB_dbi meta;    /* "schema" -> u32 */
 	/* Transactions hold this shared; growing the map takes it exclusive,
@@ -49,6 +50,8 @@ struct tm__store {
 	pthread_mutex_t pool_mu;
 	MDB_txn *pool[16];
 	unsigned n_pool;
+	int keys_fd;              /* the key slots file (secret.c) */
+	atomic_bool keys_dirty;   /* a key was written: sync before commit */
 	dev_t dev;
 	ino_t ino;
 	tm__store *next_open;

@@ -191,7 +191,15 @@ static void run_batch(tm__store *s, struct tm__wreq *batch)
 			settle(r, err, child.map_full, seen);
 		}
 	}
-	if (batch->next == NULL && (batch->err || batch->map_full)) {
+	/* Keys written for new secrets must be on disk before the commit
+	 * that refers to them. */
+	if (atomic_exchange(&s->keys_dirty, false) &&
+	    (err = tm__keys_sync(s->keys_fd)) != TM_OK) {
+		for (struct tm__wreq *r = batch; r; r = r->next)
+			if (!r->err)
+				settle(r, err, false, seen);
+		mdb_txn_abort(top);
+	} else if (batch->next == NULL && (batch->err || batch->map_full)) {
 		mdb_txn_abort(top);
 	} else {
 		rc = mdb_txn_commit(top);

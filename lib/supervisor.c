@@ -443,6 +443,7 @@ void tm__supervise(tm_manager *tm)
 
 	sync_running(tm, now);
 	resolve_orphans(tm, now);
+	tm__store_scrub(tm->store); /* erase the keys of final tasks' secrets */
 	if (tm__registry_list(tm->reg, &regs, &n) == TM_OK) {
 		for (size_t i = 0; i < n; i++) {
 			if (regs[i]->def.interval_s > 0 || regs[i]->def.change_threshold > 0)

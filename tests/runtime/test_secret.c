@@ -152,6 +152,54 @@ START_TEST(secret_is_erased_at_every_final_status)
 }
 END_TEST
 
+/* LMDB never overwrites a freed page, so a token deleted from it would
+ * linger in data.mdb: tokens are stored encrypted under per-task keys in
+ * the store's `keys` file, and the key of a final task is zeroed. */
+static long nonzero_bytes(const char *dir, const char *file, const char *needle)
+{
+	char path[512], *buf;
+	long nonzero = 0, size;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, file);
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	fseek(f, 0, SEEK_END);
+	size = ftell(f);
+	rewind(f);
+	buf = malloc((size_t)size + 1);
+	ck_assert_int_eq((long)fread(buf, 1, (size_t)size, f), size);
+	fclose(f);
+	for (long i = 0; i < size; i++)
+		nonzero += buf[i] != 0;
+	ck_assert_msg(memmem(buf, (size_t)size, needle, strlen(needle)) == NULL,
+	              "%s holds the token in plain text", file);
+	free(buf);
+	return nonzero;
+}
+
+START_TEST(token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final)
+{
+	char *dir = tt_tmpdir(), id[21];
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "ext", 0);
+	tt_trigger(tm, "ext", "{\"refresh_token\": \"PLAINTEXT-TOKEN-42\"}", id);
+	tm_close(tm);
+	ck_assert_int_eq(nonzero_bytes(dir, "data.mdb", "PLAINTEXT-TOKEN-42") > 0, 1);
+	ck_assert_msg(nonzero_bytes(dir, "keys", "PLAINTEXT-TOKEN-42") > 0,
+	              "an active task's key must be on disk");
+	tm = tt_open(dir, 0);
+	tt_register(tm, "ext", 0);
+	ck_assert_ok(tm_patch(tm, "ext", id, "{\"completed\": true}", NULL));
+	tm_close(tm); /* a closing manager zeroes the keys of final tasks */
+	ck_assert_int_eq(nonzero_bytes(dir, "keys", "PLAINTEXT-TOKEN-42"), 0);
+	nonzero_bytes(dir, "data.mdb", "PLAINTEXT-TOKEN-42");
+	tt_rmdir(dir);
+	free(dir);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("runtime_secret");
@@ -159,5 +207,6 @@ int main(void)
 	tt_add(s, secret_is_given_to_the_handler_and_erased_at_final);
 	tt_add(s, retried_attempt_still_gets_the_secret);
 	tt_add(s, secret_is_erased_at_every_final_status);
+	tt_add(s, token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final);
 	return tt_run(s);
 }
