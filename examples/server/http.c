@@ -295,7 +295,7 @@ static void bound_address(struct MHD_Daemon *d, char *out, size_t len)
 }
 
 int srv_http_start(const char *listen, tm_manager *tm, const srv_tokens *tokens,
-                   srv_http **out, char *bound, size_t boundlen,
+                   unsigned idle_s, srv_http **out, char *bound, size_t boundlen,
                    char *err, size_t errlen)
 {
 	struct addrinfo hints, *ai = NULL;
@@ -336,7 +336,7 @@ int srv_http_start(const char *listen, tm_manager *tm, const srv_tokens *tokens,
 		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)h,
 		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)SRV_HTTP_CONNECTIONS,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)SRV_HTTP_IDLE_S,
+		MHD_OPTION_CONNECTION_TIMEOUT, idle_s ? idle_s : (unsigned)SRV_HTTP_IDLE_S,
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_HTTP_CONN_MEMORY,
 		MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)h,
 		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)h,

@@ -2,6 +2,7 @@
  *
  *   taskmgr-server [--listen HOST:PORT] [--store DIR] [--tables DIR]
  *                  [--tokens FILE] [--workers N] [--simulate-seconds S]
+ *                  [--idle-timeout S]
  *
  * Standard output gets, in this order, "root token: TOKEN" (only without
  * --tokens) and "listening on HOST:PORT" once connections are accepted;
@@ -25,6 +26,7 @@ struct args {
 	const char *listen, *store, *tables, *tokens;
 	unsigned workers;
 	double simulate_s;
+	unsigned idle_s;
 };
 
 static void usage(FILE *f)
@@ -33,11 +35,13 @@ static void usage(FILE *f)
 	      "[--tables DIR]\n"
 	      "                      [--tokens FILE] [--workers N] "
 	      "[--simulate-seconds S]\n"
+	      "                      [--idle-timeout S]\n"
 	      "defaults: --listen 127.0.0.1:8080 --store ./var/tasks "
 	      "--tables ./var/tables\n"
-	      "          --workers 2 --simulate-seconds 10; without --tokens a "
-	      "root token is\n"
-	      "          generated and printed once.  Port 0 picks a free port.\n",
+	      "          --workers 2 --simulate-seconds 10 --idle-timeout 30; "
+	      "without --tokens\n"
+	      "          a root token is generated and printed once.  Port 0 "
+	      "picks a free port.\n",
 	      f);
 }
 
@@ -59,7 +63,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 {
 	static const char *const names[] = { "--listen", "--store", "--tables",
 	                                     "--tokens", "--workers",
-	                                     "--simulate-seconds" };
+	                                     "--simulate-seconds", "--idle-timeout" };
 	double v;
 
 	a->listen = "127.0.0.1:8080";
@@ -68,6 +72,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 	a->tokens = NULL;
 	a->workers = 2;
 	a->simulate_s = 10;
+	a->idle_s = SRV_HTTP_IDLE_S;
 	for (int i = 1; i < argc; i++) {
 		const char *arg = argv[i], *val = NULL;
 		size_t k, n = sizeof(names) / sizeof(names[0]);
@@ -107,6 +112,14 @@ static int parse_args(int argc, char **argv, struct args *a)
 				        "0..86400\n");
 				return 2;
 			}
+			break;
+		case 6:
+			if (number(val, 1, 3600, &v) < 0 || v != floor(v)) {
+				fprintf(stderr, "taskmgr-server: --idle-timeout wants "
+				        "1..3600 seconds\n");
+				return 2;
+			}
+			a->idle_s = (unsigned)v;
 			break;
 		default:
 			fprintf(stderr, "taskmgr-server: unknown argument '%s'\n", arg);
@@ -209,8 +222,8 @@ int main(int argc, char **argv)
 		        tm_last_error());
 		goto fail;
 	}
-	if (srv_http_start(a.listen, tm, tokens, &http, bound, sizeof(bound),
-	                   err, sizeof(err)) < 0) {
+	if (srv_http_start(a.listen, tm, tokens, a.idle_s, &http, bound,
+	                   sizeof(bound), err, sizeof(err)) < 0) {
 		fprintf(stderr, "taskmgr-server: %s\n", err);
 		goto fail;
 	}
