@@ -145,11 +145,17 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	s->keys_fd = -1;
 	s->ino = st.st_ino;
 	s->map_max = o->map_size_max;
+	s->dir = strdup(path);
+	if (s->dir == NULL) {
+		free(s);
+		return tm_errorf(TM_ENOMEM, "out of memory");
+	}
 
 	pthread_mutex_lock(&open_mu);
 	for (tm__store *p = open_list; p; p = p->next_open) {
 		if (p->dev == s->dev && p->ino == s->ino) {
 			pthread_mutex_unlock(&open_mu);
+			free(s->dir);
 			free(s);
 			return tm_errorf(TM_EINVAL, "store %s is already open in this "
 			                 "process; share that tm_manager", path);
@@ -230,6 +236,7 @@ void tm__store_close(tm__store *s)
 		mdb_env_close(s->env);
 	if (s->keys_fd >= 0)
 		close(s->keys_fd);
+	free(s->dir);
 	pthread_rwlock_destroy(&s->resize);
 	pthread_mutex_destroy(&s->gc_mu);
 	pthread_mutex_destroy(&s->pool_mu);

@@ -50,6 +50,7 @@ struct tm__store {
 	pthread_mutex_t pool_mu;
 	MDB_txn *pool[16];
 	unsigned n_pool;
+	char *dir;                /* the store directory */
 	int keys_fd;              /* the key slots file (secret.c) */
 	atomic_bool keys_dirty;   /* a key was written: sync before commit */
 	dev_t dev;

@@ -7,11 +7,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "store.h"
 
 /* ---- transactions ------------------------------------------------------ */
+
+/* LMDB reports a write that ran out of space as EIO; say what happened
+ * when the file system is in fact full. */
+static int commit_error(tm__store *s, int rc)
+{
+	struct statvfs fs;
+
+	if (rc == EIO && statvfs(s->dir, &fs) == 0 &&
+	    (uint64_t)fs.f_bavail * fs.f_bsize < 1024 * 1024)
+		return tm_errorf(TM_ESTORAGE, "committing: no space left on the file "
+		                 "system of %s", s->dir);
+	return store_error(rc, "committing");
+}
 
 /* Another process grew the map: adopt its size. */
 static void adopt_size(tm__store *s)
@@ -186,7 +200,7 @@ static void run_batch(tm__store *s, struct tm__wreq *batch)
 				mdb_txn_abort(child.txn);
 			} else if ((rc = mdb_txn_commit(child.txn)) != 0) {
 				child.map_full = rc == MDB_MAP_FULL;
-				err = store_error(rc, "committing");
+				err = commit_error(s, rc);
 			}
 			settle(r, err, child.map_full, seen);
 		}
@@ -207,7 +221,7 @@ static void run_batch(tm__store *s, struct tm__wreq *batch)
 			atomic_fetch_add(&s->commits, 1);
 		} else {
 			/* Nothing of the batch is stored: fail (or retry) them all. */
-			err = store_error(rc, "committing");
+			err = commit_error(s, rc);
 			for (struct tm__wreq *r = batch; r; r = r->next)
 				if (!r->err)
 					settle(r, err, rc == MDB_MAP_FULL, seen);
