@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -83,9 +84,25 @@ int tm__keys_open(const char *dir, int *fd)
 	return *fd < 0 ? tm__error_sys(errno, path) : TM_OK;
 }
 
+/* Keys are written into blocks allocated ahead, in chunks: an overwrite
+ * inside the file's size makes fdatasync flush the data alone, without a
+ * journal commit for a new size or new blocks. */
+#define KEYS_CHUNK (64 * 1024)
+
 int tm__keys_write(int fd, uint64_t slot, const unsigned char key[TM__KEY_LEN])
 {
-	ssize_t n = pwrite(fd, key, TM__KEY_LEN, (off_t)(slot * TM__KEY_LEN));
+	off_t at = (off_t)(slot * TM__KEY_LEN);
+	struct stat st;
+	ssize_t n;
+
+	if (fstat(fd, &st) == 0 && at + TM__KEY_LEN > st.st_size) {
+		off_t to = (at / KEYS_CHUNK + 1) * KEYS_CHUNK;
+		int rc = posix_fallocate(fd, st.st_size, to - st.st_size);
+
+		if (rc)
+			return tm__error_sys(rc, "growing the keys file");
+	}
+	n = pwrite(fd, key, TM__KEY_LEN, at);
 
 	if (n != TM__KEY_LEN)
 		return tm__error_sys(n < 0 ? errno : ENOSPC, "writing a secret's key");
