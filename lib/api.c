@@ -556,7 +556,7 @@ static int one_task(tm_manager *tm, struct one_ctx *c, unsigned flags,
 	}
 	if (c->stop_handler) {
 		tm__runtime_cancel(tm, c->id);
-		tm__wake_signal(tm->wake); /* the handler may run in another process */
+		tm__wake_signal(tm->wake, false); /* the handler may run in another process */
 	}
 	return tm__buf_take(&c->out, out_json);
 }

@@ -75,7 +75,7 @@ void tm__runtime_cancel(tm_manager *tm, const char *id)
 void tm__runtime_announce(tm_manager *tm)
 {
 	tm__runtime_wake(tm);
-	tm__wake_signal(tm->wake);
+	tm__wake_signal(tm->wake, false);
 }
 
 void tm__runtime_wake(tm_manager *tm)
@@ -622,7 +622,7 @@ void tm__runtime_stop(tm_manager *tm)
 	 * will find their job abandoned and touch nothing else.  A worker
 	 * whose jobs had all returned is only writing: wait for it. */
 	if (cc.n > 0 && tm__store_write(tm->store, close_txn, &cc) == TM_OK)
-		tm__wake_signal(tm->wake); /* another process may take them now */
+		tm__wake_signal(tm->wake, false); /* another process may take them now */
 	for (size_t i = 0; i < cc.n; i++) {
 		for (unsigned w = 0; w < rt->n_workers; w++) {
 			if (!rt->detached[w] && !cc.jobs[i]->returned &&
@@ -640,7 +640,7 @@ void tm__runtime_stop(tm_manager *tm)
 			pthread_join(rt->workers[w], NULL);
 	if (rt->sup_started) {
 		atomic_store(&rt->sup_stop, true);
-		tm__wake_signal(tm->wake);
+		tm__wake_signal(tm->wake, true);
 		pthread_join(rt->supervisor, NULL);
 	}
 	pthread_mutex_destroy(&rt->mu);

@@ -26,6 +26,7 @@ struct wake_page {
 
 struct tm__wake {
 	struct wake_page *page;
+	_Atomic uint32_t local_waiters;  /* of this process, among page->waiters */
 };
 
 int tm__wake_open(const char *dir, tm__wake **out)
@@ -78,10 +79,17 @@ uint32_t tm__wake_seq(tm__wake *w)
 	return atomic_load(&w->page->seq);
 }
 
-void tm__wake_signal(tm__wake *w)
+void tm__wake_signal(tm__wake *w, bool self_too)
 {
+	uint32_t others;
+
 	atomic_fetch_add(&w->page->seq, 1);
-	if (atomic_load(&w->page->waiters) > 0)
+	/* A wake-up costs a system call and a context switch on the caller's
+	 * CPU: skip it when the only sleeper is this process's own supervisor
+	 * and the caller has already woken what it needs here. */
+	others = atomic_load(&w->page->waiters) -
+	         (self_too ? 0 : atomic_load(&w->local_waiters));
+	if ((int32_t)others > 0)
 		syscall(SYS_futex, &w->page->seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
 }
 
@@ -89,8 +97,10 @@ void tm__wake_wait(tm__wake *w, uint32_t seen, unsigned ms)
 {
 	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
 
+	atomic_fetch_add(&w->local_waiters, 1);
 	atomic_fetch_add(&w->page->waiters, 1);
 	/* Returns at once if seq moved since `seen`: no wake-up is lost. */
 	syscall(SYS_futex, &w->page->seq, FUTEX_WAIT, seen, &ts, NULL, 0);
 	atomic_fetch_sub(&w->page->waiters, 1);
+	atomic_fetch_sub(&w->local_waiters, 1);
 }
