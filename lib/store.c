@@ -586,18 +586,25 @@ static int scrub_list(tm__txn *t, void *p)
 	return TM_OK;
 }
 
-static int scrub_free(tm__txn *t, void *p)
+/* Zero the listed keys and free their slots in one write transaction: the
+ * store's writer lock keeps any process from handing a slot out between
+ * its zeroing and its freeing, and the zeros are synced before the commit
+ * that frees the slots. */
+static int scrub_txn(tm__txn *t, void *p)
 {
+	static const unsigned char zero[TM__KEY_LEN];
 	struct scrub *c = p;
 	unsigned char k[9];
-	int err = TM_OK;
+	int err = scrub_list(t, c);
 
-	for (size_t i = 0; i < c->n && !err; i++) {
+	for (size_t i = 0; !err && i < c->n; i++)
+		err = tm__keys_write(t->s->keys_fd, c->slots[i], zero);
+	if (!err && c->n > 0)
+		err = tm__keys_sync(t->s->keys_fd);
+	for (size_t i = 0; !err && i < c->n; i++) {
 		MDB_val kv = val(k, slot_key(k, 'S', c->slots[i]));
 		int rc = mdb_del(t->txn, t->s->slots, &kv, NULL);
 
-		if (rc == MDB_NOTFOUND)
-			continue; /* another process scrubbed it first */
 		if (rc)
 			return fail(t, rc, "freeing a key slot");
 		err = put(t, t->s->slots, val(k, slot_key(k, 'F', c->slots[i])),
@@ -608,19 +615,14 @@ static int scrub_free(tm__txn *t, void *p)
 
 int tm__store_scrub(tm__store *s)
 {
-	static const unsigned char zero[TM__KEY_LEN];
 	struct scrub *c = malloc(sizeof(*c));
 	int err;
 
 	if (c == NULL)
 		return tm_errorf(TM_ENOMEM, "out of memory");
-	err = tm__store_read(s, scrub_list, c);
-	for (size_t i = 0; !err && i < c->n; i++)
-		err = tm__keys_write(s->keys_fd, c->slots[i], zero);
+	err = tm__store_read(s, scrub_list, c); /* a write only when needed */
 	if (!err && c->n > 0)
-		err = tm__keys_sync(s->keys_fd);
-	if (!err && c->n > 0)
-		err = tm__store_write(s, scrub_free, c);
+		err = tm__store_write(s, scrub_txn, c);
 	err = err ? err : (int)c->n;
 	free(c);
 	return err;
