@@ -160,19 +160,26 @@ static char *vformat(const char *fmt, va_list ap)
 	return s;
 }
 
+/* printf into a new cJSON string; NULL on out of memory. */
+static cJSON *vstring(const char *fmt, va_list ap)
+{
+	char *msg = vformat(fmt, ap);
+	cJSON *s = msg ? cJSON_CreateString(msg) : NULL;
+
+	free(msg);
+	return s;
+}
+
 int tm_job_message(tm_job *job, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 	cJSON *m;
 
 	if (job == NULL || fmt == NULL)
 		return tm_errorf(TM_EINVAL, "tm_job_message needs a job and a format");
 	va_start(ap, fmt);
-	msg = vformat(fmt, ap);
+	m = vstring(fmt, ap);
 	va_end(ap);
-	m = msg ? cJSON_CreateString(msg) : NULL;
-	free(msg);
 	if (m == NULL)
 		return tm_errorf(TM_ENOMEM, "out of memory");
 	pthread_mutex_lock(&job->mu);
@@ -188,16 +195,13 @@ int tm_job_message(tm_job *job, const char *fmt, ...)
 int tm_job_warn(tm_job *job, const char *fmt, ...)
 {
 	va_list ap;
-	char *msg;
 	cJSON *w;
 
 	if (job == NULL || fmt == NULL)
 		return tm_errorf(TM_EINVAL, "tm_job_warn needs a job and a format");
 	va_start(ap, fmt);
-	msg = vformat(fmt, ap);
+	w = vstring(fmt, ap);
 	va_end(ap);
-	w = msg ? cJSON_CreateString(msg) : NULL;
-	free(msg);
 	if (w == NULL)
 		return tm_errorf(TM_ENOMEM, "out of memory");
 	pthread_mutex_lock(&job->mu);
