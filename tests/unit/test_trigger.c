@@ -36,6 +36,20 @@ static void assert_refused(tm_manager *tm, const char *name, const char *body,
 	assert_refused_msg(tm, name, body, flags, code, NULL);
 }
 
+/* Every body refused as WRONG_DATA_TYPE, on a fresh store, storing nothing. */
+static void refuse_each(const char *const *bodies, size_t n)
+{
+	char *dir = tt_tmpdir();
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register(tm, "job", 0);
+	for (size_t i = 0; i < n; i++)
+		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
+	tm_close(tm);
+	tt_rmdir(dir);
+	free(dir);
+}
+
 static cJSON *details(cJSON *task)
 {
 	cJSON *d = cJSON_GetObjectItem(task, "details");
@@ -235,15 +249,7 @@ START_TEST(unknown_fields_are_wrong_data)
 		"{\"refresh_token\":\"t\",\"status\":\"RUNNING\"}",
 		"{\"\":null}",
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-
-	tt_register(tm, "job", 0);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	refuse_each(bodies, sizeof(bodies) / sizeof(bodies[0]));
 }
 END_TEST
 
@@ -255,15 +261,7 @@ START_TEST(malformed_json_is_wrong_data)
 		"{\"create_reason\":\"unterminated}",
 		"{\"context_task\":[1,2}", "nul", "{\"context_task\":NaN}",
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-
-	tt_register(tm, "job", 0);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	refuse_each(bodies, sizeof(bodies) / sizeof(bodies[0]));
 }
 END_TEST
 
@@ -303,15 +301,7 @@ START_TEST(trailing_garbage_is_wrong_data)
 		"{} x", "{}{}", "{} 1", "{\"context_task\":{}}]", "{}\n{}", "{} null",
 		"{},", "{}//",
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-
-	tt_register(tm, "job", 0);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	refuse_each(bodies, sizeof(bodies) / sizeof(bodies[0]));
 }
 END_TEST
 
@@ -325,15 +315,7 @@ START_TEST(duplicate_keys_are_wrong_data)
 		"{\"context_task\":{\"x\":{\"b\":1,\"c\":2,\"b\":3}}}",
 		"{\"context_task\":{\"l\":[{\"k\":1,\"k\":1}]}}",
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-
-	tt_register(tm, "job", 0);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	refuse_each(bodies, sizeof(bodies) / sizeof(bodies[0]));
 }
 END_TEST
 
@@ -342,15 +324,7 @@ START_TEST(non_object_bodies_are_wrong_data)
 	static const char *const bodies[] = {
 		"[]", "[{}]", "1", "null", "\"x\"", "true", "false", "\"{}\"",
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-
-	tt_register(tm, "job", 0);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, "job", bodies[i], 0, TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	refuse_each(bodies, sizeof(bodies) / sizeof(bodies[0]));
 }
 END_TEST
 
