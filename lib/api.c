@@ -302,8 +302,13 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	if (err)
 		return err;
 	if (job->def.validate) {
+		/* Printed only for a hook: most names have none. */
+		char *context_json = tm__json_print(req.context);
+
 		tm__error_clear();
-		err = job->def.validate(req.context_json, job->def.user);
+		err = context_json ? job->def.validate(context_json, job->def.user)
+		                   : tm_errorf(TM_ENOMEM, "out of memory");
+		cJSON_free(context_json);
 		if (err > 0 || err < TM_EINVAL)
 			err = tm_errorf(TM_EINVAL, "the validate hook of %s returned "
 			                "%d, which is not a tm_error", name, err);

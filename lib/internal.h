@@ -298,7 +298,6 @@ void tm__runtime_cancel(tm_manager *tm, const char *id);
 
 typedef struct tm__trigger_req {
 	cJSON *context;           /* object, never NULL after a parse */
-	char *context_json;       /* its text, for validate hooks */
 	const char *secret;       /* points into `doc`, or NULL */
 	const char *reason;       /* points into `doc`, or NULL */
 	cJSON *doc;

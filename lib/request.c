@@ -22,7 +22,6 @@ static int wrong(const char *fmt, const char *arg)
 void tm__trigger_req_free(tm__trigger_req *req)
 {
 	cJSON_Delete(req->doc);
-	cJSON_free(req->context_json);
 	memset(req, 0, sizeof(*req));
 }
 
@@ -63,11 +62,6 @@ int tm__trigger_req_parse(const char *body, tm__trigger_req *req)
 	if (!err && req->context == NULL) {
 		req->context = cJSON_AddObjectToObject(req->doc, "context_task");
 		if (req->context == NULL)
-			err = tm_errorf(TM_ENOMEM, "out of memory");
-	}
-	if (!err) {
-		req->context_json = tm__json_print(req->context);
-		if (req->context_json == NULL)
 			err = tm_errorf(TM_ENOMEM, "out of memory");
 	}
 out:

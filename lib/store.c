@@ -671,8 +671,8 @@ int tm__store_reset_changes(tm__txn *t, const char *name)
 	struct name_rec r;
 	int err = name_get(t, name, &r);
 
-	if (err)
-		return err;
+	if (err || r.changes == 0)
+		return err; /* nothing to write: the common case of every trigger */
 	r.changes = 0;
 	return name_put(t, name, &r);
 }
