@@ -68,12 +68,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: %s STORE_DIR\n", argv[0]);
 		return 2;
 	}
-	tm_options_init(&opts);
+	tm_options_init(&opts, TM_OPTIONS_VERSION);
 	opts.path = argv[1];
 	if (check(tm_open(&opts, &tm), "tm_open"))
 		return 1;
 
-	tm_job_def_init(&def);
+	tm_job_def_init(&def, TM_JOB_DEF_VERSION);
 	def.name = "data_import";
 	if (check(tm_register(tm, &def), "tm_register"))
 		goto fail;
@@ -113,7 +113,7 @@ int main(int argc, char **argv)
 	tm_free(out);
 
 	/* A job run by this process's workers: progress, then completion. */
-	tm_job_def_init(&def);
+	tm_job_def_init(&def, TM_JOB_DEF_VERSION);
 	def.name = "ml_model_retrain";
 	def.flags = TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE;
 	def.run = retrain;

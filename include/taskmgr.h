@@ -113,13 +113,15 @@ typedef enum {
 /** Longest task name accepted by tm_register(). */
 #define TM_NAME_MAX 64
 
-/** Current version of #tm_options; set by tm_options_init(). */
+/** Current version of #tm_options. */
 #define TM_OPTIONS_VERSION 1
 
 /**
- * Options of tm_open().  Initialise with tm_options_init(), then set `path`.
- * Fields are only ever appended; `version` tells the library which exist.
- * Zero in a numeric field after init means "the default".
+ * Options of tm_open().  Initialise with #TM_OPTIONS_INIT or
+ * tm_options_init(), then set `path`.  Fields are only ever appended, each
+ * append bumps #TM_OPTIONS_VERSION, and the library reads only the fields
+ * that exist in the caller's `version`.  Zero in a numeric field other than
+ * `workers` and `flags` means "the default".
  */
 typedef struct tm_options {
 	unsigned int version;     /**< #TM_OPTIONS_VERSION */
@@ -136,12 +138,18 @@ typedef struct tm_options {
 	double keep_age_s;        /**< final tasks older are pruned (default 30 days) */
 } tm_options;
 
-/** Current version of #tm_job_def; set by tm_job_def_init(). */
+/** Static initialiser of #tm_options: the current version, its defaults. */
+#define TM_OPTIONS_INIT { TM_OPTIONS_VERSION, NULL, 2, 0, 64ull << 20, \
+                          4096ull << 20, 250, 30000, 10000, 200, 1000, \
+                          30 * 86400.0 }
+
+/** Current version of #tm_job_def. */
 #define TM_JOB_DEF_VERSION 1
 
 /**
  * A task name and its policy, for tm_register().  Initialise with
- * tm_job_def_init(), then set at least `name`.  Strings are copied.
+ * #TM_JOB_DEF_INIT or tm_job_def_init(), then set at least `name`.  Strings
+ * are copied.  Versioned like #tm_options.
  */
 typedef struct tm_job_def {
 	unsigned int version; /**< #TM_JOB_DEF_VERSION */
@@ -168,12 +176,22 @@ typedef struct tm_job_def {
 	double min_interval_s;     /**< no auto-trigger sooner after the last task */
 } tm_job_def;
 
+/** Static initialiser of #tm_job_def: the current version, its defaults. */
+#define TM_JOB_DEF_INIT { TM_JOB_DEF_VERSION, NULL, 0, NULL, NULL, NULL, \
+                          86400.0, 1, 1.0, 0, 0.0, 0, 0.0 }
+
 /* ------------------------------------------------------------------ */
 /** @name Lifecycle */
 /**@{*/
 
-/** Fill @p opts with defaults.  `path` is left NULL. */
-TM_EXTERN void tm_options_init(tm_options *opts);
+/**
+ * Fill @p opts with the defaults of @p version (pass #TM_OPTIONS_VERSION):
+ * the same values as #TM_OPTIONS_INIT.  `path` is left NULL.  Only the
+ * fields of that version are written.
+ * @return #TM_OK; #TM_EINVAL for a NULL @p opts or a version this library
+ *         does not know (nothing is written then).
+ */
+TM_EXTERN int tm_options_init(tm_options *opts, unsigned int version);
 
 /**
  * Open (creating if needed) the store at `opts->path` and start its workers.
@@ -197,8 +215,12 @@ TM_EXTERN int tm_open(const tm_options *opts, tm_manager **out);
  */
 TM_EXTERN void tm_close(tm_manager *tm);
 
-/** Fill @p def with defaults.  `name` is left NULL. */
-TM_EXTERN void tm_job_def_init(tm_job_def *def);
+/**
+ * Fill @p def with the defaults of @p version (pass #TM_JOB_DEF_VERSION):
+ * the same values as #TM_JOB_DEF_INIT.  `name` is left NULL.
+ * @return #TM_OK; #TM_EINVAL for a NULL @p def or an unknown version.
+ */
+TM_EXTERN int tm_job_def_init(tm_job_def *def, unsigned int version);
 
 /**
  * Register a task name with its handler and policy.  Names are registered

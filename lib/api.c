@@ -2,6 +2,7 @@
  * call checks its arguments, parses its body (request.c), runs one
  * transaction on the store (store.c) and renders the answer (task.c). */
 #include <math.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,32 +13,64 @@
 
 #define MIB (1024ull * 1024ull)
 
-void tm_options_init(tm_options *o)
+/* The bytes of each version of the public structs: the library reads and
+ * writes no further into a caller's struct.  A version appends fields, so
+ * each size is the end of that version's last field. */
+#define END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+
+static const size_t options_size[] = {
+	[1] = END_OF(tm_options, keep_age_s),
+};
+
+static const size_t job_def_size[] = {
+	[1] = END_OF(tm_job_def, min_interval_s),
+};
+
+static const tm_options options_default = TM_OPTIONS_INIT;
+static const tm_job_def job_def_default = TM_JOB_DEF_INIT;
+
+#define KNOWN(table, v) ((v) >= 1 && (v) < sizeof(table) / sizeof(table[0]))
+
+int tm_options_init(tm_options *o, unsigned int version)
 {
-	if (o == NULL)
-		return;
-	memset(o, 0, sizeof(*o));
-	o->version = TM_OPTIONS_VERSION;
-	o->workers = 2;
-	o->map_size = 64 * MIB;
-	o->map_size_max = 4096 * MIB;
-	o->poll_ms = 250;
-	o->lease_ms = 30000;
-	o->grace_ms = 10000;
-	o->progress_ms = 200;
-	o->keep_count = 1000;
-	o->keep_age_s = 30 * 86400.0;
+	if (o == NULL || !KNOWN(options_size, version))
+		return tm_errorf(TM_EINVAL, "tm_options_init: %s",
+		                 o ? "unknown version" : "options are NULL");
+	memcpy(o, &options_default, options_size[version]);
+	o->version = version;
+	return TM_OK;
 }
 
-void tm_job_def_init(tm_job_def *d)
+int tm_job_def_init(tm_job_def *d, unsigned int version)
 {
-	if (d == NULL)
-		return;
-	memset(d, 0, sizeof(*d));
-	d->version = TM_JOB_DEF_VERSION;
-	d->timeout_s = 86400;
-	d->max_attempts = 1;
-	d->retry_backoff_s = 1;
+	if (d == NULL || !KNOWN(job_def_size, version))
+		return tm_errorf(TM_EINVAL, "tm_job_def_init: %s",
+		                 d ? "unknown version" : "definition is NULL");
+	memcpy(d, &job_def_default, job_def_size[version]);
+	d->version = version;
+	return TM_OK;
+}
+
+/* A caller's struct of any known version as a current one: its own fields,
+ * and the defaults of the fields its version does not have. */
+static int options_take(const tm_options *in, tm_options *o)
+{
+	if (!KNOWN(options_size, in->version))
+		return tm_errorf(TM_EINVAL, "tm_options version %u is not supported "
+		                 "(use TM_OPTIONS_INIT or tm_options_init)", in->version);
+	*o = options_default;
+	memcpy(o, in, options_size[in->version]);
+	return TM_OK;
+}
+
+static int job_def_take(const tm_job_def *in, tm_job_def *d)
+{
+	if (!KNOWN(job_def_size, in->version))
+		return tm_errorf(TM_EINVAL, "tm_job_def version %u is not supported "
+		                 "(use TM_JOB_DEF_INIT or tm_job_def_init)", in->version);
+	*d = job_def_default;
+	memcpy(d, in, job_def_size[in->version]);
+	return TM_OK;
 }
 
 /* getpid() is a system call, and tm__enter runs on every call: each thread
@@ -97,16 +130,13 @@ int tm__emit(cJSON *j, char **out)
 
 static int check_options(const tm_options *in, tm_options *o)
 {
-	if (in->version < 1 || in->version > TM_OPTIONS_VERSION)
-		return tm_errorf(TM_EINVAL, "tm_options version %u is not supported "
-		                 "(use tm_options_init)", in->version);
-	if (in->path == NULL || in->path[0] == '\0')
+	int err = options_take(in, o);
+
+	if (err)
+		return err;
+	if (o->path == NULL || o->path[0] == '\0')
 		return tm_errorf(TM_EINVAL, "tm_options.path is not set");
-	tm_options_init(o);
-	o->path = in->path;
-	o->workers = in->workers;
-	o->flags = in->flags;
-#define TAKE(f) if (in->f) o->f = in->f
+#define TAKE(f) if (!o->f) o->f = options_default.f
 	TAKE(map_size);
 	TAKE(map_size_max);
 	TAKE(poll_ms);
@@ -196,14 +226,18 @@ static int touch_txn(tm__txn *txn, void *name)
 	return tm__store_name_touch(txn, name);
 }
 
-int tm_register(tm_manager *tm, const tm_job_def *def)
+int tm_register(tm_manager *tm, const tm_job_def *in)
 {
+	tm_job_def d, *def = &d;
 	int err = tm__enter(tm, NULL);
 
 	if (err)
 		return err;
-	if (def == NULL)
+	if (in == NULL)
 		return tm_errorf(TM_EINVAL, "tm_job_def is NULL");
+	err = job_def_take(in, &d);
+	if (err)
+		return err;
 	/* Store first: a registration the store refused leaves no trace. */
 	err = tm__registry_check(def);
 	if (!err && tm__registry_find(tm->reg, def->name) != NULL)

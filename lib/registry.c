@@ -65,7 +65,7 @@ static const tm__jobreg *find_locked(tm__registry *r, const char *name)
 
 int tm__registry_check(const tm_job_def *def)
 {
-	if (def->version < 1 || def->version > TM_JOB_DEF_VERSION)
+	if (def->version < 1 || def->version > TM_JOB_DEF_VERSION) /* after job_def_take: the current layout */
 		return tm_errorf(TM_EINVAL, "tm_job_def version %u is not supported "
 		                 "(use tm_job_def_init)", def->version);
 	if (def->name == NULL || !valid_name(def->name))

@@ -35,7 +35,7 @@ tm_manager *tt_open(const char *dir, unsigned workers)
 	tm_options o;
 	tm_manager *tm = NULL;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = dir;
 	o.workers = workers;
 	o.flags = TM_OPEN_NOSYNC;
@@ -47,7 +47,7 @@ void tt_register(tm_manager *tm, const char *name, unsigned flags)
 {
 	tm_job_def d;
 
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = name;
 	d.flags = flags;
 	ck_assert_ok(tm_register(tm, &d));

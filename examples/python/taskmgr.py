@@ -192,9 +192,9 @@ class _JobDef(ctypes.Structure):
     ]
 
 
-# A newer library (same soname: fields are only appended) fills a larger
-# struct in tm_*_init(); these give it room, and `version` is then set back
-# to the layout above, so the library reads only the fields we know.
+# tm_*_init() is asked for the version above, so it writes and the library
+# later reads only the fields we declare; the room is a guard that tests
+# check stays untouched.
 class _OptionsRoom(ctypes.Structure):
     _fields_ = [("s", _Options), ("_room", ctypes.c_ubyte * 512)]
 
@@ -222,10 +222,10 @@ _OUT = ctypes.POINTER(ctypes.c_void_p)
 
 _PROTOTYPES = {
     # name: (restype, argtypes); variadic functions list their fixed part.
-    "tm_options_init": (None, [ctypes.POINTER(_Options)]),
+    "tm_options_init": (ctypes.c_int, [ctypes.POINTER(_Options), ctypes.c_uint]),
     "tm_open": (ctypes.c_int, [ctypes.POINTER(_Options), _OUT]),
     "tm_close": (None, [_P]),
-    "tm_job_def_init": (None, [ctypes.POINTER(_JobDef)]),
+    "tm_job_def_init": (ctypes.c_int, [ctypes.POINTER(_JobDef), ctypes.c_uint]),
     "tm_register": (ctypes.c_int, [_P, ctypes.POINTER(_JobDef)]),
     "tm_trigger": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p,
                                   ctypes.c_uint, _OUT]),
@@ -528,8 +528,9 @@ class Manager:
         self._handlers = _Handlers(lib)
         room = _OptionsRoom()
         opts = room.s
-        lib.tm_options_init(ctypes.byref(opts))
-        opts.version = _TM_OPTIONS_VERSION
+        err = lib.tm_options_init(ctypes.byref(opts), _TM_OPTIONS_VERSION)
+        if err:
+            raise _error(lib, err)
         opts.path = os.fsencode(path)
         opts.workers = _int(workers, "workers", 0, _UINT_MAX, InvalidArgument)
         opts.flags = _TM_OPEN_NOSYNC if nosync else 0
@@ -668,8 +669,9 @@ class Manager:
             raise TypeError("validate must be callable or None")
         room = _JobDefRoom()
         d = room.s
-        self._lib.tm_job_def_init(ctypes.byref(d))
-        d.version = _TM_JOB_DEF_VERSION
+        err = self._lib.tm_job_def_init(ctypes.byref(d), _TM_JOB_DEF_VERSION)
+        if err:
+            raise _error(self._lib, err)
         d.name = _text(name, "name")
         d.flags = (_TM_JOB_PUBLIC if public else 0) | (_TM_JOB_EXCLUSIVE if exclusive else 0)
         fields = dict(more, timeout_s=timeout_s)

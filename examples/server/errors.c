@@ -74,9 +74,9 @@ void srv_response_free(srv_response *r)
 {
 	if (r == NULL)
 		return;
-	if (r->lib_owned_)
-		tm_free(r->body);
-	else
-		cJSON_free(r->body);
+	/* One allocator for every body: the library's answers are malloc'd
+	 * (tm_free is free), and so are cJSON's texts, since this server never
+	 * installs cJSON hooks. */
+	free(r->body);
 	r->body = NULL;
 }

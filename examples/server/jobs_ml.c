@@ -100,7 +100,7 @@ int srv_jobs_register_ml(srv_jobs *jobs)
 		tm_job_def d;
 		int err;
 
-		tm_job_def_init(&d);
+		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 		d.name = ml_jobs[i].name;
 		d.flags = TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE;
 		d.run = run_ml;

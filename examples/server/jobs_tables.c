@@ -431,7 +431,7 @@ int srv_jobs_register_tables(srv_jobs *jobs)
 		tm_job_def d;
 		int err;
 
-		tm_job_def_init(&d);
+		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 		d.name = defs[i].name;
 		d.run = defs[i].run;
 		d.validate = defs[i].validate;

@@ -165,7 +165,7 @@ static int open_store(const struct args *a, tm_manager **tm)
 		        a->store, a->tables, strerror(errno));
 		return -1;
 	}
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = a->store;
 	o.workers = a->workers;
 	err = tm_open(&o, tm);

@@ -388,7 +388,6 @@ static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
 		memset(out, 0, sizeof(*out));
 		out->status = 200;
 		out->body = json;
-		out->lib_owned_ = 1;
 	}
 }
 

@@ -27,7 +27,6 @@ typedef struct srv_response {
 	int status;          /* HTTP status */
 	char *body;          /* JSON text; free with srv_response_free() */
 	const char *allow;   /* for 405: value of the Allow header; else NULL */
-	int lib_owned_;      /* internal: body came from libtaskmgr (tm_free) */
 } srv_response;
 
 /* Answer one request.  Always fills @p out; out->body is NULL only when

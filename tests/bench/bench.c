@@ -77,7 +77,7 @@ static tm_manager *open_tm(const char *name, unsigned workers, int nosync)
 	tm_options o;
 	tm_manager *tm;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = fresh_dir(name);
 	o.workers = workers;
 	o.flags = nosync ? TM_OPEN_NOSYNC : 0;
@@ -92,7 +92,7 @@ static void reg(tm_manager *tm, const char *name, tm_status (*run)(tm_job *, voi
 {
 	tm_job_def d;
 
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = name;
 	d.run = run;
 	if (tm_register(tm, &d) != TM_OK)
@@ -547,7 +547,7 @@ static int bench_latency(void)
 	if (pid == 0) {
 		tm_options o;
 
-		tm_options_init(&o);
+		tm_options_init(&o, TM_OPTIONS_VERSION);
 		o.path = strcat(strcpy(malloc(600), root), "/latency-x");
 		o.workers = 1;
 		o.flags = TM_OPEN_NOSYNC;
@@ -564,7 +564,7 @@ static int bench_latency(void)
 	{
 		tm_options o;
 
-		tm_options_init(&o);
+		tm_options_init(&o, TM_OPTIONS_VERSION);
 		o.path = strcat(strcpy(malloc(600), root), "/latency-x");
 		o.workers = 0;
 		o.flags = TM_OPEN_NOSYNC;

@@ -54,7 +54,7 @@ static tm_manager *open_store(const char *path, unsigned workers)
 	tm_job_def d;
 	tm_manager *tm;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = path;
 	o.workers = workers;
 	o.poll_ms = 20;
@@ -65,14 +65,14 @@ static tm_manager *open_store(const char *path, unsigned workers)
 		fprintf(stderr, "open: %s\n", tm_last_error());
 		exit(2);
 	}
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "crash_job";
 	d.run = job;
 	d.max_attempts = 3;
 	d.retry_backoff_s = 0.01;
 	if (tm_register(tm, &d) != TM_OK)
 		exit(2);
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "ext"; /* driven by tm_patch, as an external worker would */
 	if (tm_register(tm, &d) != TM_OK)
 		exit(2);

@@ -105,7 +105,7 @@ class LibraryLoading(unittest.TestCase):
         # A wrong field order or type reads back garbage here.
         lib = taskmgr._load()
         room = taskmgr._OptionsRoom()
-        lib.tm_options_init(ctypes.byref(room.s))
+        self.assertEqual(lib.tm_options_init(ctypes.byref(room.s), 1), 0)
         o = room.s
         self.assertEqual((o.version, o.path, o.workers, o.flags), (1, None, 2, 0))
         self.assertEqual((o.map_size, o.map_size_max), (64 << 20, 4 << 30))
@@ -115,7 +115,7 @@ class LibraryLoading(unittest.TestCase):
         self.assertEqual(bytes(room._room), bytes(len(room._room)),
                          "tm_options_init wrote past the end of tm_options")
         room = taskmgr._JobDefRoom()
-        lib.tm_job_def_init(ctypes.byref(room.s))
+        self.assertEqual(lib.tm_job_def_init(ctypes.byref(room.s), 1), 0)
         d = room.s
         self.assertEqual((d.version, d.name, d.flags, d.user), (1, None, 0, None))
         self.assertFalse(d.run)

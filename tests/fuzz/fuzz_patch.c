@@ -27,13 +27,13 @@ static void setup(void)
 	tm_options o;
 	tm_job_def d;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = mkdtemp(dir);
 	o.workers = 0;
 	o.flags = TM_OPEN_NOSYNC;
 	if (o.path == NULL || tm_open(&o, &tm) != TM_OK)
 		abort();
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "job";
 	if (tm_register(tm, &d) != TM_OK)
 		abort();

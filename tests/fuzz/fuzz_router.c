@@ -111,7 +111,7 @@ static void setup(void)
 	atexit(cleanup);
 	write_table(tables, "users.csv", "user_id,age\n1,20\n2,30\n");
 	write_table(tables, "items.csv", "item_id,price\n1,10\n");
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = store;
 	o.workers = 0;
 	o.flags = TM_OPEN_NOSYNC;
@@ -131,7 +131,7 @@ static void setup(void)
 	for (size_t i = 0; i < N_NAMES; i++) {
 		tm_job_def d;
 
-		tm_job_def_init(&d);
+		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 		d.name = names[i].name;
 		d.flags = names[i].flags;
 		d.validate = names[i].validate;

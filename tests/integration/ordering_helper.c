@@ -54,14 +54,14 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	threads = (unsigned)atoi(argv[5]);
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = argv[1];
 	o.workers = 0;
 	o.flags = TM_OPEN_NOSYNC;
 	o.keep_count = UINT_MAX; /* no retention: the parent checks every task */
 	rc = tm_open(&o, &tm);
 	if (rc == TM_OK) {
-		tm_job_def_init(&d);
+		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 		d.name = argv[3];
 		d.flags = TM_JOB_EXCLUSIVE;
 		rc = tm_register(tm, &d);

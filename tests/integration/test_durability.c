@@ -215,7 +215,7 @@ static void assert_refused_open(const char *dir, const char *needle)
 	tm_options o;
 	tm_manager *tm = (tm_manager *)&o;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = dir;
 	o.workers = 0;
 	o.flags = TM_OPEN_NOSYNC;

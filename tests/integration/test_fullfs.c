@@ -65,7 +65,7 @@ static int open_durable(const char *path, tm_manager **tm)
 	tm_options o;
 	int err;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = path;
 	o.workers = 0;
 	o.map_size = 1 * MIB;

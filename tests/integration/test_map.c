@@ -18,7 +18,7 @@ static tm_manager *open_capped(const char *dir, uint64_t size, uint64_t cap)
 	tm_options o;
 	tm_manager *tm = NULL;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = dir;
 	o.workers = 0;
 	o.flags = TM_OPEN_NOSYNC;
@@ -205,7 +205,7 @@ START_TEST(register_refused_at_the_cap_leaves_no_trace)
 	ck_assert_int_eq(rc, TM_ESTORAGE);
 	/* Register names, filling every page freed in between, until the cap
 	 * refuses a registration (if registering ever needs room). */
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = name;
 	for (int i = 0; i < 1000 && !done; i++) {
 		while (tm_trigger(tm, "big", NULL, 0, NULL) == TM_OK)

@@ -46,7 +46,7 @@ static tm_manager *open_store(const char *dir)
 	tm_options o;
 	tm_manager *tm = NULL;
 
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = dir;
 	o.workers = 0;
 	o.flags = TM_OPEN_NOSYNC;

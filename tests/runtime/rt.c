@@ -13,7 +13,7 @@
 
 void rt_options(tm_options *o, const char *dir, unsigned workers)
 {
-	tm_options_init(o);
+	tm_options_init(o, TM_OPTIONS_VERSION);
 	o->path = dir;
 	o->workers = workers;
 	o->flags = TM_OPEN_NOSYNC;
@@ -44,7 +44,7 @@ tm_job_def rt_def(const char *name, tm_status (*run)(tm_job *, void *), void *us
 {
 	tm_job_def d;
 
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = name;
 	d.run = run;
 	d.user = user;

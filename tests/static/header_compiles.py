@@ -33,8 +33,13 @@ typedef char tm_header_check[(sizeof(tm_options) > 0 && sizeof(tm_job_def) > 0
 int tm_header_unit(tm_options *o, tm_job_def *d);
 int tm_header_unit(tm_options *o, tm_job_def *d)
 {
-	tm_options_init(o);
-	tm_job_def_init(d);
+	tm_options o2 = TM_OPTIONS_INIT;
+	tm_job_def d2 = TM_JOB_DEF_INIT;
+
+	if (tm_options_init(o, TM_OPTIONS_VERSION) || tm_job_def_init(d, TM_JOB_DEF_VERSION))
+		return -1;
+	(void)o2;
+	(void)d2;
 	return (int)sizeof(tm_header_check) + (int)d->version + (int)o->version;
 }
 """
@@ -51,8 +56,13 @@ int main()
 	tm_options opts;
 	tm_job_def def;
 
-	tm_options_init(&opts);
-	tm_job_def_init(&def);
+	tm_options init = TM_OPTIONS_INIT;
+	tm_job_def dinit = TM_JOB_DEF_INIT;
+
+	if (tm_options_init(&opts, TM_OPTIONS_VERSION) || tm_job_def_init(&def, TM_JOB_DEF_VERSION))
+		return 1;
+	if (init.workers != opts.workers || dinit.timeout_s != def.timeout_s)
+		return 1;
 	if (opts.version != TM_OPTIONS_VERSION || def.version != TM_JOB_DEF_VERSION)
 		return 1;
 	if (std::strcmp(tm_version(), TM_VERSION_STRING) != 0)

@@ -331,7 +331,7 @@ START_TEST(timeout_at_follows_the_job_timeout)
 	tm_job_def def;
 	cJSON *t;
 
-	tm_job_def_init(&def);
+	tm_job_def_init(&def, TM_JOB_DEF_VERSION);
 	def.name = "short";
 	def.timeout_s = 90.5;
 	ck_assert_ok(tm_register(tm, &def));

@@ -28,7 +28,7 @@ static void assert_open_fails(const tm_options *o, int code)
 
 static void options(tm_options *o, const char *path)
 {
-	tm_options_init(o);
+	tm_options_init(o, TM_OPTIONS_VERSION);
 	o->path = path;
 	o->workers = 0;
 	o->flags = TM_OPEN_NOSYNC;
@@ -39,7 +39,7 @@ START_TEST(options_init_fills_the_defaults)
 	tm_options o;
 
 	memset(&o, 0xa5, sizeof(o));
-	tm_options_init(&o);
+	tm_options_init(&o, TM_OPTIONS_VERSION);
 	ck_assert_uint_eq(o.version, TM_OPTIONS_VERSION);
 	ck_assert_ptr_null(o.path);
 	ck_assert_uint_eq(o.workers, 2);
@@ -52,7 +52,7 @@ START_TEST(options_init_fills_the_defaults)
 	ck_assert_uint_eq(o.progress_ms, 200);
 	ck_assert_uint_eq(o.keep_count, 1000);
 	ck_assert_double_eq(o.keep_age_s, 30 * 86400.0);
-	tm_options_init(NULL); /* a no-op, not a crash */
+	tm_options_init(NULL, TM_OPTIONS_VERSION); /* a no-op, not a crash */
 }
 END_TEST
 
@@ -267,7 +267,7 @@ START_TEST(every_call_on_a_null_manager_is_invalid)
 	char sentinel, *out;
 	tm_job_def d;
 
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "job";
 #define NULL_CALL(call) do { \
 	out = &sentinel; \

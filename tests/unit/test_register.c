@@ -27,7 +27,7 @@ START_TEST(job_def_init_fills_the_defaults)
 	tm_job_def d;
 
 	memset(&d, 0xa5, sizeof(d));
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	ck_assert_uint_eq(d.version, TM_JOB_DEF_VERSION);
 	ck_assert_ptr_null(d.name);
 	ck_assert_uint_eq(d.flags, 0);
@@ -41,7 +41,7 @@ START_TEST(job_def_init_fills_the_defaults)
 	ck_assert_double_eq(d.interval_s, 0.0);
 	ck_assert_uint_eq(d.change_threshold, 0);
 	ck_assert_double_eq(d.min_interval_s, 0.0);
-	tm_job_def_init(NULL); /* a no-op, not a crash */
+	tm_job_def_init(NULL, TM_JOB_DEF_VERSION); /* a no-op, not a crash */
 }
 END_TEST
 
@@ -79,11 +79,11 @@ START_TEST(bad_names_are_invalid)
 
 	ck_assert_uint_eq(strlen(names[1]), TM_NAME_MAX + 1);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		tm_job_def_init(&d);
+		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 		d.name = names[i];
 		assert_invalid(tm, &d);
 	}
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	assert_invalid(tm, &d); /* name left NULL */
 	tm_close(tm);
 	tt_rmdir(dir);
@@ -99,7 +99,7 @@ START_TEST(duplicate_name_is_invalid)
 
 	tt_register(tm, "job", TM_JOB_EXCLUSIVE);
 	tt_trigger(tm, "job", NULL, id);
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "job";
 	tt_clear_error();
 	ck_assert_err(tm_register(tm, &d), TM_EINVAL);
@@ -121,7 +121,7 @@ START_TEST(unknown_flags_are_invalid)
 	tm_job_def d;
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		tm_job_def_init(&d);
+		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 		d.name = "job";
 		d.flags = flags[i];
 		assert_invalid(tm, &d);
@@ -142,7 +142,7 @@ START_TEST(bad_durations_are_invalid)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (int field = 0; field < 4; field++) {
-			tm_job_def_init(&d);
+			tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 			d.name = "job";
 			switch (field) {
 			case 0: d.timeout_s = bad[i]; break;
@@ -153,12 +153,12 @@ START_TEST(bad_durations_are_invalid)
 			assert_invalid(tm, &d);
 		}
 	}
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "job";
 	d.timeout_s = 0;
 	assert_invalid(tm, &d);
 	/* Zero is fine where it means "off". */
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "job";
 	d.retry_backoff_s = 0;
 	d.interval_s = 0;
@@ -177,7 +177,7 @@ START_TEST(zero_max_attempts_is_invalid)
 	tm_manager *tm = tt_open(dir, 0);
 	tm_job_def d;
 
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "job";
 	d.max_attempts = 0;
 	assert_invalid(tm, &d);
@@ -197,7 +197,7 @@ START_TEST(unknown_version_is_invalid)
 	tm_job_def d;
 
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-		tm_job_def_init(&d);
+		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 		d.name = "job";
 		d.version = versions[i];
 		assert_invalid(tm, &d);
@@ -215,7 +215,7 @@ START_TEST(null_def_or_manager_is_invalid)
 	tm_job_def d;
 
 	assert_invalid(tm, NULL);
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "job";
 	assert_invalid(NULL, &d);
 	assert_invalid(NULL, NULL);
@@ -233,7 +233,7 @@ START_TEST(registration_copies_the_name)
 	tm_job_def d;
 
 	snprintf(name, sizeof(name), "first");
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = name;
 	ck_assert_ok(tm_register(tm, &d));
 	snprintf(name, sizeof(name), "other");

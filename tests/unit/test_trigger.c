@@ -493,7 +493,7 @@ static void register_hooked(tm_manager *tm, const char *name, struct hook *h)
 {
 	tm_job_def d;
 
-	tm_job_def_init(&d);
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = name;
 	d.validate = validate;
 	d.user = h;

@@ -31,14 +31,14 @@ int main(int argc, char **argv)
 		        TM_VERSION_STRING, tm_version());
 		return 1;
 	}
-	tm_options_init(&opts);
+	tm_options_init(&opts, TM_OPTIONS_VERSION);
 	opts.path = argv[1];
 	opts.flags = TM_OPEN_NOSYNC;
 	err = tm_open(&opts, &tm);
 	if (err)
 		return fail("tm_open", err);
 
-	tm_job_def_init(&def);
+	tm_job_def_init(&def, TM_JOB_DEF_VERSION);
 	def.name = "consumer_job";  /* no handler: driven through tm_patch */
 	err = tm_register(tm, &def);
 	if (err) {
