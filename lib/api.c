@@ -1,6 +1,7 @@
 /* The public façade: tm_open/tm_close/tm_register and the five calls.  Each
- * call checks its arguments, parses its body (request.c), runs one
- * transaction on the store (store.c) and renders the answer (task.c). */
+ * call checks its arguments and parses its body (request.c) before
+ * anything else, so bad input never reaches the store; then writes go
+ * through the lifecycle (lifecycle.c) and reads straight to the store. */
 #include <math.h>
 #include <stddef.h>
 #include <pthread.h>
@@ -9,7 +10,14 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "api.h"
+#include "error.h"
+#include "id.h"
+#include "json.h"
+#include "lifecycle.h"
+#include "request.h"
+#include "running.h"
+#include "runtime.h"
 
 #define MIB (1024ull * 1024ull)
 
@@ -113,7 +121,7 @@ int tm__emit(cJSON *j, char **out)
 	char *s;
 
 	if (j == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	if (out == NULL) {
 		cJSON_Delete(j);
 		return TM_OK;
@@ -121,12 +129,19 @@ int tm__emit(cJSON *j, char **out)
 	s = tm__json_print(j);
 	cJSON_Delete(j);
 	if (s == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	*out = s;
 	return TM_OK;
 }
 
-/* ---- lifecycle ----------------------------------------------------------- */
+static int check_flags(unsigned flags)
+{
+	if (flags & ~TM_PUBLIC)
+		return tm_errorf(TM_EINVAL, "unknown call flags 0x%x", flags & ~TM_PUBLIC);
+	return TM_OK;
+}
+
+/* ---- open, close, register ------------------------------------------------ */
 
 static int check_options(const tm_options *in, tm_options *o)
 {
@@ -174,13 +189,13 @@ int tm_open(const tm_options *opts, tm_manager **out)
 		return tm_errorf(TM_EINVAL, "tm_open needs options and an out pointer");
 	tm = calloc(1, sizeof(*tm));
 	if (tm == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	err = check_options(opts, &tm->opts);
 	if (err)
 		goto fail;
 	tm->path = strdup(opts->path);
 	if (tm->path == NULL) {
-		err = tm_errorf(TM_ENOMEM, "out of memory");
+		err = tm__error_oom();
 		goto fail;
 	}
 	tm->opts.path = tm->path;
@@ -211,8 +226,11 @@ void tm_close(tm_manager *tm)
 	if (tm == NULL)
 		return;
 	tm__runtime_stop(tm);
-	if (tm->store)
-		tm__store_scrub(tm->store); /* secrets of tasks that just ended */
+	if (tm->store) {
+		size_t n;
+
+		tm__store_scrub(tm->store, &n); /* secrets of tasks that just ended */
+	}
 	tm__wake_close(tm->wake);
 	tm__store_close(tm->store);
 	tm__registry_free(tm->reg);
@@ -247,76 +265,11 @@ int tm_register(tm_manager *tm, const tm_job_def *in)
 	if (!err)
 		err = tm__registry_add(tm->reg, def);
 	if (!err)
-		tm__runtime_wake(tm); /* old tasks of the name may be waiting */
+		tm__running_wake(tm); /* old tasks of the name may be waiting */
 	return err;
 }
 
 /* ---- trigger ------------------------------------------------------------- */
-
-struct trigger_ctx {
-	const tm__jobreg *job;
-	tm__task *task;
-	const char *secret;
-};
-
-static int first_id(tm__txn *txn, const char *id, void *ctx)
-{
-	(void)txn;
-	memcpy(ctx, id, TM_TASK_ID_LEN + 1);
-	return 1;
-}
-
-static int trigger_txn(tm__txn *txn, void *p)
-{
-	struct trigger_ctx *c = p;
-	char busy[TM_TASK_ID_LEN + 1] = "";
-	int err;
-
-	if (c->job->def.flags & TM_JOB_EXCLUSIVE) {
-		err = tm__store_active(txn, c->task->name, first_id, busy);
-		if (err)
-			return err;
-		if (busy[0])
-			return tm_errorf(TM_EALREADY_RUNNING, "task %s is already "
-			                 "running (task %s)", c->task->name, busy);
-	}
-	err = tm__store_put(txn, NULL, c->task);
-	if (!err && c->secret)
-		err = tm__store_secret_put(txn, c->task->id, c->secret);
-	if (!err)
-		err = tm__store_reset_changes(txn, c->task->name);
-	return err;
-}
-
-static int new_task(const tm__jobreg *job, const cJSON *context,
-                    const char *reason, tm__task *t)
-{
-	cJSON *d;
-	int err;
-
-	memset(t, 0, sizeof(*t));
-	err = tm__id_new(t->id);
-	if (err)
-		return err;
-	strcpy(t->name, job->name);
-	t->status = TM_REQUEST_SENT;
-	t->queued = true;
-	t->start_us = tm__now_us();
-	t->ready_us = t->start_us;
-	t->timeout_us = t->start_us + (int64_t)(job->def.timeout_s * 1e6);
-	t->warnings = cJSON_CreateArray();
-	t->details = d = cJSON_CreateObject();
-	if (t->warnings == NULL || d == NULL ||
-	    !cJSON_AddItemToObject(d, "payload", cJSON_Duplicate(context, 1)) ||
-	    !cJSON_AddObjectToObject(d, "progress") ||
-	    !cJSON_AddItemToObject(d, "timeout_at", tm__json_time(t->timeout_us)) ||
-	    !cJSON_AddStringToObject(d, "create_reason", reason) ||
-	    !cJSON_AddNumberToObject(d, "attempts", 0)) {
-		tm__task_free(t);
-		return tm_errorf(TM_ENOMEM, "out of memory");
-	}
-	return TM_OK;
-}
 
 int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
                unsigned flags, char **out_json)
@@ -325,8 +278,11 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	tm__trigger_req req;
 	char id[TM_TASK_ID_LEN + 1];
 	tm__buf out = { 0 };
+	bool created = false;
 	int err = tm__enter(tm, out_json);
 
+	if (!err)
+		err = check_flags(flags);
 	if (err)
 		return err;
 	job = tm__registry_lookup(tm->reg, name, flags, &err);
@@ -341,8 +297,8 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 
 		tm__error_clear();
 		err = context_json ? job->def.validate(context_json, job->def.user)
-		                   : tm_errorf(TM_ENOMEM, "out of memory");
-		cJSON_free(context_json);
+		                   : tm__error_oom();
+		free(context_json);
 		if (err > 0 || err < TM_EINVAL)
 			err = tm_errorf(TM_EINVAL, "the validate hook of %s returned "
 			                "%d, which is not a tm_error", name, err);
@@ -350,55 +306,19 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 			tm_errorf(err, "context_task was refused by %s", name);
 	}
 	if (!err)
-		err = tm__create(tm, job, req.context, req.secret,
-		                 req.reason ? req.reason : "manually triggered by endpoint",
-		                 NULL, NULL, id);
+		err = tm__lifecycle_create(tm->store, job, req.context, req.secret,
+		                           req.reason ? req.reason
+		                                      : "manually triggered by endpoint",
+		                           NULL, NULL, id, &created);
 	tm__trigger_req_free(&req);
+	if (created)
+		tm__running_announce(tm);
 	if (err || out_json == NULL)
 		return err;
 	tm__buf_add(&out, "{\"task_id\":\"", 12);
 	tm__buf_add(&out, id, TM_TASK_ID_LEN);
 	tm__buf_add(&out, "\"}", 2);
 	return tm__buf_take(&out, out_json);
-}
-
-struct create_ctx {
-	struct trigger_ctx t;
-	tm__txn_fn precheck;
-	void *pctx;
-};
-
-static int create_txn(tm__txn *txn, void *p)
-{
-	struct create_ctx *c = p;
-
-	if (c->precheck) {
-		int r = c->precheck(txn, c->pctx);
-		if (r)
-			return r;
-	}
-	return trigger_txn(txn, &c->t);
-}
-
-/* Create a task; the runtime's automatic triggers pass a precheck that runs
- * in the same write transaction and returns 1 to create nothing. */
-int tm__create(tm_manager *tm, const tm__jobreg *job, const cJSON *context,
-               const char *secret, const char *reason, tm__txn_fn precheck,
-               void *pctx, char id[TM_TASK_ID_LEN + 1])
-{
-	tm__task task;
-	struct create_ctx c = { { job, &task, secret }, precheck, pctx };
-	int err = new_task(job, context, reason, &task);
-
-	if (err)
-		return err;
-	err = tm__store_write(tm->store, create_txn, &c);
-	if (err == TM_OK) {
-		memcpy(id, task.id, sizeof(task.id));
-		tm__runtime_announce(tm);
-	}
-	tm__task_free(&task);
-	return err;
 }
 
 /* ---- list_recent --------------------------------------------------------- */
@@ -415,7 +335,7 @@ static int list_one(tm__txn *txn, const char *id, void *p)
 	struct list_ctx *c = p;
 
 	if (c->n == c->amt)
-		return 1;
+		return TM__SCAN_STOP;
 	if (c->n++ > 0)
 		tm__buf_add(&c->out, ",", 1);
 	return tm__store_render(txn, id, NULL, c->with_details, &c->out);
@@ -434,7 +354,7 @@ static int list_txn(tm__txn *txn, void *p)
 		return err;
 	/* The name's figures count its tasks, so has_next is known before the
 	 * scan and the tasks are rendered straight into the answer. */
-	for (int s = 0; s < 6; s++)
+	for (int s = 0; s < TM__STATUS_COUNT; s++)
 		total += st.by_status[s];
 	snprintf(head, sizeof(head), "{\"has_next\":%s,\"next_page\":%lld,\"tasks\":[",
 	         total > skip + (size_t)c->amt ? "true" : "false", (long long)c->page + 1);
@@ -451,6 +371,8 @@ int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
 	struct list_ctx c = { 0 };
 	int err = tm__enter(tm, out_json);
 
+	if (!err)
+		err = check_flags(flags);
 	if (err)
 		return err;
 	if (tm__registry_lookup(tm->reg, name, flags, &err) == NULL)
@@ -478,156 +400,87 @@ int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
 
 /* ---- get, patch, cancel: one task ---------------------------------------- */
 
-struct one_ctx {
+struct get_ctx {
 	const char *name, *id;
-	const tm__patch_req *patch;  /* tm_patch */
-	bool cancel;                 /* tm_cancel */
 	bool with_details;
-	tm__buf out;                 /* the task after the call */
-	bool stop_handler;           /* a handler here must stop */
+	tm__buf out;
 };
-
-static int load(tm__txn *txn, const struct one_ctx *c, tm__task *t)
-{
-	int err = tm__store_get(txn, c->id, t);
-
-	if (err == TM_OK && strcmp(t->name, c->name) != 0) {
-		tm__task_free(t);
-		err = tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s",
-		                c->id, c->name);
-	}
-	return err;
-}
 
 static int get_txn(tm__txn *txn, void *p)
 {
-	struct one_ctx *c = p;
+	struct get_ctx *c = p;
 
 	return tm__store_render(txn, c->id, c->name, c->with_details, &c->out);
 }
 
-/* Move t to status st, with what entering that status implies.  Every
- * status change, the runtime's included, goes through here, so the ordering
- * rule holds everywhere. */
-int tm__task_enter(tm__txn *txn, tm__task *t, tm_status st)
-{
-	int err = tm__status_check(t->status, st);
-
-	if (err || st == t->status)
-		return err;
-	if (tm__status_final(st)) {
-		/* SPEC section 2: a failure always says why. */
-		if (st == TM_FAILED && !cJSON_GetObjectItemCaseSensitive(t->details, "error"))
-			err = tm__task_set_detail(t, "error", cJSON_CreateString("failed"));
-		if (!err)
-			err = tm__task_finish(t, st, tm__now_us());
-		return err ? err : tm__store_secret_del(txn, t->id);
-	}
-	if (st == TM_RUNNING && t->status == TM_REQUEST_SENT) {
-		/* An external worker took it: it leaves the queue. */
-		t->queued = false;
-		tm__task_set_attempts(t, tm__task_attempts(t) + 1);
-	}
-	/* CANCELLED_REQUESTED keeps a waiting task queued: the worker that
-	 * dequeues it ends it CANCELLED without running it. */
-	t->status = st;
-	return TM_OK;
-}
-
-static int change_txn(tm__txn *txn, void *p)
-{
-	struct one_ctx *c = p;
-	tm__task t, old;
-	bool changed = false;
-	int err;
-
-	tm__buf_take(&c->out, NULL); /* a write may run again */
-	err = load(txn, c, &t);
-	if (err)
-		return err;
-	old = t; /* tm__store_put reads only the fixed fields of old */
-	if (c->patch && c->patch->status >= 0) {
-		changed = t.status != (tm_status)c->patch->status;
-		err = tm__task_enter(txn, &t, (tm_status)c->patch->status);
-	}
-	if (!err && c->patch && c->patch->details) {
-		t.details = tm__json_merge(t.details, c->patch->details);
-		if (t.details == NULL)
-			err = tm_errorf(TM_ENOMEM, "out of memory");
-		changed = true;
-	}
-	if (!err && c->cancel) {
-		if (t.status == TM_REQUEST_SENT || (t.status == TM_RUNNING && t.queued))
-			err = tm__task_enter(txn, &t, TM_CANCELLED);
-		else if (t.status == TM_RUNNING)
-			err = tm__task_enter(txn, &t, TM_CANCELLED_REQUESTED);
-		changed = t.status != old.status;
-	}
-	if (!err && changed)
-		err = tm__store_put(txn, &old, &t);
-	if (!err) {
-		c->stop_handler = old.status == TM_RUNNING && t.status != TM_RUNNING;
-		err = tm__store_render(txn, c->id, NULL, true, &c->out);
-	}
-	tm__task_free(&t);
-	return err;
-}
-
-static int one_task(tm_manager *tm, struct one_ctx *c, unsigned flags,
-                    bool write, char **out_json)
+/* The checks every call on one task makes, in the order their errors
+ * take precedence: handle, flags, name, id. */
+static int one_task_enter(tm_manager *tm, const char *name, const char *id,
+                          unsigned flags, char **out_json)
 {
 	int err = tm__enter(tm, out_json);
 
-	if (err)
+	if (!err)
+		err = check_flags(flags);
+	if (!err && tm__registry_lookup(tm->reg, name, flags, &err) == NULL)
 		return err;
-	if (tm__registry_lookup(tm->reg, c->name, flags, &err) == NULL)
-		return err;
-	if (!tm__id_valid(c->id))
-		return tm_errorf(TM_EWRONG_DATA, "task_id must be 20 characters of "
-		                 "[A-Za-z0-9]");
-	if (write)
-		err = tm__store_write(tm->store, change_txn, c);
-	else
-		err = tm__store_read(tm->store, get_txn, c);
-	if (err) {
-		tm__buf_take(&c->out, NULL);
-		return err;
-	}
-	if (c->stop_handler) {
-		tm__runtime_cancel(tm, c->id);
-		tm__wake_signal(tm->wake, false); /* the handler may run in another process */
-	}
-	return tm__buf_take(&c->out, out_json);
+	if (!err && !tm__id_valid(id))
+		err = tm_errorf(TM_EWRONG_DATA, "task_id must be 20 characters of "
+		                "[A-Za-z0-9]");
+	return err;
 }
 
 int tm_get(tm_manager *tm, const char *name, const char *task_id,
            unsigned flags, char **out_json)
 {
-	struct one_ctx c = { .name = name, .id = task_id,
-	                     .with_details = !(flags & TM_PUBLIC) };
+	struct get_ctx c = { name, task_id, !(flags & TM_PUBLIC), { 0 } };
+	int err = one_task_enter(tm, name, task_id, flags, out_json);
 
-	return one_task(tm, &c, flags, false, out_json);
+	if (err)
+		return err;
+	err = tm__store_read(tm->store, get_txn, &c);
+	if (err) {
+		tm__buf_take(&c.out, NULL);
+		return err;
+	}
+	return tm__buf_take(&c.out, out_json);
+}
+
+/* tm_patch() and tm_cancel(): the change is the lifecycle's; telling a
+ * handler here to stop, and the other processes to look, is ours. */
+static int change(tm_manager *tm, const char *name, const char *id,
+                  const tm__change *ch, char **out_json)
+{
+	tm__buf out = { 0 };
+	bool stop_handler = false;
+	int err = tm__lifecycle_change(tm->store, name, id, ch, &out, &stop_handler);
+
+	if (err) {
+		tm__buf_take(&out, NULL);
+		return err;
+	}
+	if (stop_handler) {
+		tm__running_stop(tm, id, TM__STOP_CANCEL);
+		tm__wake_signal(tm->wake, false); /* the handler may run in another process */
+	}
+	return tm__buf_take(&out, out_json);
 }
 
 int tm_patch(tm_manager *tm, const char *name, const char *task_id,
              const char *patch_json, char **out_json)
 {
 	tm__patch_req req;
-	struct one_ctx c = { .name = name, .id = task_id, .patch = &req };
-	int err = tm__enter(tm, out_json);
+	tm__change ch = { -1, NULL, false };
+	int err = one_task_enter(tm, name, task_id, 0, out_json);
 
 	if (err)
 		return err;
-	/* Name and id are checked before the body: their errors come first. */
-	if (tm__registry_lookup(tm->reg, name, 0, &err) == NULL)
-		return err;
-	if (!tm__id_valid(task_id))
-		return tm_errorf(TM_EWRONG_DATA, "task_id must be 20 characters of "
-		                 "[A-Za-z0-9]");
 	err = tm__patch_req_parse(patch_json, &req);
 	if (err)
 		return err;
-	err = one_task(tm, &c, 0, true, out_json);
+	ch.status = req.status;
+	ch.details = req.details;
+	err = change(tm, name, task_id, &ch, out_json);
 	tm__patch_req_free(&req);
 	return err;
 }
@@ -635,7 +488,8 @@ int tm_patch(tm_manager *tm, const char *name, const char *task_id,
 int tm_cancel(tm_manager *tm, const char *name, const char *task_id,
               char **out_json)
 {
-	struct one_ctx c = { .name = name, .id = task_id, .cancel = true };
+	tm__change ch = { -1, NULL, true };
+	int err = one_task_enter(tm, name, task_id, 0, out_json);
 
-	return one_task(tm, &c, 0, true, out_json);
+	return err ? err : change(tm, name, task_id, &ch, out_json);
 }

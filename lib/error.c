@@ -4,7 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
 
 /* The one piece of per-thread state: the message of the last failure, as
  * libgit2 keeps it.  Everything else hangs off tm_manager. */
@@ -79,7 +79,7 @@ const char *tm_version(void)
 	return TM_VERSION_STRING;
 }
 
-void tm_free(void *p)
+int tm__error_oom(void)
 {
-	cJSON_free(p);
+	return tm_errorf(TM_ENOMEM, "out of memory");
 }

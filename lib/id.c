@@ -4,7 +4,8 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "internal.h"
+#include "error.h"
+#include "id.h"
 
 static const char alphabet[] =
 	"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -7,10 +7,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "job.h"
+#include "json.h"
+#include "status.h"
 
-int tm__job_new(tm_manager *tm, const tm__jobreg *reg, const tm__task *t,
-                const char *secret, tm_job **out)
+static void job_free(tm_job *job);
+
+int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
+                tm_job **out)
 {
 	tm_job *job = calloc(1, sizeof(*job));
 	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
@@ -18,8 +23,7 @@ int tm__job_new(tm_manager *tm, const tm__jobreg *reg, const tm__task *t,
 
 	*out = NULL;
 	if (job == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
-	job->tm = tm;
+		return tm__error_oom();
 	atomic_init(&job->refs, 1);
 	job->reg = reg;
 	memcpy(job->id, t->id, sizeof(job->id));
@@ -35,18 +39,18 @@ int tm__job_new(tm_manager *tm, const tm__jobreg *reg, const tm__task *t,
 	if (job->payload == NULL || (secret && job->secret == NULL) ||
 	    job->progress == NULL || job->warnings == NULL ||
 	    job->base_warnings == NULL) {
-		tm__job_free(job);
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		job_free(job);
+		return tm__error_oom();
 	}
 	*out = job;
 	return TM_OK;
 }
 
-void tm__job_free(tm_job *job)
+static void job_free(tm_job *job)
 {
 	if (job == NULL)
 		return;
-	cJSON_free(job->payload);
+	free(job->payload);
 	if (job->secret) {
 		/* The refresh token should not linger in freed memory. */
 		memset(job->secret, 0, strlen(job->secret));
@@ -60,31 +64,44 @@ void tm__job_free(tm_job *job)
 	free(job);
 }
 
-bool tm__job_apply(tm_job *job, tm__task *t, tm__job_mark *mark)
+void tm__job_ref(tm_job *job)
+{
+	atomic_fetch_add(&job->refs, 1);
+}
+
+void tm__job_unref(tm_job *job)
+{
+	if (job && atomic_fetch_sub(&job->refs, 1) == 1)
+		job_free(job);
+}
+
+int tm__job_apply(tm_job *job, tm__task *t, tm__job_mark *mark, bool *ours)
 {
 	cJSON *w, *item;
+	int err;
 
 	mark->gen = job->gen;
-	if (t->owner != job->owner || tm__status_final(t->status))
-		return false;
-	if (job->gen == job->written_gen && job->error == NULL)
-		return true;
+	*ours = t->owner == job->owner && !tm__status_final(t->status);
+	if (!*ours || (job->gen == job->written_gen && job->error == NULL))
+		return TM_OK;
 	/* Whole values, not appends: two writes of one job may be in flight
 	 * (the supervisor's flush and the outcome), and applying twice must
 	 * store the same thing.  Copies: the transaction may run again. */
-	if (tm__task_set_detail(t, "progress", cJSON_Duplicate(job->progress, 1)))
-		return true;
+	err = tm__task_set_detail(t, "progress", cJSON_Duplicate(job->progress, 1));
+	if (err)
+		return err;
 	w = cJSON_Duplicate(job->base_warnings, 1);
-	cJSON_ArrayForEach(item, job->warnings)
-		if (w && !cJSON_AddItemToArray(w, cJSON_Duplicate(item, 1)))
-			break;
-	if (w) {
-		cJSON_Delete(t->warnings);
-		t->warnings = w;
+	if (w == NULL)
+		return tm__error_oom();
+	cJSON_ArrayForEach(item, job->warnings) {
+		if (!cJSON_AddItemToArray(w, cJSON_Duplicate(item, 1))) {
+			cJSON_Delete(w);
+			return tm__error_oom();
+		}
 	}
-	if (job->error)
-		tm__task_set_detail(t, "error", cJSON_CreateString(job->error));
-	return true;
+	cJSON_Delete(t->warnings);
+	t->warnings = w;
+	return job->error ? tm__task_set_text(t, "error", job->error) : TM_OK;
 }
 
 void tm__job_written(tm_job *job, const tm__job_mark *mark)
@@ -147,7 +164,7 @@ int tm_job_progress(tm_job *job, const char *progress_json)
 	job->gen++;
 	pthread_mutex_unlock(&job->mu);
 	cJSON_Delete(patch);
-	return merged ? TM_OK : tm_errorf(TM_ENOMEM, "out of memory");
+	return merged ? TM_OK : tm__error_oom();
 }
 
 /* printf into a malloc'd string. */
@@ -181,7 +198,7 @@ int tm_job_message(tm_job *job, const char *fmt, ...)
 	m = vstring(fmt, ap);
 	va_end(ap);
 	if (m == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	pthread_mutex_lock(&job->mu);
 	if (cJSON_GetObjectItemCaseSensitive(job->progress, "message"))
 		cJSON_ReplaceItemInObjectCaseSensitive(job->progress, "message", m);
@@ -203,7 +220,7 @@ int tm_job_warn(tm_job *job, const char *fmt, ...)
 	w = vstring(fmt, ap);
 	va_end(ap);
 	if (w == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	pthread_mutex_lock(&job->mu);
 	cJSON_AddItemToArray(job->warnings, w);
 	job->gen++;

@@ -3,7 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "json.h"
 
 static int cmp_keys(const void *a, const void *b)
 {
@@ -349,5 +350,13 @@ cJSON *tm__json_merge(cJSON *target, const cJSON *patch)
 
 char *tm__json_print(const cJSON *j)
 {
-	return cJSON_PrintUnformatted(j);
+	char *text = cJSON_PrintUnformatted(j), *out;
+
+	if (text == NULL)
+		return NULL;
+	/* Moved to malloc's memory: the string may be handed to a caller,
+	 * and cJSON's allocator is whatever hooks the host installed. */
+	out = strdup(text);
+	cJSON_free(text);
+	return out;
 }

@@ -1,10 +1,12 @@
 /* The job registry: task names, their handlers and their policies. */
 #include <math.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "registry.h"
 
 #define KNOWN_JOB_FLAGS (TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE)
 
@@ -20,7 +22,7 @@ int tm__registry_new(tm__registry **out)
 
 	*out = NULL;
 	if (r == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	pthread_rwlock_init(&r->lock, NULL);
 	*out = r;
 	return TM_OK;
@@ -65,9 +67,6 @@ static const tm__jobreg *find_locked(tm__registry *r, const char *name)
 
 int tm__registry_check(const tm_job_def *def)
 {
-	if (def->version < 1 || def->version > TM_JOB_DEF_VERSION) /* after job_def_take: the current layout */
-		return tm_errorf(TM_EINVAL, "tm_job_def version %u is not supported "
-		                 "(use tm_job_def_init)", def->version);
 	if (def->name == NULL || !valid_name(def->name))
 		return tm_errorf(TM_EINVAL, "task name must be 1 to %d characters "
 		                 "of [A-Za-z0-9_.-]", TM_NAME_MAX);
@@ -95,7 +94,7 @@ int tm__registry_add(tm__registry *r, const tm_job_def *def)
 		return err;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	e->def = *def;
 	strcpy(e->name, def->name);
 	e->def.name = e->name;
@@ -108,7 +107,7 @@ int tm__registry_add(tm__registry *r, const tm_job_def *def)
 		size_t cap = r->cap ? r->cap * 2 : 16;
 		tm__jobreg **p = realloc(r->entries, cap * sizeof(*p));
 		if (p == NULL) {
-			err = tm_errorf(TM_ENOMEM, "out of memory");
+			err = tm__error_oom();
 		} else {
 			r->entries = p;
 			r->cap = cap;
@@ -140,7 +139,7 @@ int tm__registry_list(tm__registry *r, const tm__jobreg ***out, size_t *n)
 	if (*out != NULL && r->n > 0)
 		memcpy(*out, r->entries, r->n * sizeof(**out));
 	pthread_rwlock_unlock(&r->lock);
-	return *out ? TM_OK : tm_errorf(TM_ENOMEM, "out of memory");
+	return *out ? TM_OK : tm__error_oom();
 }
 
 const tm__jobreg *tm__registry_lookup(tm__registry *r, const char *name,

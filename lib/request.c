@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "json.h"
+#include "request.h"
+#include "status.h"
 
 #define REASON_MAX 1024
 #define SECRET_MAX 8192
@@ -33,7 +36,7 @@ int tm__trigger_req_parse(const char *body, tm__trigger_req *req)
 	req->doc = body ? tm__json_parse(body, "trigger body", &err)
 	                : cJSON_CreateObject();
 	if (req->doc == NULL)
-		return err ? err : tm_errorf(TM_ENOMEM, "out of memory");
+		return err ? err : tm__error_oom();
 	if (!cJSON_IsObject(req->doc)) {
 		err = wrong("trigger body must be a JSON object%s", "");
 		goto out;
@@ -62,7 +65,7 @@ int tm__trigger_req_parse(const char *body, tm__trigger_req *req)
 	if (!err && req->context == NULL) {
 		req->context = cJSON_AddObjectToObject(req->doc, "context_task");
 		if (req->context == NULL)
-			err = tm_errorf(TM_ENOMEM, "out of memory");
+			err = tm__error_oom();
 	}
 out:
 	if (err)

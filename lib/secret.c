@@ -14,7 +14,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "error.h"
+#include "id.h"
+#include "secret.h"
 
 #define ROTL(v, n) ((uint32_t)((v) << (n)) | ((v) >> (32 - (n))))
 #define QR(a, b, c, d) \

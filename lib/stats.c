@@ -1,6 +1,9 @@
 /* The store's figures: tm_notify (the durable change counter), tm_stats and
  * tm_check. */
-#include "internal.h"
+#include "api.h"
+#include "error.h"
+#include "id.h"
+#include "running.h"
 
 struct notify_ctx {
 	const char *name;
@@ -27,7 +30,7 @@ int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes)
 		return TM_OK;
 	err = tm__store_write(tm->store, notify_txn, &c);
 	if (!err)
-		tm__runtime_wake(tm);
+		tm__running_wake(tm);
 	return err;
 }
 
@@ -41,17 +44,17 @@ static int stats_name(tm__txn *txn, const char *name, void *p)
 	if (err)
 		return err;
 	if (o == NULL)
-		return TM_ENOMEM;
-	for (int s = 0; s < 6; s++) {
+		return tm__error_oom();
+	for (int s = 0; s < TM__STATUS_COUNT; s++) {
 		total += st.by_status[s];
 		if (!cJSON_AddNumberToObject(o, tm_status_name((tm_status)s),
 		                             (double)st.by_status[s]))
-			return TM_ENOMEM;
+			return tm__error_oom();
 	}
 	if (!cJSON_AddNumberToObject(o, "total", (double)total) ||
 	    !cJSON_AddNumberToObject(o, "changes", (double)st.changes))
-		return TM_ENOMEM;
-	return 0;
+		return tm__error_oom();
+	return TM_OK;
 }
 
 static int stats_txn(tm__txn *txn, void *p)
@@ -62,10 +65,10 @@ static int stats_txn(tm__txn *txn, void *p)
 	int err;
 
 	if (names == NULL)
-		return TM_ENOMEM;
+		return tm__error_oom();
 	err = tm__store_names(txn, stats_name, names);
 	if (err)
-		return err == TM_ENOMEM ? tm_errorf(err, "out of memory") : err;
+		return err;
 	err = tm__store_queue_head(txn, &depth, &head);
 	if (err)
 		return err;
@@ -76,7 +79,7 @@ static int stats_txn(tm__txn *txn, void *p)
 	    !cJSON_AddNumberToObject(out, "store_bytes", (double)used) ||
 	    !cJSON_AddNumberToObject(out, "free_bytes", (double)free_bytes) ||
 	    !cJSON_AddNumberToObject(out, "map_bytes", (double)map))
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	return TM_OK;
 }
 
@@ -89,7 +92,7 @@ int tm_stats(tm_manager *tm, char **out_json)
 		return err;
 	out = cJSON_CreateObject();
 	if (out == NULL)
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	err = tm__store_read(tm->store, stats_txn, out);
 	if (err) {
 		cJSON_Delete(out);
@@ -98,7 +101,7 @@ int tm_stats(tm_manager *tm, char **out_json)
 	if (!cJSON_AddNumberToObject(out, "commits",
 	                             (double)tm__store_commits(tm->store))) {
 		cJSON_Delete(out);
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	}
 	return tm__emit(out, out_json);
 }
@@ -129,7 +132,7 @@ int tm_check(tm_manager *tm, char **out_json)
 	if (out == NULL || c.problems == NULL) {
 		cJSON_Delete(out);
 		cJSON_Delete(c.problems);
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	}
 	err = tm__store_read(tm->store, check_txn, &c);
 	if (err) {

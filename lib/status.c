@@ -1,8 +1,9 @@
-/* The status ordering rule of SPEC section 3: the one place that decides
+/* The status ordering rule (doc/api.md, "Statuses"): the one place that decides
  * whether a task may move from one status to another. */
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "status.h"
 
 static const char *const names[] = {
 	"REQUEST_SENT", "RUNNING", "CANCELLED_REQUESTED",

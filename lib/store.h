@@ -1,192 +1,112 @@
-/* The store's insides, shared by its three files: store.c (the environment,
- * records and their indexes), store_txn.c (transactions, group commit, map
- * growth) and store_scan.c (scans and the consistency check).  Only these
- * include lmdb.h. */
+/* The store: durable task records and their indexes, behind one interface.
+ * Nothing above this header knows the engine; the LMDB implementation is
+ * store_lmdb*.c.  Every read and write runs inside one transaction, given
+ * to a callback: tm__store_read() or tm__store_write(). */
 #ifndef TM_STORE_H
 #define TM_STORE_H
 
-#include <errno.h>
-#include <pthread.h>
-#include <stdatomic.h>
-#include <string.h>
-#include <sys/types.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
-#include <lmdb.h>
+#include <cjson/cJSON.h>
 
-#include "internal.h"
+#include "buf.h"
+#include "status.h"
+#include "task.h"
 
-#define SCHEMA_VERSION 1u
-#define MAX_READERS 512
-/* Room for LMDB's lock file: its header and 64 bytes per reader slot. */
-#define LOCK_FILE_BYTES (8192 + MAX_READERS * 64)
-#define KEY_MAX (TM_NAME_MAX + 1 + 8 + TM_TASK_ID_LEN)
+typedef struct tm__store tm__store;
+typedef struct tm__txn tm__txn;
 
-struct tm__store {
-	MDB_env *env;
-	MDB_dbi tasks;   /* id -> record (task.c) */
-	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
-	MDB_dbi active;  /* name \0 time id -> "" : tasks not yet final */
-	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
-	MDB_dbi secrets; /* id -> key slot, encrypted refresh token (secret.c) */
-	MDB_dbi slots;   /* 'F' slot -> "" free key slots; 'S' slot -> "" to zero */
-	MDB_dbi names;   /* name -> struct name_rec */
-	MDB_dbi meta;    /* "schema" -> u32 */
-	/* Transactions hold this shared; growing the map takes it exclusive,
-	 * since LMDB resizes only with no transaction active in the process. */
-	pthread_rwlock_t resize;
-	uint64_t map_max;
-	atomic_uint_fast64_t commits;
-	/* Group commit: writers queue here; one of them, the leader, runs the
-	 * queued writes in one transaction and one sync. */
-	pthread_mutex_t gc_mu;
-	pthread_cond_t gc_done;
-	struct tm__wreq *gc_head, **gc_tail;
-	bool gc_leader;
-	size_t gc_expect;         /* writers of the last batch not yet back */
-	pthread_cond_t gc_more;   /* a gathering leader: they all came back */
-	/* Read transactions, reset and kept for renewal: with MDB_NOTLS a
-	 * reset transaction keeps its reader slot, so renewing one skips the
-	 * reader table's lock and an allocation. */
-	pthread_mutex_t pool_mu;
-	MDB_txn *pool[16];
-	unsigned n_pool;
-	char *dir;                /* the store directory */
-	int keys_fd;              /* the key slots file (secret.c) */
-	atomic_bool keys_dirty;   /* a key was written: sync before commit */
-	dev_t dev;
-	ino_t ino;
-	tm__store *next_open;
-};
+typedef struct tm__store_opts {
+	bool nosync;
+	uint64_t map_size;
+	uint64_t map_size_max;
+} tm__store_opts;
 
-struct tm__txn {
-	tm__store *s;
-	MDB_txn *txn;
-	bool map_full; /* some put hit MDB_MAP_FULL: grow and run again */
-};
+int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out);
+void tm__store_close(tm__store *s);
 
-/* Stored per name: the figures tm_stats() reports without a scan. */
-struct name_rec {
-	uint64_t by_status[6];
-	uint64_t changes;
-	int64_t since_us;
-};
+/* Run fn inside one transaction.  A write whose fn returns an error is
+ * aborted (the store is unchanged); a write that fills the map is retried
+ * on a grown map, so fn must be re-runnable.  fn's return value is returned. */
+typedef int (*tm__txn_fn)(tm__txn *txn, void *ctx);
+int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx);
+int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx);
 
-/* ---- keys ------------------------------------------------------------- */
+/* ---- tasks, within a transaction ---- */
 
-/* Big-endian, sign-flipped: byte order sorts like the signed value. */
-static inline void put_time(unsigned char *p, int64_t v, bool descending)
-{
-	uint64_t u = (uint64_t)v ^ (1ULL << 63);
+/* TM_ETASK_NOT_FOUND (message set) when absent. */
+int tm__store_get(tm__txn *txn, const char *id, tm__task *out);
+/* The fixed fields only (tm__task_decode_head). */
+int tm__store_get_head(tm__txn *txn, const char *id, tm__task *out);
+/* Append the task JSON of a stored task to out without decoding it;
+ * TM_ETASK_NOT_FOUND if absent, or when `name` is not NULL and the task is
+ * not of that name. */
+int tm__store_render(tm__txn *txn, const char *id, const char *name,
+                     bool with_details, tm__buf *out);
+/* Store t; old is the same task as previously stored, or NULL for a new
+ * task.  Maintains every index and counter from the difference. */
+int tm__store_put(tm__txn *txn, const tm__task *old, const tm__task *t);
+int tm__store_delete(tm__txn *txn, const tm__task *t);
 
-	if (descending)
-		u = ~u;
-	for (int i = 7; i >= 0; i--, u >>= 8)
-		p[i] = (unsigned char)u;
-}
+/* ---- secrets, kept apart from the task records ---- */
 
-static inline int64_t get_time(const unsigned char *p)
-{
-	uint64_t u = 0;
+int tm__store_secret_put(tm__txn *txn, const char *id, const char *secret);
+/* *out is malloc'd, or NULL when there is none. */
+int tm__store_secret_get(tm__txn *txn, const char *id, char **out);
+int tm__store_secret_del(tm__txn *txn, const char *id);
+/* Zero the keys of erased secrets for good (outside any transaction);
+ * *n receives how many.  The supervisor calls it every tick. */
+int tm__store_scrub(tm__store *s, size_t *n);
 
-	for (int i = 0; i < 8; i++)
-		u = u << 8 | p[i];
-	return (int64_t)(u ^ (1ULL << 63));
-}
+/* ---- scans ---- */
 
-static inline size_t name_prefix(unsigned char *k, const char *name)
-{
-	size_t n = strlen(name);
+/* Iterators call fn for each entry until fn returns nonzero: a negative
+ * value is an error and is returned, TM__SCAN_STOP ends the scan, which
+ * then returns TM_OK. */
+#define TM__SCAN_STOP 1
+typedef int (*tm__id_fn)(tm__txn *txn, const char *id, void *ctx);
+/* Tasks of name, newest first, skipping `skip`. */
+int tm__store_recent(tm__txn *txn, const char *name, size_t skip,
+                     tm__id_fn fn, void *ctx);
+/* Tasks of name, oldest first. */
+int tm__store_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+/* Active tasks of name (name NULL: of every name). */
+int tm__store_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+/* Waiting queue, in ready order. */
+typedef int (*tm__queue_fn)(tm__txn *txn, int64_t ready_us, const char *id,
+                            const char *name, void *ctx);
+int tm__store_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
+/* Queue depth and the ready time of its head (0 when empty). */
+int tm__store_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
 
-	memcpy(k, name, n);
-	k[n] = '\0';
-	return n + 1;
-}
+/* ---- per-name figures ---- */
 
-/* Recent: the id is stored inverted so that equal times list ids descending. */
-static inline size_t recent_key(unsigned char *k, const tm__task *t)
-{
-	size_t n = name_prefix(k, t->name);
+typedef struct tm__name_stats {
+	uint64_t by_status[TM__STATUS_COUNT];
+	uint64_t changes;      /* tm_notify() since the last task */
+	int64_t since_us;      /* first seen (reference of interval triggers) */
+} tm__name_stats;
+int tm__store_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
+int tm__store_add_changes(tm__txn *txn, const char *name, uint64_t n);
+int tm__store_reset_changes(tm__txn *txn, const char *name);
+/* Record the name's figures if absent; since_us = now (interval triggers). */
+int tm__store_name_touch(tm__txn *txn, const char *name);
+/* Every name that has figures, in key order (an iterator as above). */
+typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
+int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 
-	put_time(k + n, t->start_us, true);
-	for (int i = 0; i < TM_TASK_ID_LEN; i++)
-		k[n + 8 + i] = (unsigned char)~(unsigned char)t->id[i];
-	return n + 8 + TM_TASK_ID_LEN;
-}
+/* ---- the store as a whole ---- */
 
-/* Active: ordered by start time within the name, so that new tasks append
- * to the index's last page instead of dirtying a random one. */
-static inline size_t active_key(unsigned char *k, const tm__task *t)
-{
-	size_t n = name_prefix(k, t->name);
-
-	put_time(k + n, t->start_us, false);
-	memcpy(k + n + 8, t->id, TM_TASK_ID_LEN);
-	return n + 8 + TM_TASK_ID_LEN;
-}
-
-static inline size_t queue_key(unsigned char *k, int64_t ready_us, const char *id)
-{
-	put_time(k, ready_us, false);
-	memcpy(k + 8, id, TM_TASK_ID_LEN);
-	return 8 + TM_TASK_ID_LEN;
-}
-
-static inline MDB_val val(const void *p, size_t n)
-{
-	MDB_val v = { n, (void *)p };
-	return v;
-}
-
-/* ---- errors ----------------------------------------------------------- */
-
-/* An LMDB (or errno) code as a tm_error with a message. */
-static inline int store_error(int rc, const char *what)
-{
-	if (rc == ENOMEM)
-		return tm_errorf(TM_ENOMEM, "%s: out of memory", what);
-	if (rc == MDB_MAP_FULL)
-		return tm_errorf(TM_ESTORAGE, "%s: the store reached its size cap", what);
-	/* mdb_strerror covers both LMDB's codes and errno values. */
-	return tm_errorf(TM_ESTORAGE, "%s: %s", what, mdb_strerror(rc));
-}
-
-static inline int fail(tm__txn *t, int rc, const char *what)
-{
-	if (rc == MDB_MAP_FULL)
-		t->map_full = true;
-	return store_error(rc, what);
-}
-
-static inline int put(tm__txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, const char *what)
-{
-	int rc = mdb_put(t->txn, dbi, &k, &v, 0);
-
-	return rc ? fail(t, rc, what) : TM_OK;
-}
-
-/* Delete; a missing key is an index out of step, reported as such. */
-static inline int del(tm__txn *t, MDB_dbi dbi, MDB_val k, const char *what)
-{
-	int rc = mdb_del(t->txn, dbi, &k, NULL);
-
-	if (rc == MDB_NOTFOUND)
-		return tm_errorf(TM_ESTORAGE, "%s: index entry missing", what);
-	return rc ? fail(t, rc, what) : TM_OK;
-}
-
-
-static inline int cursor(tm__txn *t, MDB_dbi dbi, MDB_cursor **c)
-{
-	int rc = mdb_cursor_open(t->txn, dbi, c);
-
-	return rc ? fail(t, rc, "opening a cursor") : TM_OK;
-}
-
-static inline uint64_t entries(tm__txn *t, MDB_dbi dbi)
-{
-	MDB_stat st;
-
-	return mdb_stat(t->txn, dbi, &st) == 0 ? st.ms_entries : 0;
-}
+/* Bytes up to the data file's high-water mark, the part of them on the
+ * free list (reused by later writes), and the current map size. */
+void tm__store_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes,
+                    uint64_t *map);
+/* Write transactions committed since open (for tests and benchmarks). */
+uint64_t tm__store_commits(tm__store *s);
+/* Verify that indexes and counters agree with the records; each problem
+ * found is appended to `problems` as a string. */
+int tm__store_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
 
 #endif

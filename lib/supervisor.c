@@ -8,7 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime.h"
+#include "error.h"
+#include "id.h"
+#include "lifecycle.h"
+#include "running.h"
+#include "supervisor.h"
 
 #define SCAN_MAX 256  /* tasks acted on per transaction */
 #define PRUNE_MAX 64  /* tasks deleted per retention transaction */
@@ -59,9 +63,9 @@ static int sync_txn(tm__txn *txn, void *p)
 			return err;
 		old = t;
 		pthread_mutex_lock(&job->mu);
-		ours = tm__job_apply(job, &t, &c->marks[i]);
+		err = tm__job_apply(job, &t, &c->marks[i], &ours);
 		pthread_mutex_unlock(&job->mu);
-		if (ours) {
+		if (!err && ours) {
 			if (c->renew)
 				t.lease_us = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
 			err = tm__store_put(txn, &old, &t);
@@ -79,7 +83,7 @@ static void sync_running(tm_manager *tm, int64_t now)
 	struct running_ctx c = { .tm = tm, .now = now };
 	bool dirty = false;
 
-	c.jobs = tm__runtime_snapshot(tm, &c.n);
+	c.jobs = tm__running_snapshot(tm, &c.n);
 	if (c.n == 0)
 		return;
 	tm__store_read(tm->store, watch_txn, &c);
@@ -104,7 +108,7 @@ static void sync_running(tm_manager *tm, int64_t now)
 		rt->flushed_at_us = now;
 	}
 	free(c.marks);
-	tm__runtime_unref_all(c.jobs, c.n);
+	tm__running_unref_all(c.jobs, c.n);
 }
 
 /* ---- timeouts and lost workers -------------------------------------------- */
@@ -143,7 +147,7 @@ static int scan_one(tm__txn *txn, const char *id, void *p)
 	if (tm__store_get_head(txn, id, &t) != TM_OK || fate_of(c, &t) == KEEP)
 		return 0;
 	memcpy(c->ids[c->n++], id, TM_TASK_ID_LEN + 1);
-	return c->n == SCAN_MAX;
+	return c->n == SCAN_MAX ? TM__SCAN_STOP : 0;
 }
 
 static int scan_txn(tm__txn *txn, void *p)
@@ -154,45 +158,6 @@ static int scan_txn(tm__txn *txn, void *p)
 	return tm__store_active(txn, NULL, scan_one, c);
 }
 
-int tm__time_out(tm__txn *txn, tm__task *t)
-{
-	char msg[96];
-	double s = (double)(t->timeout_us - t->start_us) / 1e6;
-
-	snprintf(msg, sizeof(msg), "timed out after %g s", s);
-	if (tm__task_add_warning(t, "timed out") ||
-	    tm__task_set_detail(t, "error", cJSON_CreateString(msg)))
-		return TM_ENOMEM;
-	return tm__task_enter(txn, t, TM_FAILED);
-}
-
-static int lost(tm__txn *txn, tm_manager *tm, tm__task *t)
-{
-	const tm__jobreg *reg = tm__registry_find(tm->reg, t->name);
-	char msg[160];
-
-	if (t->status == TM_CANCELLED_REQUESTED) {
-		/* Cancel was asked: the ordering rule forbids running it again. */
-		return tm__task_add_warning(t, "worker lost") ? TM_ENOMEM
-		       : tm__task_enter(txn, t, TM_CANCELLED);
-	}
-	if (reg == NULL)
-		return 1; /* its policy is unknown here: leave it to a process that knows */
-	if (tm__task_attempts(t) < reg->def.max_attempts) {
-		snprintf(msg, sizeof(msg), "worker lost during attempt %u of %u; retrying",
-		         tm__task_attempts(t), reg->def.max_attempts);
-		t->queued = true;
-		t->ready_us = tm__now_us();
-		t->owner = 0;
-		t->lease_us = 0;
-		return tm__task_set_message(t, msg);
-	}
-	if (tm__task_add_warning(t, "worker lost") ||
-	    tm__task_set_detail(t, "error", cJSON_CreateString("worker lost")))
-		return TM_ENOMEM;
-	return tm__task_enter(txn, t, TM_FAILED);
-}
-
 static int resolve_txn(tm__txn *txn, void *p)
 {
 	struct scan_ctx *c = p;
@@ -201,6 +166,7 @@ static int resolve_txn(tm__txn *txn, void *p)
 	for (size_t i = 0; i < c->n; i++) {
 		tm__task t, old;
 		enum fate f;
+		bool acted = true;
 		int err = tm__store_get(txn, c->ids[i], &t);
 
 		if (err == TM_ETASK_NOT_FOUND)
@@ -209,13 +175,17 @@ static int resolve_txn(tm__txn *txn, void *p)
 			return err;
 		old = t;
 		f = fate_of(c, &t); /* again: it may have changed since the scan */
-		err = f == TIME_OUT ? tm__time_out(txn, &t) : f == LOST ? lost(txn, c->tm, &t) : 1;
-		if (err == 0)
+		if (f == TIME_OUT)
+			err = tm__lifecycle_time_out(txn, &t);
+		else if (f == LOST)
+			err = tm__lifecycle_lost(txn, &t, tm__registry_find(c->tm->reg, t.name),
+			                         &acted);
+		if (!err && f != KEEP && acted)
 			err = tm__store_put(txn, &old, &t);
-		if (err == 0 && f == TIME_OUT)
+		if (!err && f == TIME_OUT)
 			memcpy(c->ids[c->timed_out++], t.id, TM_TASK_ID_LEN + 1);
 		tm__task_free(&t);
-		if (err < 0)
+		if (err)
 			return err;
 	}
 	return TM_OK;
@@ -228,7 +198,7 @@ static void resolve_orphans(tm_manager *tm, int64_t now)
 	size_t n;
 
 	c.ids = malloc(SCAN_MAX * sizeof(*c.ids));
-	jobs = tm__runtime_snapshot(tm, &n);
+	jobs = tm__running_snapshot(tm, &n);
 	c.mine = malloc((n ? n : 1) * sizeof(*c.mine));
 	if (c.ids == NULL || c.mine == NULL)
 		goto out;
@@ -238,11 +208,11 @@ static void resolve_orphans(tm_manager *tm, int64_t now)
 	if (tm__store_read(tm->store, scan_txn, &c) == TM_OK && c.n > 0 &&
 	    tm__store_write(tm->store, resolve_txn, &c) == TM_OK) {
 		for (size_t i = 0; i < c.timed_out; i++)
-			tm__runtime_stop_job(tm, c.ids[i], TM__STOP_TIMEOUT);
-		tm__runtime_announce(tm); /* recovered tasks wait in the queue */
+			tm__running_stop(tm, c.ids[i], TM__STOP_TIMEOUT);
+		tm__running_announce(tm); /* recovered tasks wait in the queue */
 	}
 out:
-	tm__runtime_unref_all(jobs, n);
+	tm__running_unref_all(jobs, n);
 	free(c.mine);
 	free(c.ids);
 }
@@ -261,7 +231,7 @@ static int newest_start(tm__txn *txn, const char *id, void *p)
 
 	if (tm__store_get_head(txn, id, &t) == TM_OK)
 		*(int64_t *)p = t.start_us;
-	return 1;
+	return TM__SCAN_STOP;
 }
 
 static int any_active(tm__txn *txn, const char *id, void *p)
@@ -269,14 +239,14 @@ static int any_active(tm__txn *txn, const char *id, void *p)
 	(void)txn;
 	(void)id;
 	*(bool *)p = true;
-	return 1;
+	return TM__SCAN_STOP;
 }
 
-/* Decide whether the name's automatic trigger fires now; runs in the read
- * pass and again inside the write transaction that creates the task, so
- * two processes (or a restart) never fire the same rule twice.  Returns 0
- * to fire, 1 not to, <0 on error. */
-static int auto_decide(tm__txn *txn, void *p)
+/* Decide whether the name's automatic trigger fires now (*go).  Runs in a
+ * read pass and again, as the creation's gate, inside the write
+ * transaction that creates the task: two processes (or a restart) never
+ * fire the same rule twice. */
+static int auto_decide(tm__txn *txn, void *p, bool *go)
 {
 	struct auto_ctx *c = p;
 	const tm_job_def *d = &c->reg->def;
@@ -285,42 +255,56 @@ static int auto_decide(tm__txn *txn, void *p)
 	bool busy = false;
 	int err = tm__store_name_stats(txn, c->reg->name, &st);
 
+	*go = false;
 	if (!err)
 		err = tm__store_recent(txn, c->reg->name, 0, newest_start, &last);
 	if (!err && (d->flags & TM_JOB_EXCLUSIVE))
 		err = tm__store_active(txn, c->reg->name, any_active, &busy);
-	if (err)
+	if (err || busy) /* busy: the count is kept; it fires once the task ends */
 		return err;
-	if (busy)
-		return 1; /* the count is kept: it fires once the active task ends */
 	if (last != INT64_MIN && c->now - last < (int64_t)(d->min_interval_s * 1e6))
-		return 1;
+		return TM_OK;
+	since = last != INT64_MIN ? last : st.since_us;
 	if (d->change_threshold > 0 && st.changes >= d->change_threshold) {
 		snprintf(c->reason, sizeof(c->reason),
 		         "automatic: %llu changes since last run",
 		         (unsigned long long)st.changes);
-		return 0;
-	}
-	since = last != INT64_MIN ? last : st.since_us;
-	if (d->interval_s > 0 && c->now - since >= (int64_t)(d->interval_s * 1e6)) {
+		*go = true;
+	} else if (d->interval_s > 0 && c->now - since >= (int64_t)(d->interval_s * 1e6)) {
 		snprintf(c->reason, sizeof(c->reason),
 		         "automatic: last run older than %g s", d->interval_s);
-		return 0;
+		*go = true;
 	}
-	return 1;
+	return TM_OK;
+}
+
+struct auto_read {
+	struct auto_ctx *c;
+	bool go;
+};
+
+static int auto_read_txn(tm__txn *txn, void *p)
+{
+	struct auto_read *r = p;
+
+	return auto_decide(txn, r->c, &r->go);
 }
 
 static void auto_trigger(tm_manager *tm, const tm__jobreg *reg, int64_t now)
 {
 	struct auto_ctx c = { reg, now, "" };
+	struct auto_read r = { &c, false };
 	char id[TM_TASK_ID_LEN + 1];
+	bool created = false;
 	cJSON *empty;
 
-	if (tm__store_read(tm->store, auto_decide, &c) != 0)
+	if (tm__store_read(tm->store, auto_read_txn, &r) != TM_OK || !r.go)
 		return;
 	empty = cJSON_CreateObject();
-	if (empty)
-		tm__create(tm, reg, empty, NULL, c.reason, auto_decide, &c, id);
+	if (empty &&
+	    tm__lifecycle_create(tm->store, reg, empty, NULL, c.reason, auto_decide,
+	                         &c, id, &created) == TM_OK && created)
+		tm__running_announce(tm);
 	cJSON_Delete(empty);
 }
 
@@ -342,10 +326,10 @@ static int prune_one(tm__txn *txn, const char *id, void *p)
 	if (tm__store_get_head(txn, id, &t) != TM_OK || !tm__status_final(t.status))
 		return 0; /* active tasks are never pruned */
 	if (c->over <= 0 && t.start_us >= c->cutoff_us)
-		return 1; /* oldest first: everything after is kept too */
+		return TM__SCAN_STOP; /* oldest first: everything after is kept too */
 	memcpy(c->ids[c->n++], id, TM_TASK_ID_LEN + 1);
 	c->over--;
-	return c->n == PRUNE_MAX;
+	return c->n == PRUNE_MAX ? TM__SCAN_STOP : 0;
 }
 
 static int prune_scan(tm__txn *txn, struct prune_ctx *c, uint64_t keep)
@@ -421,10 +405,10 @@ static int due_one(tm__txn *txn, int64_t ready_us, const char *id,
 	(void)txn;
 	(void)id;
 	if (ready_us > c->now)
-		return 1;
+		return TM__SCAN_STOP;
 	reg = tm__registry_find(c->tm->reg, name);
 	c->due = reg && reg->def.run;
-	return c->due;
+	return c->due ? TM__SCAN_STOP : 0;
 }
 
 static int due_txn(tm__txn *txn, void *p)
@@ -434,16 +418,16 @@ static int due_txn(tm__txn *txn, void *p)
 
 /* ---- the tick ----------------------------------------------------------------- */
 
-void tm__supervise(tm_manager *tm)
+static void supervise(tm_manager *tm)
 {
 	int64_t now = tm__now_us();
 	const tm__jobreg **regs;
 	struct due_ctx due = { tm, now, false };
-	size_t n;
+	size_t n, scrubbed;
 
 	sync_running(tm, now);
 	resolve_orphans(tm, now);
-	tm__store_scrub(tm->store); /* erase the keys of final tasks' secrets */
+	tm__store_scrub(tm->store, &scrubbed); /* erase the keys of final tasks' secrets */
 	if (tm__registry_list(tm->reg, &regs, &n) == TM_OK) {
 		for (size_t i = 0; i < n; i++) {
 			if (regs[i]->def.interval_s > 0 || regs[i]->def.change_threshold > 0)
@@ -454,24 +438,24 @@ void tm__supervise(tm_manager *tm)
 	}
 	if (tm->opts.workers > 0 && tm__store_read(tm->store, due_txn, &due) == TM_OK &&
 	    due.due)
-		tm__runtime_wake(tm);
+		tm__running_wake(tm);
 }
 
-void tm__supervise_nudge(tm_manager *tm)
+static void supervise_nudge(tm_manager *tm)
 {
 	struct due_ctx due = { tm, tm__now_us(), false };
 	struct running_ctx c = { .tm = tm };
 
-	c.jobs = tm__runtime_snapshot(tm, &c.n);
+	c.jobs = tm__running_snapshot(tm, &c.n);
 	if (c.n > 0)
 		tm__store_read(tm->store, watch_txn, &c);
-	tm__runtime_unref_all(c.jobs, c.n);
+	tm__running_unref_all(c.jobs, c.n);
 	if (tm->opts.workers > 0 && tm__store_read(tm->store, due_txn, &due) == TM_OK &&
 	    due.due)
-		tm__runtime_wake(tm);
+		tm__running_wake(tm);
 }
 
-unsigned tm__supervise_delay(tm_manager *tm)
+static unsigned supervise_delay(tm_manager *tm)
 {
 	struct tm__runtime *rt = tm->rt;
 	unsigned ms = tm->opts.poll_ms;
@@ -483,4 +467,40 @@ unsigned tm__supervise_delay(tm_manager *tm)
 	if (busy && tm->opts.progress_ms < ms)
 		ms = tm->opts.progress_ms;
 	return ms;
+}
+
+/* ---- the thread ------------------------------------------------------------- */
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* The supervisor runs its full round of checks every tick, and sleeps on
+ * the store's wake channel in between: a wake-up from any process (a
+ * trigger, a cancel, a requeue) gets the quick checks at once. */
+void *tm__supervisor_main(void *arg)
+{
+	tm_manager *tm = arg;
+	struct tm__runtime *rt = tm->rt;
+	int64_t next = 0;
+
+	while (!atomic_load(&rt->sup_stop)) {
+		uint32_t seen = tm__wake_seq(tm->wake);
+		int64_t now = mono_us();
+
+		if (now >= next) {
+			supervise(tm);
+			next = mono_us() + (int64_t)supervise_delay(tm) * 1000;
+		} else {
+			supervise_nudge(tm);
+		}
+		now = mono_us();
+		if (next > now && !atomic_load(&rt->sup_stop))
+			tm__wake_wait(tm->wake, seen, (unsigned)((next - now + 999) / 1000));
+	}
+	return NULL;
 }

@@ -1,10 +1,12 @@
 /* The task document: the stored record of a task and the task JSON that
- * every call returns (SPEC section 2).  The only module that builds it. */
+ * every call returns (doc/api.md, "The task").  The only module that
+ * builds either. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "error.h"
+#include "task.h"
 
 /* Record layout (native byte order; an LMDB store is never moved between
  * machines of different architectures):
@@ -135,9 +137,10 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 
 	settle_times(t->details);
 	msg = cJSON_CreateString(progress_message(t));
-	w = tm__json_print(t->warnings);
-	d = tm__json_print(t->details);
-	m = msg ? tm__json_print(msg) : NULL;
+	/* Temporaries of cJSON's own allocator: they never leave this call. */
+	w = cJSON_PrintUnformatted(t->warnings);
+	d = cJSON_PrintUnformatted(t->details);
+	m = msg ? cJSON_PrintUnformatted(msg) : NULL;
 	cJSON_Delete(msg);
 	if (w == NULL || d == NULL || m == NULL)
 		goto oom;
@@ -254,67 +257,7 @@ int tm__task_render(const char *id, const void *buf, size_t len,
 		tm__buf_add(out, p + h.name_len + h.warnings_len, h.details_len);
 	}
 	tm__buf_add(out, "}", 1);
-	return out->oom ? tm_errorf(TM_ENOMEM, "out of memory") : TM_OK;
-}
-
-/* ---- growing strings ----------------------------------------------------------- */
-
-void tm__buf_add(tm__buf *b, const char *s, size_t n)
-{
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-		char *p;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-void tm__buf_reserve(tm__buf *b, size_t n)
-{
-	char *p;
-
-	if (b->oom || b->cap >= n)
-		return;
-	p = realloc(b->p, n);
-	if (p == NULL) {
-		b->oom = true;
-		return;
-	}
-	b->p = p;
-	b->cap = n;
-}
-
-void tm__buf_str(tm__buf *b, const char *s)
-{
-	tm__buf_add(b, s, strlen(s));
-}
-
-int tm__buf_take(tm__buf *b, char **out)
-{
-	if (b->oom) {
-		free(b->p);
-		*b = (tm__buf){ 0 };
-		return tm_errorf(TM_ENOMEM, "out of memory");
-	}
-	if (out)
-		*out = b->p;
-	else
-		free(b->p);
-	*b = (tm__buf){ 0 };
-	return TM_OK;
+	return out->oom ? tm__error_oom() : TM_OK;
 }
 
 unsigned tm__task_attempts(const tm__task *t)
@@ -338,9 +281,14 @@ int tm__task_set_detail(tm__task *t, const char *key, cJSON *item)
 	return tm_errorf(TM_ENOMEM, "out of memory updating task %s", t->id);
 }
 
-void tm__task_set_attempts(tm__task *t, unsigned n)
+int tm__task_set_attempts(tm__task *t, unsigned n)
 {
-	tm__task_set_detail(t, "attempts", cJSON_CreateNumber(n));
+	return tm__task_set_detail(t, "attempts", cJSON_CreateNumber(n));
+}
+
+int tm__task_set_text(tm__task *t, const char *key, const char *text)
+{
+	return tm__task_set_detail(t, key, cJSON_CreateString(text));
 }
 
 int tm__task_finish(tm__task *t, tm_status st, int64_t now_us)

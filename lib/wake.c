@@ -17,7 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "internal.h"
+#include "error.h"
+#include "wake.h"
 
 struct wake_page {
 	_Atomic uint32_t seq;
@@ -53,7 +54,7 @@ int tm__wake_open(const char *dir, tm__wake **out)
 	w = calloc(1, sizeof(*w));
 	if (w == NULL) {
 		close(fd);
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	}
 	w->page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	close(fd);

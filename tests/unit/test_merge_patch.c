@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "common.h"
-#include "internal.h"
+#include "json.h"
 
 static const struct {
 	const char *original, *patch, *result;

@@ -10,7 +10,8 @@
 #include <sys/statvfs.h>
 #include <time.h>
 
-#include "store.h"
+#include "secret.h"
+#include "store_lmdb.h"
 
 /* ---- transactions ------------------------------------------------------ */
 
@@ -24,7 +25,7 @@ static int commit_error(tm__store *s, int rc)
 	    (uint64_t)fs.f_bavail * fs.f_bsize < 1024 * 1024)
 		return tm_errorf(TM_ESTORAGE, "committing: no space left on the file "
 		                 "system of %s", s->dir);
-	return store_error(rc, "committing");
+	return tm__lmdb_error(rc, "committing");
 }
 
 /* Another process grew the map: adopt its size. */
@@ -57,7 +58,7 @@ static int grow(tm__store *s, size_t seen)
 			next = s->map_max;
 		rc = mdb_env_set_mapsize(s->env, next);
 		if (rc)
-			err = store_error(rc, "growing the store");
+			err = tm__lmdb_error(rc, "growing the store");
 	}
 	pthread_rwlock_unlock(&s->resize);
 	return err;
@@ -75,7 +76,7 @@ static int begin(tm__store *s, bool write, MDB_txn **txn)
 			return TM_OK;
 		pthread_rwlock_unlock(&s->resize);
 		if (rc != MDB_MAP_RESIZED)
-			return store_error(rc, "beginning a transaction");
+			return tm__lmdb_error(rc, "beginning a transaction");
 		adopt_size(s);
 	}
 }
@@ -191,7 +192,7 @@ static void run_batch(tm__store *s, struct tm__wreq *batch)
 
 			rc = mdb_txn_begin(s->env, top, 0, &child.txn);
 			if (rc) {
-				settle(r, store_error(rc, "beginning a transaction"),
+				settle(r, tm__lmdb_error(rc, "beginning a transaction"),
 				       rc == MDB_MAP_FULL, seen);
 				continue;
 			}

@@ -3,7 +3,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#include "store.h"
+#include "id.h"
+#include "store_lmdb.h"
+#include "task.h"
 
 /* ---- scans ------------------------------------------------------------- */
 
@@ -22,9 +24,9 @@ static int scan(tm__txn *t, MDB_dbi dbi, const unsigned char *p, size_t n,
 {
 	unsigned char after[KEY_MAX];
 	MDB_cursor *c;
-	MDB_val k = val(p, n), v;
+	MDB_val k = tm__lmdb_val(p, n), v;
 	MDB_cursor_op next = backward ? MDB_PREV : MDB_NEXT;
-	int rc, err = cursor(t, dbi, &c);
+	int rc, err = tm__lmdb_cursor(t, dbi, &c);
 
 	if (err)
 		return err;
@@ -37,7 +39,7 @@ static int scan(tm__txn *t, MDB_dbi dbi, const unsigned char *p, size_t n,
 		 * its last byte raised (prefixes here end in a NUL byte). */
 		memcpy(after, p, n);
 		after[n - 1]++;
-		k = val(after, n);
+		k = tm__lmdb_val(after, n);
 		rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
 		rc = mdb_cursor_get(c, &k, &v, rc == 0 ? MDB_PREV : MDB_LAST);
 	}
@@ -49,7 +51,7 @@ static int scan(tm__txn *t, MDB_dbi dbi, const unsigned char *p, size_t n,
 	mdb_cursor_close(c);
 	if (err < 0)
 		return err;
-	return rc && rc != MDB_NOTFOUND && err == 0 ? fail(t, rc, "scanning") : TM_OK;
+	return rc && rc != MDB_NOTFOUND && err == 0 ? tm__lmdb_fail(t, rc, "scanning") : TM_OK;
 }
 
 struct ids {
@@ -96,7 +98,7 @@ int tm__store_recent(tm__txn *t, const char *name, size_t skip,
                      tm__id_fn fn, void *ctx)
 {
 	unsigned char p[TM_NAME_MAX + 1];
-	struct ids c = { fn, ctx, skip, name_prefix(p, name) };
+	struct ids c = { fn, ctx, skip, tm__lmdb_name_prefix(p, name) };
 
 	return scan(t, t->s->recent, p, c.prefix, false, recent_entry, &c);
 }
@@ -104,7 +106,7 @@ int tm__store_recent(tm__txn *t, const char *name, size_t skip,
 int tm__store_oldest(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
 {
 	unsigned char p[TM_NAME_MAX + 1];
-	struct ids c = { fn, ctx, 0, name_prefix(p, name) };
+	struct ids c = { fn, ctx, 0, tm__lmdb_name_prefix(p, name) };
 
 	return scan(t, t->s->recent, p, c.prefix, true, recent_entry, &c);
 }
@@ -114,7 +116,7 @@ int tm__store_active(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
 	unsigned char p[TM_NAME_MAX + 1];
 	struct ids c = { fn, ctx, 0, 0 };
 
-	return scan(t, t->s->active, p, name ? name_prefix(p, name) : 0, false,
+	return scan(t, t->s->active, p, name ? tm__lmdb_name_prefix(p, name) : 0, false,
 	            active_entry, &c);
 }
 
@@ -134,7 +136,7 @@ static int queue_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
 	id[TM_TASK_ID_LEN] = '\0';
 	memcpy(name, v->mv_data, v->mv_size);
 	name[v->mv_size] = '\0';
-	return c->fn(t, get_time(k->mv_data), id, name, c->ctx);
+	return c->fn(t, tm__lmdb_get_time(k->mv_data), id, name, c->ctx);
 }
 
 int tm__store_queue(tm__txn *t, tm__queue_fn fn, void *ctx)
@@ -177,13 +179,13 @@ static int problem(cJSON *problems, const char *fmt, const char *id)
 
 	snprintf(msg, sizeof(msg), fmt, id);
 	if (!cJSON_AddItemToArray(problems, cJSON_CreateString(msg)))
-		return tm_errorf(TM_ENOMEM, "out of memory");
+		return tm__error_oom();
 	return TM_OK;
 }
 
 static bool exists(tm__txn *t, MDB_dbi dbi, const void *k, size_t n)
 {
-	MDB_val kv = val(k, n), v;
+	MDB_val kv = tm__lmdb_val(k, n), v;
 
 	return mdb_get(t->txn, dbi, &kv, &v) == 0;
 }
@@ -198,7 +200,7 @@ int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
 	unsigned char key[KEY_MAX];
 	uint64_t n = 0, n_active = 0, n_queued = 0;
 	cJSON *counts = cJSON_CreateObject();
-	int rc, err = counts ? cursor(t, s->tasks, &c) : TM_ENOMEM;
+	int rc, err = counts ? tm__lmdb_cursor(t, s->tasks, &c) : tm__error_oom();
 
 	if (err) {
 		cJSON_Delete(counts);
@@ -219,18 +221,18 @@ int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
 			err = problem(problems, "record %s is corrupt", id);
 			continue;
 		}
-		if (!exists(t, s->recent, key, recent_key(key, &task)))
+		if (!exists(t, s->recent, key, tm__lmdb_recent_key(key, &task)))
 			err = problem(problems, "task %s missing from the recent index", id);
 		if (tm__status_active(task.status)) {
 			n_active++;
-			if (!exists(t, s->active, key, active_key(key, &task)))
+			if (!exists(t, s->active, key, tm__lmdb_active_key(key, &task)))
 				err = problem(problems, "active task %s missing from the active index", id);
 		} else if (exists(t, s->secrets, id, TM_TASK_ID_LEN)) {
 			err = problem(problems, "final task %s still has a secret", id);
 		}
 		if (task.queued) {
 			n_queued++;
-			if (!exists(t, s->queue, key, queue_key(key, task.ready_us, id)))
+			if (!exists(t, s->queue, key, tm__lmdb_queue_key(key, task.ready_us, id)))
 				err = problem(problems, "queued task %s missing from the queue", id);
 		}
 		snprintf(ckey, sizeof(ckey), "%s\x1f%d", task.name, (int)task.status);
@@ -242,17 +244,17 @@ int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
 		tm__task_free(&task);
 	}
 	mdb_cursor_close(c);
-	if (!err && entries(t, s->recent) != n)
+	if (!err && tm__lmdb_entries(t, s->recent) != n)
 		err = problem(problems, "recent index size differs from the records%s", "");
-	if (!err && entries(t, s->active) != n_active)
+	if (!err && tm__lmdb_entries(t, s->active) != n_active)
 		err = problem(problems, "active index size differs from the records%s", "");
-	if (!err && entries(t, s->queue) != n_queued)
+	if (!err && tm__lmdb_entries(t, s->queue) != n_queued)
 		err = problem(problems, "queue size differs from the records%s", "");
 	/* The per-name figures must match the tally of the records. */
-	if (!err && (err = cursor(t, s->names, &c)) == TM_OK) {
+	if (!err && (err = tm__lmdb_cursor(t, s->names, &c)) == TM_OK) {
 		for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
 		     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-			struct name_rec r;
+			struct tm__lmdb_name_rec r;
 			char name[TM_NAME_MAX + 1];
 
 			if (k.mv_size > TM_NAME_MAX || v.mv_size != sizeof(r))
@@ -260,7 +262,7 @@ int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
 			memcpy(name, k.mv_data, k.mv_size);
 			name[k.mv_size] = '\0';
 			memcpy(&r, v.mv_data, sizeof(r));
-			for (int st = 0; st < 6 && !err; st++) {
+			for (int st = 0; st < TM__STATUS_COUNT && !err; st++) {
 				char ckey[TM_NAME_MAX + 4];
 				cJSON *cnt;
 				double want;
@@ -287,13 +289,13 @@ int tm__store_queue_head(tm__txn *t, uint64_t *depth, int64_t *head_us)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
-	int rc, err = cursor(t, t->s->queue, &c);
+	int rc, err = tm__lmdb_cursor(t, t->s->queue, &c);
 
 	if (err)
 		return err;
-	*depth = entries(t, t->s->queue);
+	*depth = tm__lmdb_entries(t, t->s->queue);
 	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	*head_us = rc == 0 && k.mv_size >= 8 ? get_time(k.mv_data) : 0;
+	*head_us = rc == 0 && k.mv_size >= 8 ? tm__lmdb_get_time(k.mv_data) : 0;
 	mdb_cursor_close(c);
-	return rc && rc != MDB_NOTFOUND ? fail(t, rc, "reading the queue") : TM_OK;
+	return rc && rc != MDB_NOTFOUND ? tm__lmdb_fail(t, rc, "reading the queue") : TM_OK;
 }

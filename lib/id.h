@@ -1,0 +1,21 @@
+/* Task ids, randomness and the wall clock (id.c). */
+#ifndef TM_ID_H
+#define TM_ID_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taskmgr.h"
+
+/* Fill id[0..19] with [A-Za-z0-9] from getrandom(); id[20] = '\0'. */
+int tm__id_new(char id[TM_TASK_ID_LEN + 1]);
+bool tm__id_valid(const char *id);
+/* Fill buf with bytes from getrandom(). */
+int tm__random_bytes(void *buf, size_t len);
+/* A random 64-bit value, never 0 (claim tokens). */
+uint64_t tm__random64(void);
+/* Wall-clock time in microseconds since the epoch. */
+int64_t tm__now_us(void);
+
+#endif

@@ -1,0 +1,27 @@
+/* Strict JSON input and RFC 7396 merge patch, on cJSON (json.c). */
+#ifndef TM_JSON_H
+#define TM_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+/* Deepest nesting of objects and arrays accepted in any JSON input. */
+#define TM__JSON_DEPTH_MAX 64
+
+/* Strict RFC 8259 check of a whole text (UTF-8, no \u0000, nesting at most
+ * TM__JSON_DEPTH_MAX); *bad_at is where it stopped. */
+bool tm__json_valid(const char *text, size_t *bad_at);
+/* Parse a whole NUL-terminated text.  Rejects trailing garbage and objects
+ * with duplicate keys.  Returns NULL on bad input, with *err set to
+ * TM_EWRONG_DATA (message names `what`) or TM_ENOMEM. */
+cJSON *tm__json_parse(const char *text, const char *what, int *err);
+/* RFC 7396: apply patch to target, returning the new target (which may be a
+ * different node; the old one is then freed).  NULL only on out of memory. */
+cJSON *tm__json_merge(cJSON *target, const cJSON *patch);
+/* Print compactly into a string of the callers' allocator (buf.h), to be
+ * released with free(); NULL on out of memory. */
+char *tm__json_print(const cJSON *j);
+
+#endif

@@ -1,0 +1,339 @@
+/* The task lifecycle: the rules, in one place.  Each function works on a
+ * task inside a write transaction, or runs its own; none of them calls up
+ * into the façade or the runtime. */
+#include <stdio.h>
+#include <string.h>
+
+#include "error.h"
+#include "id.h"
+#include "json.h"
+#include "lifecycle.h"
+#include "status.h"
+
+/* ---- create ---------------------------------------------------------------- */
+
+static int new_task(const tm__jobreg *job, const cJSON *context,
+                    const char *reason, tm__task *t)
+{
+	cJSON *d;
+	int err;
+
+	memset(t, 0, sizeof(*t));
+	err = tm__id_new(t->id);
+	if (err)
+		return err;
+	strcpy(t->name, job->name);
+	t->status = TM_REQUEST_SENT;
+	t->queued = true;
+	t->start_us = tm__now_us();
+	t->ready_us = t->start_us;
+	t->timeout_us = t->start_us + (int64_t)(job->def.timeout_s * 1e6);
+	t->warnings = cJSON_CreateArray();
+	t->details = d = cJSON_CreateObject();
+	if (t->warnings == NULL || d == NULL ||
+	    !cJSON_AddItemToObject(d, "payload", cJSON_Duplicate(context, 1)) ||
+	    !cJSON_AddObjectToObject(d, "progress") ||
+	    !cJSON_AddItemToObject(d, "timeout_at", tm__json_time(t->timeout_us)) ||
+	    !cJSON_AddStringToObject(d, "create_reason", reason) ||
+	    !cJSON_AddNumberToObject(d, "attempts", 0)) {
+		tm__task_free(t);
+		return tm__error_oom();
+	}
+	return TM_OK;
+}
+
+struct create_ctx {
+	const tm__jobreg *job;
+	tm__task *task;
+	const char *secret;
+	tm__gate_fn gate;
+	void *gctx;
+	bool created;
+};
+
+static int first_id(tm__txn *txn, const char *id, void *ctx)
+{
+	(void)txn;
+	memcpy(ctx, id, TM_TASK_ID_LEN + 1);
+	return TM__SCAN_STOP;
+}
+
+static int create_txn(tm__txn *txn, void *p)
+{
+	struct create_ctx *c = p;
+	char busy[TM_TASK_ID_LEN + 1] = "";
+	bool go = true;
+	int err;
+
+	c->created = false; /* a write may run again */
+	if (c->gate) {
+		err = c->gate(txn, c->gctx, &go);
+		if (err || !go)
+			return err;
+	}
+	/* Checked and inserted in one write transaction: the check holds
+	 * across threads and processes. */
+	if (c->job->def.flags & TM_JOB_EXCLUSIVE) {
+		err = tm__store_active(txn, c->task->name, first_id, busy);
+		if (err)
+			return err;
+		if (busy[0])
+			return tm_errorf(TM_EALREADY_RUNNING, "task %s is already "
+			                 "running (task %s)", c->task->name, busy);
+	}
+	err = tm__store_put(txn, NULL, c->task);
+	if (!err && c->secret)
+		err = tm__store_secret_put(txn, c->task->id, c->secret);
+	if (!err)
+		err = tm__store_reset_changes(txn, c->task->name);
+	c->created = !err;
+	return err;
+}
+
+int tm__lifecycle_create(tm__store *s, const tm__jobreg *job,
+                         const cJSON *context, const char *secret,
+                         const char *reason, tm__gate_fn gate, void *gctx,
+                         char id[TM_TASK_ID_LEN + 1], bool *created)
+{
+	tm__task task;
+	struct create_ctx c = { job, &task, secret, gate, gctx, false };
+	int err = new_task(job, context, reason, &task);
+
+	*created = false;
+	if (err)
+		return err;
+	err = tm__store_write(s, create_txn, &c);
+	if (err == TM_OK && c.created) {
+		memcpy(id, task.id, sizeof(task.id));
+		*created = true;
+	}
+	tm__task_free(&task);
+	return err;
+}
+
+/* ---- statuses ------------------------------------------------------------------ */
+
+int tm__lifecycle_enter(tm__txn *txn, tm__task *t, tm_status st)
+{
+	int err = tm__status_check(t->status, st);
+
+	if (err || st == t->status)
+		return err;
+	if (tm__status_final(st)) {
+		/* A failure always says why. */
+		if (st == TM_FAILED && !cJSON_GetObjectItemCaseSensitive(t->details, "error"))
+			err = tm__task_set_text(t, "error", "failed");
+		if (!err)
+			err = tm__task_finish(t, st, tm__now_us());
+		return err ? err : tm__store_secret_del(txn, t->id);
+	}
+	if (st == TM_RUNNING && t->status == TM_REQUEST_SENT) {
+		/* An external worker took it: it leaves the queue. */
+		t->queued = false;
+		err = tm__task_set_attempts(t, tm__task_attempts(t) + 1);
+	}
+	/* CANCELLED_REQUESTED keeps a waiting task queued: the worker that
+	 * dequeues it ends it CANCELLED without running it. */
+	if (!err)
+		t->status = st;
+	return err;
+}
+
+/* tm_cancel(): a task that is not running yet (new, or waiting to retry)
+ * ends at once; a running one is asked to stop; any other is left alone. */
+static int cancel(tm__txn *txn, tm__task *t)
+{
+	if (t->status == TM_REQUEST_SENT || (t->status == TM_RUNNING && t->queued))
+		return tm__lifecycle_enter(txn, t, TM_CANCELLED);
+	if (t->status == TM_RUNNING)
+		return tm__lifecycle_enter(txn, t, TM_CANCELLED_REQUESTED);
+	return TM_OK;
+}
+
+struct change_ctx {
+	const char *name, *id;
+	const tm__change *ch;
+	tm__buf *out;
+	bool stop_handler;
+};
+
+static int change_txn(tm__txn *txn, void *p)
+{
+	struct change_ctx *c = p;
+	const tm__change *ch = c->ch;
+	tm__task t, old;
+	bool changed = false;
+	int err;
+
+	tm__buf_take(c->out, NULL); /* a write may run again */
+	err = tm__store_get(txn, c->id, &t);
+	if (err)
+		return err;
+	if (strcmp(t.name, c->name) != 0) {
+		tm__task_free(&t);
+		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s",
+		                 c->id, c->name);
+	}
+	old = t; /* tm__store_put reads only the fixed fields of old */
+	if (ch->status >= 0) {
+		changed = t.status != (tm_status)ch->status;
+		err = tm__lifecycle_enter(txn, &t, (tm_status)ch->status);
+	}
+	if (!err && ch->details) {
+		t.details = tm__json_merge(t.details, ch->details);
+		if (t.details == NULL)
+			err = tm__error_oom();
+		changed = true;
+	}
+	if (!err && ch->cancel) {
+		err = cancel(txn, &t);
+		changed = t.status != old.status;
+	}
+	if (!err && changed)
+		err = tm__store_put(txn, &old, &t);
+	if (!err) {
+		c->stop_handler = old.status == TM_RUNNING && t.status != TM_RUNNING;
+		err = tm__store_render(txn, c->id, NULL, true, c->out);
+	}
+	tm__task_free(&t);
+	return err;
+}
+
+int tm__lifecycle_change(tm__store *s, const char *name, const char *id,
+                         const tm__change *ch, tm__buf *out, bool *stop_handler)
+{
+	struct change_ctx c = { name, id, ch, out, false };
+	int err = tm__store_write(s, change_txn, &c);
+
+	*stop_handler = !err && c.stop_handler;
+	return err;
+}
+
+/* ---- runs ------------------------------------------------------------------------ */
+
+/* Back to the waiting queue, ready at ready_us, with no run on it. */
+static void requeue(tm__task *t, int64_t ready_us)
+{
+	t->queued = true;
+	t->ready_us = ready_us;
+	t->owner = 0;
+	t->lease_us = 0;
+}
+
+int tm__lifecycle_claim(tm__txn *txn, tm__task *t, int64_t now, uint64_t token,
+                        int64_t lease_until, bool *run)
+{
+	int err;
+
+	*run = false;
+	if (t->status == TM_CANCELLED_REQUESTED)
+		return tm__lifecycle_enter(txn, t, TM_CANCELLED);
+	if (now >= t->timeout_us)
+		return tm__lifecycle_time_out(txn, t);
+	if (t->status == TM_REQUEST_SENT)
+		err = tm__lifecycle_enter(txn, t, TM_RUNNING);
+	else /* a retry, or a task resumed after close */
+		err = tm__task_set_attempts(t, tm__task_attempts(t) + 1);
+	if (err)
+		return err;
+	/* A new attempt starts clean; earlier failures are warnings. */
+	cJSON_DeleteItemFromObjectCaseSensitive(t->details, "error");
+	t->queued = false;
+	t->owner = token;
+	t->lease_us = lease_until;
+	*run = true;
+	return TM_OK;
+}
+
+static int retry_later(tm__task *t, const tm__jobreg *reg, const char *why)
+{
+	unsigned n = tm__task_attempts(t);
+	double delay = reg->def.retry_backoff_s;
+	char msg[512];
+	int err;
+
+	for (unsigned i = 1; i < n && delay < TM__BACKOFF_CAP_S; i++)
+		delay *= 2; /* exponential */
+	if (delay > TM__BACKOFF_CAP_S)
+		delay = TM__BACKOFF_CAP_S;
+	requeue(t, tm__now_us() + (int64_t)(delay * 1e6));
+	snprintf(msg, sizeof(msg), "attempt %u of %u failed: %s", n,
+	         reg->def.max_attempts, why);
+	err = tm__task_add_warning(t, msg);
+	if (err)
+		return err;
+	snprintf(msg, sizeof(msg), "attempt %u of %u failed (%s); retrying in %g s",
+	         n, reg->def.max_attempts, why, delay);
+	return tm__task_set_message(t, msg);
+}
+
+int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
+                          tm_status st, bool closing)
+{
+	const cJSON *e;
+	int err = TM_OK;
+
+	if (st != TM_COMPLETED && st != TM_FAILED && st != TM_CANCELLED) {
+		err = tm__task_set_text(t, "error", "the handler returned an invalid status");
+		st = TM_FAILED;
+	}
+	if (err)
+		return err;
+	if (closing && st != TM_COMPLETED && t->status == TM_RUNNING) {
+		/* The run stopped because the process is closing: it was not
+		 * the task's fault, so the attempt does not count. */
+		requeue(t, tm__now_us());
+		return tm__task_set_attempts(t, tm__task_attempts(t) - 1);
+	}
+	if (st == TM_COMPLETED)
+		return tm__lifecycle_enter(txn, t, TM_COMPLETED);
+	if (st == TM_CANCELLED || t->status == TM_CANCELLED_REQUESTED)
+		return tm__lifecycle_enter(txn, t, TM_CANCELLED);
+	e = cJSON_GetObjectItemCaseSensitive(t->details, "error");
+	if (tm__task_attempts(t) < reg->def.max_attempts)
+		return retry_later(t, reg, cJSON_IsString(e) ? e->valuestring : "handler failed");
+	if (e == NULL)
+		err = tm__task_set_text(t, "error", "handler failed");
+	return err ? err : tm__lifecycle_enter(txn, t, TM_FAILED);
+}
+
+int tm__lifecycle_time_out(tm__txn *txn, tm__task *t)
+{
+	char msg[96];
+	double s = (double)(t->timeout_us - t->start_us) / 1e6;
+	int err;
+
+	snprintf(msg, sizeof(msg), "timed out after %g s", s);
+	err = tm__task_add_warning(t, "timed out");
+	if (!err)
+		err = tm__task_set_text(t, "error", msg);
+	return err ? err : tm__lifecycle_enter(txn, t, TM_FAILED);
+}
+
+int tm__lifecycle_lost(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
+                       bool *acted)
+{
+	char msg[160];
+	int err;
+
+	*acted = true;
+	if (t->status == TM_CANCELLED_REQUESTED) {
+		/* Cancel was asked: the ordering rule forbids running it again. */
+		err = tm__task_add_warning(t, "worker lost");
+		return err ? err : tm__lifecycle_enter(txn, t, TM_CANCELLED);
+	}
+	if (reg == NULL) {
+		*acted = false;
+		return TM_OK;
+	}
+	if (tm__task_attempts(t) < reg->def.max_attempts) {
+		snprintf(msg, sizeof(msg), "worker lost during attempt %u of %u; retrying",
+		         tm__task_attempts(t), reg->def.max_attempts);
+		requeue(t, tm__now_us());
+		return tm__task_set_message(t, msg);
+	}
+	err = tm__task_add_warning(t, "worker lost");
+	if (!err)
+		err = tm__task_set_text(t, "error", "worker lost");
+	return err ? err : tm__lifecycle_enter(txn, t, TM_FAILED);
+}

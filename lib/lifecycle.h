@@ -1,0 +1,79 @@
+/* The task lifecycle (lifecycle.c): every rule about what happens to a task
+ * lives here — creating it (exclusivity), entering a status (the ordering
+ * rule and what each status implies), cancelling, patching, claiming a run,
+ * the outcome of a run (retry with backoff, requeue at close), timeouts and
+ * lost workers.  The façade (api.c) and the runtime (worker.c,
+ * supervisor.c, runtime.c) both call down into it; it calls only the store
+ * and the leaf modules.  doc/api.md and doc/runtime.md state the rules. */
+#ifndef TM_LIFECYCLE_H
+#define TM_LIFECYCLE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "registry.h"
+#include "store.h"
+#include "task.h"
+
+/* Retry delays double from retry_backoff_s up to this. */
+#define TM__BACKOFF_CAP_S 3600.0
+
+/* Decides, inside the write transaction that would create a task, whether
+ * to create it: *go false creates nothing (automatic triggers). */
+typedef int (*tm__gate_fn)(tm__txn *txn, void *ctx, bool *go);
+
+/* Create a task of job in one write transaction: exclusivity checked, the
+ * secret stored apart, the name's change counter reset.  gate (optional)
+ * runs first in the same transaction; *created says whether it let the
+ * task be made, and id then holds its id. */
+int tm__lifecycle_create(tm__store *s, const tm__jobreg *job,
+                         const cJSON *context, const char *secret,
+                         const char *reason, tm__gate_fn gate, void *gctx,
+                         char id[TM_TASK_ID_LEN + 1], bool *created);
+
+/* A change asked by a caller: tm_patch() or tm_cancel(). */
+typedef struct tm__change {
+	int status;            /* a tm_status to enter, or -1 */
+	const cJSON *details;  /* merge patch of details, or NULL */
+	bool cancel;           /* tm_cancel()'s rule */
+} tm__change;
+
+/* Apply ch to task id of name in one write transaction, and render the task
+ * after it (private view) into out.  *stop_handler: a handler running the
+ * task must now be told to stop. */
+int tm__lifecycle_change(tm__store *s, const char *name, const char *id,
+                         const tm__change *ch, tm__buf *out, bool *stop_handler);
+
+/* Move t to status st, with what entering it implies: end_time and the
+ * secret erased for a final status, leaving the queue when an external
+ * worker starts it.  TM_ELOWER_STATUS when the ordering rule forbids it.
+ * Every status change goes through here. */
+int tm__lifecycle_enter(tm__txn *txn, tm__task *t, tm_status st);
+
+/* A worker dequeued t at `now`.  A task cancelled or timed out while it
+ * waited is ended here (*run false); otherwise the run starts under the
+ * claim token, with a lease until lease_until (*run true). */
+int tm__lifecycle_claim(tm__txn *txn, tm__task *t, int64_t now, uint64_t token,
+                        int64_t lease_until, bool *run);
+
+/* What a run came to: the handler answered st (anything but COMPLETED,
+ * FAILED or CANCELLED is a handler bug and ends FAILED).  A failure with
+ * attempts left is retried after the backoff; during tm_close() (closing)
+ * an unfinished run goes back to the queue without counting an attempt. */
+int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
+                          tm_status st, bool closing);
+
+/* t is past its timeout_at: FAILED with the warning "timed out". */
+int tm__lifecycle_time_out(tm__txn *txn, tm__task *t);
+
+/* t's lease expired: its worker is gone.  Retried if attempts are left,
+ * else FAILED "worker lost"; a cancel that was asked ends CANCELLED.  reg
+ * is NULL when this process does not know the name: *acted is then false
+ * and t is left for a process that knows its policy. */
+int tm__lifecycle_lost(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
+                       bool *acted);
+
+#endif

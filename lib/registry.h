@@ -1,0 +1,33 @@
+/* Registered task names, their handlers and policies (registry.c). */
+#ifndef TM_REGISTRY_H
+#define TM_REGISTRY_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "taskmgr.h"
+
+typedef struct tm__jobreg {
+	tm_job_def def;          /* the current version; name points at `name` */
+	char name[TM_NAME_MAX + 1];
+	_Atomic int64_t run_us;  /* moving average of run times (worker.c) */
+} tm__jobreg;
+
+typedef struct tm__registry tm__registry;
+
+int tm__registry_new(tm__registry **out);
+void tm__registry_free(tm__registry *r);
+/* Check a definition of the current version (TM_EINVAL with a message). */
+int tm__registry_check(const tm_job_def *def);
+/* Add a checked definition; TM_EINVAL if the name is taken. */
+int tm__registry_add(tm__registry *r, const tm_job_def *def);
+/* Entries are never removed or moved: the pointer stays valid until free. */
+const tm__jobreg *tm__registry_find(tm__registry *r, const char *name);
+/* Copy the entry pointers out (for the runtime's scans).  *out malloc'd. */
+int tm__registry_list(tm__registry *r, const tm__jobreg ***out, size_t *n);
+/* Look up a name for a call: NULL and TM_EWRONG_DATA (message set) when it
+ * is not registered, or not public while `flags` has TM_PUBLIC. */
+const tm__jobreg *tm__registry_lookup(tm__registry *r, const char *name,
+                                      unsigned flags, int *err);
+
+#endif

@@ -1,0 +1,26 @@
+/* The bodies of tm_trigger() and tm_patch(), parsed and checked before any
+ * transaction (request.c). */
+#ifndef TM_REQUEST_H
+#define TM_REQUEST_H
+
+#include <cjson/cJSON.h>
+
+typedef struct tm__trigger_req {
+	cJSON *context;           /* object, never NULL after a parse */
+	const char *secret;       /* points into `doc`, or NULL */
+	const char *reason;       /* points into `doc`, or NULL */
+	cJSON *doc;
+} tm__trigger_req;
+
+typedef struct tm__patch_req {
+	int status;               /* a tm_status, or -1 when not asked */
+	const cJSON *details;     /* object to merge, or NULL; points into doc */
+	cJSON *doc;
+} tm__patch_req;
+
+int tm__trigger_req_parse(const char *body, tm__trigger_req *req);
+void tm__trigger_req_free(tm__trigger_req *req);
+int tm__patch_req_parse(const char *body, tm__patch_req *req);
+void tm__patch_req_free(tm__patch_req *req);
+
+#endif

@@ -1,0 +1,82 @@
+/* The jobs running in this process, and the signals that reach them: wake
+ * the workers, stop a handler, announce work to other processes. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "running.h"
+
+void tm__running_add(struct tm__runtime *rt, tm_job *job)
+{
+	job->next = rt->running;
+	rt->running = job;
+}
+
+void tm__running_remove(struct tm__runtime *rt, tm_job *job)
+{
+	for (tm_job **pp = &rt->running; *pp; pp = &(*pp)->next) {
+		if (*pp == job) {
+			*pp = job->next;
+			break;
+		}
+	}
+	pthread_cond_broadcast(&rt->idle);
+}
+
+tm_job **tm__running_snapshot(tm_manager *tm, size_t *n)
+{
+	struct tm__runtime *rt = tm->rt;
+	tm_job **jobs = NULL;
+	size_t k = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	for (tm_job *j = rt->running; j; j = j->next)
+		k++;
+	if (k > 0 && (jobs = malloc(k * sizeof(*jobs))) != NULL) {
+		k = 0;
+		for (tm_job *j = rt->running; j; j = j->next) {
+			tm__job_ref(j);
+			jobs[k++] = j;
+		}
+	}
+	pthread_mutex_unlock(&rt->mu);
+	*n = jobs ? k : 0;
+	return jobs;
+}
+
+void tm__running_unref_all(tm_job **jobs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		tm__job_unref(jobs[i]);
+	free(jobs);
+}
+
+void tm__running_stop(tm_manager *tm, const char *id, int bits)
+{
+	struct tm__runtime *rt = tm->rt;
+
+	if (rt == NULL)
+		return;
+	pthread_mutex_lock(&rt->mu);
+	for (tm_job *j = rt->running; j; j = j->next)
+		if (strcmp(j->id, id) == 0)
+			atomic_fetch_or(&j->stop, bits);
+	pthread_mutex_unlock(&rt->mu);
+}
+
+void tm__running_wake(tm_manager *tm)
+{
+	struct tm__runtime *rt = tm->rt;
+
+	if (rt == NULL)
+		return;
+	pthread_mutex_lock(&rt->mu);
+	rt->wake_seq++;
+	pthread_cond_broadcast(&rt->work);
+	pthread_mutex_unlock(&rt->mu);
+}
+
+void tm__running_announce(tm_manager *tm)
+{
+	tm__running_wake(tm);
+	tm__wake_signal(tm->wake, false);
+}

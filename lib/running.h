@@ -1,0 +1,47 @@
+/* The runtime's shared state (running.c): the jobs whose handlers run in
+ * this process, and the signals between the threads and the callers.  The
+ * façade uses it to wake workers and stop handlers; runtime.c, worker.c and
+ * supervisor.c build on it. */
+#ifndef TM_RUNNING_H
+#define TM_RUNNING_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "job.h"
+#include "manager.h"
+
+struct tm__runtime {
+	pthread_mutex_t mu;       /* guards everything below */
+	pthread_cond_t work;      /* workers: wake_seq moved, or stopping */
+	pthread_cond_t idle;      /* tm_close(): a job left `running` */
+	bool stopping;            /* tm_close() began: take no more tasks */
+	uint64_t wake_seq;
+	pthread_t *workers;
+	bool *detached;           /* workers left running a handler at close */
+	unsigned n_workers;       /* threads started */
+	atomic_bool sup_stop;     /* read without mu by the supervisor */
+	pthread_t supervisor;
+	bool sup_started;
+	tm_job *running;          /* jobs whose handler runs in this process */
+	int64_t renew_at_us;      /* next lease renewal (supervisor) */
+	int64_t flushed_at_us;    /* last progress flush (supervisor) */
+};
+
+/* Something may be runnable: wake this process's workers now. */
+void tm__running_wake(tm_manager *tm);
+/* This process queued work: wake the workers here and the supervisors of
+ * every other process on the store. */
+void tm__running_announce(tm_manager *tm);
+/* Set stop bits (TM__STOP_*) on the job running task id here, if any. */
+void tm__running_stop(tm_manager *tm, const char *id, int bits);
+/* Running jobs, each with a reference the caller drops with unref_all. */
+tm_job **tm__running_snapshot(tm_manager *tm, size_t *n);
+void tm__running_unref_all(tm_job **jobs, size_t n);
+/* Put claimed jobs on the list, take finished ones off (rt->mu held). */
+void tm__running_add(struct tm__runtime *rt, tm_job *job);
+void tm__running_remove(struct tm__runtime *rt, tm_job *job);
+
+#endif

@@ -1,0 +1,194 @@
+/* The LMDB store's insides, shared by its files: store_lmdb.c (the
+ * environment, records and their indexes), store_lmdb_secret.c (refresh
+ * tokens under erasable keys), store_lmdb_txn.c (transactions, group
+ * commit, map growth) and store_lmdb_scan.c (scans and the consistency
+ * check).  Only these include lmdb.h; everything else sees store.h. */
+#ifndef TM_STORE_LMDB_H
+#define TM_STORE_LMDB_H
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/types.h>
+
+#include <lmdb.h>
+
+#include "error.h"
+#include "store.h"
+
+#define SCHEMA_VERSION 1u
+#define MAX_READERS 512
+/* Room for LMDB's lock file: its header and 64 bytes per reader slot. */
+#define LOCK_FILE_BYTES (8192 + MAX_READERS * 64)
+#define KEY_MAX (TM_NAME_MAX + 1 + 8 + TM_TASK_ID_LEN)
+
+struct tm__store {
+	MDB_env *env;
+	MDB_dbi tasks;   /* id -> record (task.c) */
+	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
+	MDB_dbi active;  /* name \0 time id -> "" : tasks not yet final */
+	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
+	MDB_dbi secrets; /* id -> key slot, encrypted refresh token (secret.c) */
+	MDB_dbi slots;   /* 'F' slot -> "" free key slots; 'S' slot -> "" to zero */
+	MDB_dbi names;   /* name -> struct tm__lmdb_name_rec */
+	MDB_dbi meta;    /* "schema" -> u32 */
+	/* Transactions hold this shared; growing the map takes it exclusive,
+	 * since LMDB resizes only with no transaction active in the process. */
+	pthread_rwlock_t resize;
+	uint64_t map_max;
+	atomic_uint_fast64_t commits;
+	/* Group commit: writers queue here; one of them, the leader, runs the
+	 * queued writes in one transaction and one sync. */
+	pthread_mutex_t gc_mu;
+	pthread_cond_t gc_done;
+	struct tm__wreq *gc_head, **gc_tail;
+	bool gc_leader;
+	size_t gc_expect;         /* writers of the last batch not yet back */
+	pthread_cond_t gc_more;   /* a gathering leader: they all came back */
+	/* Read transactions, reset and kept for renewal: with MDB_NOTLS a
+	 * reset transaction keeps its reader slot, so renewing one skips the
+	 * reader table's lock and an allocation. */
+	pthread_mutex_t pool_mu;
+	MDB_txn *pool[16];
+	unsigned n_pool;
+	char *dir;                /* the store directory */
+	int keys_fd;              /* the key slots file (secret.c) */
+	atomic_bool keys_dirty;   /* a key was written: sync before commit */
+	dev_t dev;
+	ino_t ino;
+	tm__store *next_open;
+};
+
+struct tm__txn {
+	tm__store *s;
+	MDB_txn *txn;
+	bool map_full; /* some put hit MDB_MAP_FULL: grow and run again */
+};
+
+/* Stored per name: the figures tm_stats() reports without a scan. */
+struct tm__lmdb_name_rec {
+	uint64_t by_status[TM__STATUS_COUNT];
+	uint64_t changes;
+	int64_t since_us;
+};
+
+/* ---- keys ------------------------------------------------------------- */
+
+/* Big-endian, sign-flipped: byte order sorts like the signed value. */
+static inline void tm__lmdb_put_time(unsigned char *p, int64_t v, bool descending)
+{
+	uint64_t u = (uint64_t)v ^ (1ULL << 63);
+
+	if (descending)
+		u = ~u;
+	for (int i = 7; i >= 0; i--, u >>= 8)
+		p[i] = (unsigned char)u;
+}
+
+static inline int64_t tm__lmdb_get_time(const unsigned char *p)
+{
+	uint64_t u = 0;
+
+	for (int i = 0; i < 8; i++)
+		u = u << 8 | p[i];
+	return (int64_t)(u ^ (1ULL << 63));
+}
+
+static inline size_t tm__lmdb_name_prefix(unsigned char *k, const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(k, name, n);
+	k[n] = '\0';
+	return n + 1;
+}
+
+/* Recent: the id is stored inverted so that equal times list ids descending. */
+static inline size_t tm__lmdb_recent_key(unsigned char *k, const tm__task *t)
+{
+	size_t n = tm__lmdb_name_prefix(k, t->name);
+
+	tm__lmdb_put_time(k + n, t->start_us, true);
+	for (int i = 0; i < TM_TASK_ID_LEN; i++)
+		k[n + 8 + i] = (unsigned char)~(unsigned char)t->id[i];
+	return n + 8 + TM_TASK_ID_LEN;
+}
+
+/* Active: ordered by start time within the name, so that new tasks append
+ * to the index's last page instead of dirtying a random one. */
+static inline size_t tm__lmdb_active_key(unsigned char *k, const tm__task *t)
+{
+	size_t n = tm__lmdb_name_prefix(k, t->name);
+
+	tm__lmdb_put_time(k + n, t->start_us, false);
+	memcpy(k + n + 8, t->id, TM_TASK_ID_LEN);
+	return n + 8 + TM_TASK_ID_LEN;
+}
+
+static inline size_t tm__lmdb_queue_key(unsigned char *k, int64_t ready_us, const char *id)
+{
+	tm__lmdb_put_time(k, ready_us, false);
+	memcpy(k + 8, id, TM_TASK_ID_LEN);
+	return 8 + TM_TASK_ID_LEN;
+}
+
+static inline MDB_val tm__lmdb_val(const void *p, size_t n)
+{
+	MDB_val v = { n, (void *)p };
+	return v;
+}
+
+/* ---- errors ----------------------------------------------------------- */
+
+/* An LMDB (or errno) code as a tm_error with a message. */
+static inline int tm__lmdb_error(int rc, const char *what)
+{
+	if (rc == ENOMEM)
+		return tm_errorf(TM_ENOMEM, "%s: out of memory", what);
+	if (rc == MDB_MAP_FULL)
+		return tm_errorf(TM_ESTORAGE, "%s: the store reached its size cap", what);
+	/* mdb_strerror covers both LMDB's codes and errno values. */
+	return tm_errorf(TM_ESTORAGE, "%s: %s", what, mdb_strerror(rc));
+}
+
+static inline int tm__lmdb_fail(tm__txn *t, int rc, const char *what)
+{
+	if (rc == MDB_MAP_FULL)
+		t->map_full = true;
+	return tm__lmdb_error(rc, what);
+}
+
+static inline int tm__lmdb_put(tm__txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, const char *what)
+{
+	int rc = mdb_put(t->txn, dbi, &k, &v, 0);
+
+	return rc ? tm__lmdb_fail(t, rc, what) : TM_OK;
+}
+
+/* Delete; a missing key is an index out of step, reported as such. */
+static inline int tm__lmdb_del(tm__txn *t, MDB_dbi dbi, MDB_val k, const char *what)
+{
+	int rc = mdb_del(t->txn, dbi, &k, NULL);
+
+	if (rc == MDB_NOTFOUND)
+		return tm_errorf(TM_ESTORAGE, "%s: index entry missing", what);
+	return rc ? tm__lmdb_fail(t, rc, what) : TM_OK;
+}
+
+
+static inline int tm__lmdb_cursor(tm__txn *t, MDB_dbi dbi, MDB_cursor **c)
+{
+	int rc = mdb_cursor_open(t->txn, dbi, c);
+
+	return rc ? tm__lmdb_fail(t, rc, "opening a cursor") : TM_OK;
+}
+
+static inline uint64_t tm__lmdb_entries(tm__txn *t, MDB_dbi dbi)
+{
+	MDB_stat st;
+
+	return mdb_stat(t->txn, dbi, &st) == 0 ? st.ms_entries : 0;
+}
+
+#endif

@@ -1,0 +1,208 @@
+/* The LMDB store's secrets: refresh tokens, encrypted under per-task keys
+ * that live in a separate file (secret.c) so that erasing a key erases the
+ * token for good, whatever stays behind in LMDB's freed pages. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "id.h"
+#include "secret.h"
+#include "store_lmdb.h"
+
+/* ---- secrets -----------------------------------------------------------
+ *
+ * A secret is stored as its key slot and its ciphertext; the key is in the
+ * keys file (secret.c).  Erasing moves the slot to the 'S' list; scrubbing
+ * zeroes and syncs those keys outside any transaction, then frees the
+ * slots.  A crash between the two leaves the slot listed: the next scrub
+ * zeroes it.  Slots are handed out in write transactions, so two writers
+ * (threads or processes) never share one. */
+
+static size_t slot_key(unsigned char k[9], char list, uint64_t slot)
+{
+	k[0] = (unsigned char)list;
+	for (int i = 8; i >= 1; i--, slot >>= 8)
+		k[i] = (unsigned char)slot;
+	return 9;
+}
+
+static uint64_t slot_of(const unsigned char *k)
+{
+	uint64_t slot = 0;
+
+	for (int i = 1; i <= 8; i++)
+		slot = slot << 8 | k[i];
+	return slot;
+}
+
+/* A free slot, or a new one past the last. */
+static int slot_take(tm__txn *t, uint64_t *slot)
+{
+	MDB_cursor *c;
+	MDB_val kv = tm__lmdb_val("F", 1), v;
+	uint64_t next;
+	int rc, err = tm__lmdb_cursor(t, t->s->slots, &c);
+
+	if (err)
+		return err;
+	rc = mdb_cursor_get(c, &kv, &v, MDB_SET_RANGE);
+	if (rc == 0 && kv.mv_size == 9 && ((unsigned char *)kv.mv_data)[0] == 'F') {
+		*slot = slot_of(kv.mv_data);
+		rc = mdb_cursor_del(c, 0);
+		mdb_cursor_close(c);
+		return rc ? tm__lmdb_fail(t, rc, "taking a key slot") : TM_OK;
+	}
+	mdb_cursor_close(c);
+	kv = tm__lmdb_val("next_slot", 9);
+	rc = mdb_get(t->txn, t->s->meta, &kv, &v);
+	if (rc && rc != MDB_NOTFOUND)
+		return tm__lmdb_fail(t, rc, "taking a key slot");
+	*slot = 0;
+	if (rc == 0 && v.mv_size == sizeof(*slot))
+		memcpy(slot, v.mv_data, sizeof(*slot));
+	next = *slot + 1;
+	return tm__lmdb_put(t, t->s->meta, kv, tm__lmdb_val(&next, sizeof(next)), "taking a key slot");
+}
+
+int tm__store_secret_put(tm__txn *t, const char *id, const char *secret)
+{
+	size_t n = strlen(secret);
+	unsigned char key[TM__KEY_LEN], *rec = malloc(8 + n);
+	uint64_t slot = 0;
+	int err;
+
+	if (rec == NULL)
+		return tm__error_oom();
+	err = slot_take(t, &slot);
+	if (!err)
+		err = tm__random_bytes(key, sizeof(key));
+	if (!err)
+		err = tm__keys_write(t->s->keys_fd, slot, key);
+	if (!err) {
+		atomic_store(&t->s->keys_dirty, true); /* synced before the commit */
+		memcpy(rec, &slot, 8);
+		memcpy(rec + 8, secret, n);
+		tm__chacha20(key, rec + 8, n);
+		err = tm__lmdb_put(t, t->s->secrets, tm__lmdb_val(id, TM_TASK_ID_LEN), tm__lmdb_val(rec, 8 + n),
+		          "storing a secret");
+	}
+	memset(key, 0, sizeof(key));
+	free(rec);
+	return err;
+}
+
+int tm__store_secret_get(tm__txn *t, const char *id, char **out)
+{
+	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
+	unsigned char key[TM__KEY_LEN], zero[TM__KEY_LEN] = { 0 };
+	uint64_t slot;
+	int rc = mdb_get(t->txn, t->s->secrets, &k, &v), err;
+
+	*out = NULL;
+	if (rc == MDB_NOTFOUND)
+		return TM_OK;
+	if (rc)
+		return tm__lmdb_fail(t, rc, "reading a secret");
+	if (v.mv_size < 8)
+		return tm_errorf(TM_ESTORAGE, "secret of %s is corrupt", id);
+	memcpy(&slot, v.mv_data, 8);
+	err = tm__keys_read(t->s->keys_fd, slot, key);
+	if (err || memcmp(key, zero, sizeof(key)) == 0)
+		return err; /* erased */
+	*out = malloc(v.mv_size - 8 + 1);
+	if (*out == NULL)
+		return tm__error_oom();
+	memcpy(*out, (char *)v.mv_data + 8, v.mv_size - 8);
+	tm__chacha20(key, (unsigned char *)*out, v.mv_size - 8);
+	(*out)[v.mv_size - 8] = '\0';
+	memset(key, 0, sizeof(key));
+	return TM_OK;
+}
+
+int tm__store_secret_del(tm__txn *t, const char *id)
+{
+	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
+	unsigned char sk[9];
+	uint64_t slot;
+	int rc = mdb_get(t->txn, t->s->secrets, &k, &v);
+
+	if (rc == MDB_NOTFOUND)
+		return TM_OK;
+	if (rc)
+		return tm__lmdb_fail(t, rc, "erasing a secret");
+	if (v.mv_size < 8)
+		return tm_errorf(TM_ESTORAGE, "secret of %s is corrupt", id);
+	memcpy(&slot, v.mv_data, 8);
+	rc = mdb_del(t->txn, t->s->secrets, &k, NULL);
+	if (rc)
+		return tm__lmdb_fail(t, rc, "erasing a secret");
+	/* Its key is zeroed by the next scrub, after this commits. */
+	return tm__lmdb_put(t, t->s->slots, tm__lmdb_val(sk, slot_key(sk, 'S', slot)), tm__lmdb_val("", 0),
+	           "erasing a secret");
+}
+
+struct scrub {
+	uint64_t slots[256];
+	size_t n;
+};
+
+static int scrub_list(tm__txn *t, void *p)
+{
+	struct scrub *c = p;
+	MDB_cursor *cur;
+	MDB_val k = tm__lmdb_val("S", 1), v;
+	int rc, err = tm__lmdb_cursor(t, t->s->slots, &cur);
+
+	c->n = 0;
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+	     rc == 0 && c->n < 256 && k.mv_size == 9 && ((unsigned char *)k.mv_data)[0] == 'S';
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT))
+		c->slots[c->n++] = slot_of(k.mv_data);
+	mdb_cursor_close(cur);
+	return TM_OK;
+}
+
+/* Zero the listed keys and free their slots in one write transaction: the
+ * store's writer lock keeps any process from handing a slot out between
+ * its zeroing and its freeing, and the zeros are synced before the commit
+ * that frees the slots. */
+static int scrub_txn(tm__txn *t, void *p)
+{
+	static const unsigned char zero[TM__KEY_LEN];
+	struct scrub *c = p;
+	unsigned char k[9];
+	int err = scrub_list(t, c);
+
+	for (size_t i = 0; !err && i < c->n; i++)
+		err = tm__keys_write(t->s->keys_fd, c->slots[i], zero);
+	if (!err && c->n > 0)
+		err = tm__keys_sync(t->s->keys_fd);
+	for (size_t i = 0; !err && i < c->n; i++) {
+		MDB_val kv = tm__lmdb_val(k, slot_key(k, 'S', c->slots[i]));
+		int rc = mdb_del(t->txn, t->s->slots, &kv, NULL);
+
+		if (rc)
+			return tm__lmdb_fail(t, rc, "freeing a key slot");
+		err = tm__lmdb_put(t, t->s->slots, tm__lmdb_val(k, slot_key(k, 'F', c->slots[i])),
+		          tm__lmdb_val("", 0), "freeing a key slot");
+	}
+	return err;
+}
+
+int tm__store_scrub(tm__store *s, size_t *n)
+{
+	struct scrub *c = malloc(sizeof(*c));
+	int err;
+
+	*n = 0;
+	if (c == NULL)
+		return tm__error_oom();
+	err = tm__store_read(s, scrub_list, c); /* a write only when needed */
+	if (!err && c->n > 0)
+		err = tm__store_write(s, scrub_txn, c);
+	if (!err)
+		*n = c->n;
+	free(c);
+	return err;
+}

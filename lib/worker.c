@@ -1,0 +1,329 @@
+/* Worker threads: claim, run with no transaction held, write the outcome.
+ * What each step means for the task is lifecycle.c's to decide. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "id.h"
+#include "lifecycle.h"
+#include "running.h"
+#include "worker.h"
+
+#define CLAIM_STEPS 64 /* tasks ended without running, per claim transaction */
+
+/* ---- claiming ------------------------------------------------------------
+ *
+ * A worker claims a small batch of tasks in one write transaction, runs
+ * them, and writes their outcomes in the transaction that claims the next
+ * batch: one commit per batch instead of two per task.  A batch holds more
+ * than one task only while the names' handlers have been quick (their
+ * recent runs average under SHORT_RUN_US): a long job is claimed alone, so
+ * it never waits behind another on one worker while others idle. */
+
+#define BATCH_MAX 16
+#define SHORT_RUN_US 2000
+
+struct outcome {
+	tm_job *job;
+	tm_status st;
+};
+
+struct claim_ctx {
+	tm_manager *tm;
+	int64_t now;
+	uint64_t token;
+	unsigned want;                      /* claim at most this many */
+	bool closing;                       /* outcomes: tm_close() is under way */
+	struct outcome *outs;               /* outcomes to write first */
+	size_t n_outs;
+	char id[TM_TASK_ID_LEN + 1];        /* scan result */
+	const tm__jobreg *reg;
+	unsigned n;                         /* claimed */
+	tm__task tasks[BATCH_MAX];          /* as written */
+	char *secrets[BATCH_MAX];
+	const tm__jobreg *regs[BATCH_MAX];
+};
+
+static bool runs_short(const tm__jobreg *reg)
+{
+	int64_t us = atomic_load(&((tm__jobreg *)reg)->run_us);
+
+	return us > 0 && us < SHORT_RUN_US;
+}
+
+struct count_ctx {
+	unsigned running;
+};
+
+static int count_running(tm__txn *txn, const char *id, void *p)
+{
+	struct count_ctx *c = p;
+	tm__task t;
+
+	if (tm__store_get_head(txn, id, &t) == TM_OK && !t.queued && t.owner != 0)
+		c->running++;
+	return 0;
+}
+
+/* The first queued task this process can act on: one to run, or one to end
+ * without running (cancelled or timed out while waiting). */
+static int claim_scan(tm__txn *txn, int64_t ready_us, const char *id,
+                      const char *name, void *p)
+{
+	struct claim_ctx *c = p;
+	const tm__jobreg *reg;
+
+	if (ready_us > c->now)
+		return TM__SCAN_STOP; /* the queue is in ready order: nothing further is due */
+	reg = tm__registry_find(c->tm->reg, name);
+	if (reg == NULL || reg->def.run == NULL || (c->n > 0 && !runs_short(reg)))
+		return 0;
+	if (reg->def.concurrency > 0) {
+		struct count_ctx cc = { 0 };
+		int err = tm__store_active(txn, name, count_running, &cc);
+		if (err)
+			return err;
+		if (cc.running >= reg->def.concurrency)
+			return 0;
+	}
+	memcpy(c->id, id, sizeof(c->id));
+	c->reg = reg;
+	return TM__SCAN_STOP;
+}
+
+static void forget_claims(struct claim_ctx *c)
+{
+	for (unsigned i = 0; i < c->n; i++) {
+		tm__task_free(&c->tasks[i]);
+		free(c->secrets[i]);
+		c->secrets[i] = NULL;
+	}
+	c->n = 0;
+}
+
+static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing);
+
+static int claim_txn(tm__txn *txn, void *p)
+{
+	struct claim_ctx *c = p;
+	int64_t lease_until = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
+	int err = TM_OK;
+
+	forget_claims(c); /* a write may run again */
+	for (size_t i = 0; i < c->n_outs && !err; i++)
+		err = write_outcome(txn, c->outs[i].job, c->outs[i].st, c->closing);
+	for (int step = 0; !err && step < CLAIM_STEPS && c->n < c->want; step++) {
+		tm__task t, old;
+		bool run = false;
+
+		c->id[0] = '\0';
+		err = tm__store_queue(txn, claim_scan, c);
+		if (err || c->id[0] == '\0')
+			return err;
+		err = tm__store_get(txn, c->id, &t);
+		if (err)
+			return err;
+		old = t;
+		err = tm__lifecycle_claim(txn, &t, c->now, c->token, lease_until, &run);
+		if (!err && run)
+			err = tm__store_secret_get(txn, t.id, &c->secrets[c->n]);
+		if (!err)
+			err = tm__store_put(txn, &old, &t);
+		if (!err && run) {
+			c->regs[c->n] = c->reg;
+			c->tasks[c->n++] = t;
+		} else {
+			tm__task_free(&t);
+		}
+	}
+	return err;
+}
+
+/* Write the outcomes of the last batch and claim the next one: jobs[] gets
+ * the claimed jobs, already on the running list; returns how many. */
+static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
+                      tm_job **jobs)
+{
+	struct tm__runtime *rt = tm->rt;
+	struct claim_ctx *c = calloc(1, sizeof(*c));
+	unsigned n = 0;
+	int err;
+
+	if (c == NULL)
+		return 0;
+	c->tm = tm;
+	c->now = tm__now_us();
+	c->token = tm__random64();
+	c->outs = outs;
+	c->n_outs = n_outs;
+	pthread_mutex_lock(&rt->mu);
+	c->closing = rt->stopping;
+	c->want = rt->stopping ? 0 : BATCH_MAX;
+	pthread_mutex_unlock(&rt->mu);
+	err = tm__store_write(tm->store, claim_txn, c);
+	if (err && n_outs > 0) {
+		/* Do not lose the outcomes to a failed claim: write them alone.
+		 * If that fails too, the leases expire and recovery retries. */
+		c->want = 0;
+		err = tm__store_write(tm->store, claim_txn, c);
+	}
+	for (unsigned i = 0; !err && i < c->n; i++) {
+		if (tm__job_new(c->regs[i], &c->tasks[i], c->secrets[i], &jobs[n]) == TM_OK)
+			jobs[n++]->thread = pthread_self();
+		/* else: out of memory; the lease expires and recovery retries */
+	}
+	forget_claims(c);
+	free(c);
+	pthread_mutex_lock(&rt->mu);
+	for (size_t i = 0; i < n_outs; i++)
+		tm__running_remove(rt, outs[i].job);
+	for (unsigned i = 0; i < n; i++) {
+		tm__running_add(rt, jobs[i]);
+		if (rt->stopping) /* tm_close() began during the claim */
+			atomic_fetch_or(&jobs[i]->stop, TM__STOP_CLOSE);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	for (size_t i = 0; i < n_outs; i++)
+		tm__job_unref(outs[i].job);
+	if (n_outs > 0 && !err)
+		tm__running_announce(tm); /* a retry queued, or a slot came free */
+	return n;
+}
+
+/* ---- outcomes ------------------------------------------------------------- */
+
+/* Write what a run came to: the handler's answer (st), with its last
+ * progress.  Fenced: a task that is no longer this run's (a timeout, a
+ * patch or a takeover decided first) is left alone, and the answer is
+ * ignored. */
+static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing)
+{
+	tm__job_mark mark;
+	tm__task t, old;
+	bool ours = false;
+	int err = tm__store_get(txn, job->id, &t);
+
+	if (err)
+		return err == TM_ETASK_NOT_FOUND ? TM_OK : err; /* pruned */
+	old = t;
+	pthread_mutex_lock(&job->mu);
+	err = tm__job_apply(job, &t, &mark, &ours);
+	pthread_mutex_unlock(&job->mu);
+	if (!err && ours)
+		err = tm__lifecycle_outcome(txn, &t, job->reg, st, closing);
+	if (!err && ours)
+		err = tm__store_put(txn, &old, &t);
+	tm__task_free(&t);
+	return err;
+}
+
+/* Run one job of a batch.  Returns false when tm_close() abandoned it: the
+ * manager may then be gone, and the worker must touch nothing but its own
+ * jobs. */
+static bool run_job(tm_job *job, struct outcome *out)
+{
+	tm_status st = TM_CANCELLED;
+	bool skip;
+	int64_t t0;
+
+	pthread_mutex_lock(&job->mu);
+	if (job->abandoned) {
+		pthread_mutex_unlock(&job->mu);
+		return false;
+	}
+	/* Cancelled, timed out or closing while it waited in the batch. */
+	skip = atomic_load(&job->stop) != 0;
+	pthread_mutex_unlock(&job->mu);
+	t0 = tm__now_us();
+	if (!skip)
+		st = job->reg->def.run(job, job->reg->def.user);
+	pthread_mutex_lock(&job->mu);
+	if (job->abandoned) {
+		/* tm_close() returned meanwhile: the registry may be freed. */
+		pthread_mutex_unlock(&job->mu);
+		return false;
+	}
+	job->returned = true;
+	job->outcome = st;
+	pthread_mutex_unlock(&job->mu);
+	if (!skip) {
+		/* Remember how long runs of this name take (moving average). */
+		tm__jobreg *reg = (tm__jobreg *)job->reg;
+		int64_t took = tm__now_us() - t0 + 1, avg = atomic_load(&reg->run_us);
+
+		atomic_store(&reg->run_us, avg ? (avg * 7 + took) / 8 : took);
+	}
+	out->job = job;
+	out->st = st;
+	return true;
+}
+
+/* ---- tm_close()'s part ------------------------------------------------------ */
+
+struct abandoned_ctx {
+	tm_job **jobs;
+	size_t n;
+};
+
+static int abandoned_txn(tm__txn *txn, void *p)
+{
+	struct abandoned_ctx *c = p;
+	int err = TM_OK;
+
+	for (size_t i = 0; i < c->n && !err; i++) {
+		tm_job *job = c->jobs[i];
+
+		err = write_outcome(txn, job, job->returned ? job->outcome : TM_CANCELLED, true);
+	}
+	return err;
+}
+
+int tm__worker_write_abandoned(tm_manager *tm, tm_job **jobs, size_t n)
+{
+	struct abandoned_ctx c = { jobs, n };
+
+	return n > 0 ? tm__store_write(tm->store, abandoned_txn, &c) : TM_OK;
+}
+
+/* ---- the thread ----------------------------------------------------------- */
+
+void *tm__worker_main(void *arg)
+{
+	tm_manager *tm = arg;
+	struct tm__runtime *rt = tm->rt;
+	struct outcome outs[BATCH_MAX];
+	tm_job *jobs[BATCH_MAX];
+	uint64_t seen = 0;
+	unsigned n = 0;
+	size_t n_outs = 0;
+
+	for (;;) {
+		pthread_mutex_lock(&rt->mu);
+		/* Sleep only with nothing to write and nothing just claimed. */
+		while (!rt->stopping && n == 0 && n_outs == 0 && rt->wake_seq == seen)
+			pthread_cond_wait(&rt->work, &rt->mu);
+		seen = rt->wake_seq;
+		pthread_mutex_unlock(&rt->mu);
+		n = claim(tm, outs, n_outs, jobs);
+		n_outs = 0;
+		if (n == 0) {
+			pthread_mutex_lock(&rt->mu);
+			bool stop = rt->stopping;
+			pthread_mutex_unlock(&rt->mu);
+			if (stop)
+				return NULL;
+			continue;
+		}
+		for (unsigned i = 0; i < n; i++) {
+			if (!run_job(jobs[i], &outs[n_outs])) {
+				/* Abandoned by tm_close(): so is every job of the batch
+				 * not yet returned; drop our references and go. */
+				for (unsigned k = 0; k < n; k++)
+					tm__job_unref(jobs[k]);
+				return NULL;
+			}
+			n_outs++;
+		}
+	}
+}
+
