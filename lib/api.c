@@ -37,48 +37,66 @@ static const size_t job_def_size[] = {
 static const tm_options options_default = TM_OPTIONS_INIT;
 static const tm_job_def job_def_default = TM_JOB_DEF_INIT;
 
-#define KNOWN(table, v) ((v) >= 1 && (v) < sizeof(table) / sizeof(table[0]))
+/* A versioned public struct: its current defaults and the size of each
+ * version.  Both structs begin with `unsigned int version`. */
+struct versioned {
+	const char *name;
+	const void *defaults;
+	size_t full;
+	const size_t *sizes;
+	size_t n_sizes;
+};
 
-int tm_options_init(tm_options *o, unsigned int version)
+static const struct versioned options_v = {
+	"tm_options", &options_default, sizeof(tm_options), options_size,
+	sizeof(options_size) / sizeof(options_size[0])
+};
+static const struct versioned job_def_v = {
+	"tm_job_def", &job_def_default, sizeof(tm_job_def), job_def_size,
+	sizeof(job_def_size) / sizeof(job_def_size[0])
+};
+
+static bool known(const struct versioned *v, unsigned version)
 {
-	if (o == NULL || !KNOWN(options_size, version))
-		return tm_errorf(TM_EINVAL, "tm_options_init: %s",
-		                 o ? "unknown version" : "options are NULL");
-	memcpy(o, &options_default, options_size[version]);
-	o->version = version;
-	return TM_OK;
+	return version >= 1 && version < v->n_sizes;
 }
 
-int tm_job_def_init(tm_job_def *d, unsigned int version)
+/* tm_options_init and tm_job_def_init: the defaults of that version only. */
+static int init(const struct versioned *v, void *p, unsigned version)
 {
-	if (d == NULL || !KNOWN(job_def_size, version))
-		return tm_errorf(TM_EINVAL, "tm_job_def_init: %s",
-		                 d ? "unknown version" : "definition is NULL");
-	memcpy(d, &job_def_default, job_def_size[version]);
-	d->version = version;
+	if (p == NULL)
+		return tm_errorf(TM_EINVAL, "%s is NULL", v->name);
+	if (!known(v, version))
+		return tm_errorf(TM_EINVAL, "%s version %u is unknown to this library "
+		                 "(%s)", v->name, version, TM_VERSION_STRING);
+	memcpy(p, v->defaults, v->sizes[version]);
+	*(unsigned int *)p = version;
 	return TM_OK;
 }
 
 /* A caller's struct of any known version as a current one: its own fields,
  * and the defaults of the fields its version does not have. */
-static int options_take(const tm_options *in, tm_options *o)
+static int take(const struct versioned *v, const void *in, void *out)
 {
-	if (!KNOWN(options_size, in->version))
-		return tm_errorf(TM_EINVAL, "tm_options version %u is not supported "
-		                 "(use TM_OPTIONS_INIT or tm_options_init)", in->version);
-	*o = options_default;
-	memcpy(o, in, options_size[in->version]);
+	unsigned version = *(const unsigned int *)in;
+
+	if (!known(v, version))
+		return tm_errorf(TM_EINVAL, "%s version %u is not supported (use the "
+		                 "initialiser of this library, %s)", v->name, version,
+		                 TM_VERSION_STRING);
+	memcpy(out, v->defaults, v->full);
+	memcpy(out, in, v->sizes[version]);
 	return TM_OK;
 }
 
-static int job_def_take(const tm_job_def *in, tm_job_def *d)
+int tm_options_init(tm_options *o, unsigned int version)
 {
-	if (!KNOWN(job_def_size, in->version))
-		return tm_errorf(TM_EINVAL, "tm_job_def version %u is not supported "
-		                 "(use TM_JOB_DEF_INIT or tm_job_def_init)", in->version);
-	*d = job_def_default;
-	memcpy(d, in, job_def_size[in->version]);
-	return TM_OK;
+	return init(&options_v, o, version);
+}
+
+int tm_job_def_init(tm_job_def *d, unsigned int version)
+{
+	return init(&job_def_v, d, version);
 }
 
 /* getpid() is a system call, and tm__enter runs on every call: each thread
@@ -145,7 +163,7 @@ static int check_flags(unsigned flags)
 
 static int check_options(const tm_options *in, tm_options *o)
 {
-	int err = options_take(in, o);
+	int err = take(&options_v, in, o);
 
 	if (err)
 		return err;
@@ -253,7 +271,7 @@ int tm_register(tm_manager *tm, const tm_job_def *in)
 		return err;
 	if (in == NULL)
 		return tm_errorf(TM_EINVAL, "tm_job_def is NULL");
-	err = job_def_take(in, &d);
+	err = take(&job_def_v, in, &d);
 	if (err)
 		return err;
 	/* Store first: a registration the store refused leaves no trace. */

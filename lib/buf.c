@@ -7,24 +7,33 @@
 #include "buf.h"
 #include "error.h"
 
+/* Room for `need` bytes in all; false (and oom set) when there is none. */
+static bool room(tm__buf *b, size_t need)
+{
+	char *p;
+
+	if (b->oom)
+		return false;
+	if (need <= b->cap)
+		return true;
+	p = realloc(b->p, need);
+	if (p == NULL) {
+		b->oom = true;
+		return false;
+	}
+	b->p = p;
+	b->cap = need;
+	return true;
+}
+
 void tm__buf_add(tm__buf *b, const char *s, size_t n)
 {
-	if (b->oom)
-		return;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 512;
-		char *p;
+	size_t cap = b->cap ? b->cap : 512;
 
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		p = realloc(b->p, cap);
-		if (p == NULL) {
-			b->oom = true;
-			return;
-		}
-		b->p = p;
-		b->cap = cap;
-	}
+	while (cap < b->len + n + 1)
+		cap *= 2;
+	if (!room(b, cap))
+		return;
 	memcpy(b->p + b->len, s, n);
 	b->len += n;
 	b->p[b->len] = '\0';
@@ -32,17 +41,7 @@ void tm__buf_add(tm__buf *b, const char *s, size_t n)
 
 void tm__buf_reserve(tm__buf *b, size_t n)
 {
-	char *p;
-
-	if (b->oom || b->cap >= n)
-		return;
-	p = realloc(b->p, n);
-	if (p == NULL) {
-		b->oom = true;
-		return;
-	}
-	b->p = p;
-	b->cap = n;
+	room(b, n);
 }
 
 void tm__buf_str(tm__buf *b, const char *s)

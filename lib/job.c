@@ -177,28 +177,31 @@ static char *vformat(const char *fmt, va_list ap)
 	return s;
 }
 
-/* printf into a new cJSON string; NULL on out of memory. */
-static cJSON *vstring(const char *fmt, va_list ap)
+/* The printf-formatted text of a tm_job_* call as a new cJSON string. */
+static int vstring(tm_job *job, const char *call, const char *fmt, va_list ap,
+                   cJSON **out)
 {
-	char *msg = vformat(fmt, ap);
-	cJSON *s = msg ? cJSON_CreateString(msg) : NULL;
+	char *msg;
 
+	if (job == NULL || fmt == NULL)
+		return tm_errorf(TM_EINVAL, "%s needs a job and a format", call);
+	msg = vformat(fmt, ap);
+	*out = msg ? cJSON_CreateString(msg) : NULL;
 	free(msg);
-	return s;
+	return *out ? TM_OK : tm__error_oom();
 }
 
 int tm_job_message(tm_job *job, const char *fmt, ...)
 {
 	va_list ap;
 	cJSON *m;
+	int err;
 
-	if (job == NULL || fmt == NULL)
-		return tm_errorf(TM_EINVAL, "tm_job_message needs a job and a format");
 	va_start(ap, fmt);
-	m = vstring(fmt, ap);
+	err = vstring(job, "tm_job_message", fmt, ap, &m);
 	va_end(ap);
-	if (m == NULL)
-		return tm__error_oom();
+	if (err)
+		return err;
 	pthread_mutex_lock(&job->mu);
 	if (cJSON_GetObjectItemCaseSensitive(job->progress, "message"))
 		cJSON_ReplaceItemInObjectCaseSensitive(job->progress, "message", m);
@@ -213,14 +216,13 @@ int tm_job_warn(tm_job *job, const char *fmt, ...)
 {
 	va_list ap;
 	cJSON *w;
+	int err;
 
-	if (job == NULL || fmt == NULL)
-		return tm_errorf(TM_EINVAL, "tm_job_warn needs a job and a format");
 	va_start(ap, fmt);
-	w = vstring(fmt, ap);
+	err = vstring(job, "tm_job_warn", fmt, ap, &w);
 	va_end(ap);
-	if (w == NULL)
-		return tm__error_oom();
+	if (err)
+		return err;
 	pthread_mutex_lock(&job->mu);
 	cJSON_AddItemToArray(job->warnings, w);
 	job->gen++;

@@ -90,32 +90,52 @@ int tm__store_secret_put(tm__txn *t, const char *id, const char *secret)
 	return err;
 }
 
-int tm__store_secret_get(tm__txn *t, const char *id, char **out)
+/* The stored record of id's secret (key slot, then ciphertext) in *v, and
+ * its slot; *found is false when the task has none. */
+static int secret_find(tm__txn *t, const char *id, const char *what,
+                       MDB_val *v, uint64_t *slot, bool *found)
 {
-	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
-	unsigned char key[TM__KEY_LEN], zero[TM__KEY_LEN] = { 0 };
-	uint64_t slot;
-	int rc = mdb_get(t->txn, t->s->secrets, &k, &v), err;
+	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN);
+	int rc = mdb_get(t->txn, t->s->secrets, &k, v);
 
-	*out = NULL;
+	*found = false;
 	if (rc == MDB_NOTFOUND)
 		return TM_OK;
 	if (rc)
-		return tm__lmdb_fail(t, rc, "reading a secret");
-	if (v.mv_size < 8)
+		return tm__lmdb_fail(t, rc, what);
+	if (v->mv_size < 8)
 		return tm_errorf(TM_ESTORAGE, "secret of %s is corrupt", id);
-	memcpy(&slot, v.mv_data, 8);
+	memcpy(slot, v->mv_data, 8);
+	*found = true;
+	return TM_OK;
+}
+
+int tm__store_secret_get(tm__txn *t, const char *id, char **out)
+{
+	unsigned char key[TM__KEY_LEN], zero[TM__KEY_LEN] = { 0 };
+	MDB_val v;
+	uint64_t slot;
+	bool found;
+	size_t n;
+	int err = secret_find(t, id, "reading a secret", &v, &slot, &found);
+
+	*out = NULL;
+	if (err || !found)
+		return err;
 	err = tm__keys_read(t->s->keys_fd, slot, key);
 	if (err || memcmp(key, zero, sizeof(key)) == 0)
 		return err; /* erased */
-	*out = malloc(v.mv_size - 8 + 1);
+	n = v.mv_size - 8;
+	*out = malloc(n + 1);
 	if (*out == NULL)
-		return tm__error_oom();
-	memcpy(*out, (char *)v.mv_data + 8, v.mv_size - 8);
-	tm__chacha20(key, (unsigned char *)*out, v.mv_size - 8);
-	(*out)[v.mv_size - 8] = '\0';
+		err = tm__error_oom();
+	else {
+		memcpy(*out, (char *)v.mv_data + 8, n);
+		tm__chacha20(key, (unsigned char *)*out, n);
+		(*out)[n] = '\0';
+	}
 	memset(key, 0, sizeof(key));
-	return TM_OK;
+	return err;
 }
 
 int tm__store_secret_del(tm__txn *t, const char *id)
@@ -123,21 +143,17 @@ int tm__store_secret_del(tm__txn *t, const char *id)
 	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
 	unsigned char sk[9];
 	uint64_t slot;
-	int rc = mdb_get(t->txn, t->s->secrets, &k, &v);
+	bool found;
+	int rc, err = secret_find(t, id, "erasing a secret", &v, &slot, &found);
 
-	if (rc == MDB_NOTFOUND)
-		return TM_OK;
-	if (rc)
-		return tm__lmdb_fail(t, rc, "erasing a secret");
-	if (v.mv_size < 8)
-		return tm_errorf(TM_ESTORAGE, "secret of %s is corrupt", id);
-	memcpy(&slot, v.mv_data, 8);
+	if (err || !found)
+		return err;
 	rc = mdb_del(t->txn, t->s->secrets, &k, NULL);
 	if (rc)
 		return tm__lmdb_fail(t, rc, "erasing a secret");
 	/* Its key is zeroed by the next scrub, after this commits. */
-	return tm__lmdb_put(t, t->s->slots, tm__lmdb_val(sk, slot_key(sk, 'S', slot)), tm__lmdb_val("", 0),
-	           "erasing a secret");
+	return tm__lmdb_put(t, t->s->slots, tm__lmdb_val(sk, slot_key(sk, 'S', slot)),
+	                    tm__lmdb_val("", 0), "erasing a secret");
 }
 
 struct scrub {
