@@ -17,7 +17,8 @@
  * - Every fallible function returns #TM_OK (0) or a negative #tm_error.  On
  *   failure, any `char **out_json` is set to NULL and tm_last_error() gives a
  *   message for the calling thread.
- * - Every string the library returns is freed by the caller with tm_free().
+ * - Every string the library returns is freed by the caller with tm_free()
+ *   (which is free()).
  *   Strings passed in are copied when they are kept.
  * - Every function taking a #tm_manager is safe to call from any thread,
  *   concurrently, on the same manager.
@@ -239,7 +240,8 @@ TM_EXTERN int tm_register(tm_manager *tm, const tm_job_def *def);
 /** @name The five calls
  *
  * `flags` is 0 (private view: every registered name, `details` included) or
- * #TM_PUBLIC (public names only, no `details`).  `out_json` may be NULL
+ * #TM_PUBLIC (public names only, no `details`); any other bit is
+ * #TM_EINVAL.  `out_json` may be NULL
  * when the caller does not want the document; otherwise it receives a string
  * to free with tm_free(), or NULL on failure.  All are thread-safe.
  */
@@ -255,7 +257,7 @@ TM_EXTERN int tm_register(tm_manager *tm, const tm_job_def *def);
  *         #TM_EWRONG_DATA (unregistered or non-public name, malformed body);
  *         whatever the name's validate hook answers; #TM_EALREADY_RUNNING
  *         for an exclusive name with an active task; #TM_ESTORAGE;
- *         #TM_ENOMEM; #TM_EINVAL for a NULL manager.
+ *         #TM_ENOMEM; #TM_EINVAL for a NULL manager or an unknown flag.
  */
 TM_EXTERN int tm_trigger(tm_manager *tm, const char *name,
                          const char *body_json, unsigned flags,
@@ -347,7 +349,9 @@ TM_EXTERN int tm_stats(tm_manager *tm, char **out_json);
  */
 TM_EXTERN int tm_check(tm_manager *tm, char **out_json);
 
-/** Free a string returned by the library.  NULL is a no-op. */
+/** Free a string returned by the library.  NULL is a no-op.  Every such
+ *  string comes from the C library's malloc(), and tm_free() is free(),
+ *  whatever cJSON hooks the host installed. */
 TM_EXTERN void tm_free(void *p);
 /**@}*/
 

@@ -64,7 +64,8 @@ int srv_ctx_import(const char *json, int dirfd, srv_import_ctx *out)
 	if (j == NULL)
 		return err;
 	for (const cJSON *f = j->child; f && !err; f = f->next) {
-		/* The seed shows both "table_name" (request) and "name" (payload). */
+		/* The REST API's examples use both "table_name" (request) and "name"
+		 * (payload). */
 		if (strcmp(f->string, "table_name") == 0 ||
 		    strcmp(f->string, "name") == 0) {
 			if (name)
@@ -99,7 +100,7 @@ int srv_ctx_import(const char *json, int dirfd, srv_import_ctx *out)
 	return err;
 }
 
-/* "prop:op:value", op one of the comparison operators of the seed. */
+/* "prop:op:value", op one of eq, ne, lt, le, gt, ge, in, nin. */
 static int filter_ok(const char *s)
 {
 	static const char *const ops[] = { "eq", "ne", "lt", "le", "gt", "ge",

@@ -1,5 +1,6 @@
-/* Error bodies of SPEC §4: {"error_code", "error_name", "message",
- * "error_data": {"name"}}, and the HTTP status of each library error. */
+/* Error bodies: {"error_code", "error_name", "message",
+ * "error_data": {"name"}}, and the HTTP status of each library error
+ * (doc/contract.md, Errors). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -49,7 +50,8 @@ void srv_error(srv_response *out, int status, int code, const char *cls,
 	cJSON_Delete(j);
 }
 
-/* SPEC §4: the HTTP status and error_code follow the error's class. */
+/* The HTTP status and error_code follow the error's class: WrongData 400/40,
+ * DuplicatedError 400/42, NotFoundError 404/60, anything else 500/0. */
 void srv_lib_error(srv_response *out, int err)
 {
 	const char *cls = tm_error_class(err);

@@ -1,5 +1,6 @@
-/* The example jobs of the eight seed task names, and what they share: the
- * manager, the LOCAL tables directory and the simulated duration. */
+/* The example jobs of the eight task names of the REST API, and what they
+ * share: the manager, the LOCAL tables directory and the simulated
+ * duration. */
 #ifndef SRV_JOBS_H
 #define SRV_JOBS_H
 

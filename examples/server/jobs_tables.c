@@ -63,7 +63,8 @@ static cJSON *import_progress(uint64_t rows)
 	return p;
 }
 
-/* The fields the seed shows for a data_import, once the header is read. */
+/* The progress fields of a data_import (doc/http.md), once the header is
+ * read. */
 static cJSON *import_start(const srv_import_ctx *c, const char *const *f,
                            size_t n)
 {

@@ -1,4 +1,4 @@
-/* taskmgr-server: the seed's Background Tasks REST API over libtaskmgr.
+/* taskmgr-server: the Background Tasks REST API over libtaskmgr (doc/http.md).
  *
  *   taskmgr-server [--listen HOST:PORT] [--store DIR] [--tables DIR]
  *                  [--tokens FILE] [--workers N] [--simulate-seconds S]

@@ -1,6 +1,6 @@
-/* The seven endpoints of the seed's Background Tasks API over the five
- * library calls.  Checks run in this order, each one's error first:
- * 401 (no or unknown token), 404 (unknown path), 405 (wrong method),
+/* The seven endpoints of the Background Tasks REST API (doc/http.md) over
+ * the five library calls.  Checks run in this order, each one's error
+ * first: 401 (no or unknown token), 404 (unknown path), 405 (wrong method),
  * 403 (role), 400 (body or query), then whatever the library answers. */
 #include <stdint.h>
 #include <stdlib.h>
@@ -133,8 +133,9 @@ static void add(struct match *m, unsigned mbit, unsigned bit, enum route r,
 	}
 }
 
-/* The table of SPEC §7.  Earlier rows win when two match one request:
- * GET /tasks/private/x/recents lists, it does not read a task "recents". */
+/* The endpoint table of doc/http.md.  Earlier rows win when two match one
+ * request: GET /tasks/private/x/recents lists, it does not read a task
+ * "recents". */
 static void match(const char *const *s, int n, unsigned mbit, struct match *m)
 {
 	memset(m, 0, sizeof(*m));

@@ -1,4 +1,4 @@
-/* The router: one HTTP request of the seed's Background Tasks API in, one
+/* The router: one HTTP request of the Background Tasks REST API in, one
  * status and JSON body out.  A pure function of its inputs and the store, with
  * no sockets, so it can be unit-tested and fuzzed; http.c feeds it. */
 #ifndef SRV_ROUTER_H
@@ -36,7 +36,7 @@ void srv_route(tm_manager *tm, const srv_request *rq, srv_response *out);
 
 void srv_response_free(srv_response *r);
 
-/* Fill @p out with an error body: status, the seed's error_code and class,
+/* Fill @p out with an error body: status, the REST API's error_code and class,
  * the error_data.name and a message (sanitised to printable ASCII). */
 void srv_error(srv_response *out, int status, int code, const char *cls,
                const char *name, const char *message);
