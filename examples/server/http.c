@@ -312,8 +312,7 @@ int srv_http_start(const char *listen, tm_manager *tm, const srv_tokens *tokens,
 		snprintf(err, errlen, "--listen wants HOST:PORT, not '%s'", listen);
 		return -1;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
+	memset(&hints, 0, sizeof(hints)); /* ai_family 0: IPv4 or IPv6 */
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	rc = getaddrinfo(host, port, &hints, &ai);
