@@ -733,11 +733,13 @@ class Manager:
 
     def notify(self, name, n):
         """Add `n` changes to the durable change counter of `name`
-        (tm_notify).  Returns ``{"name": name, "n_changes": n}``; the
-        counter itself is in stats()."""
+        (tm_notify), then read what the library reports for the name: its
+        entry of tm_stats after the call, ``stats()["names"][name]``, a dict
+        ``{"REQUEST_SENT": n, ..., "COMPLETED": n, "total": n, "changes":
+        n}`` where ``changes`` is the counter since the name's last task."""
         n = _int(n, "n", 0, _UINT64_MAX)
         self._call(self._lib.tm_notify, _text(name, "name"), n, out=False)
-        return {"name": name, "n_changes": n}
+        return self.stats()["names"][name]
 
     def stats(self):
         """Figures of the store (tm_stats), as a dict."""

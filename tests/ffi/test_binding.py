@@ -192,9 +192,14 @@ class Lifecycle(StoreCase):
         path = os.path.join(self.dir, "dropped")
         m = taskmgr.Manager(path, workers=1, nosync=True)
         m.register("noop", run=lambda job: "COMPLETED")
+        tid = m.trigger("noop")["task_id"]
         del m
         gc.collect()
-        taskmgr.Manager(path, workers=0, nosync=True).close()
+        # Were it still open, the path would refuse a second manager.
+        with taskmgr.Manager(path, workers=0, nosync=True) as again:
+            again.register("noop")
+            self.assertEqual(again.get("noop", tid)["task_id"], tid)
+            self.assertEqual(again.stats()["names"]["noop"]["total"], 1)
 
     def test_data_persists_across_close_and_reopen(self):
         path = os.path.join(self.dir, "durable")
@@ -362,14 +367,27 @@ class FiveCalls(StoreCase):
         with self.assertRaises(taskmgr.TaskNotFound):
             self.m.cancel("ext", "B" * 20)
 
-    def test_notify_counts_changes_seen_in_stats(self):
-        self.assertEqual(self.m.notify("ext", 5), {"name": "ext", "n_changes": 5})
-        self.m.notify("ext", 2)
-        self.assertEqual(self.m.stats()["names"]["ext"]["changes"], 7)
+    def test_notify_answers_the_counter_the_library_keeps(self):
+        # "ext" has no automatic trigger: nothing resets its counter.
+        first = self.m.notify("ext", 3)
+        self.assertEqual(first["changes"], 3)
+        self.assertEqual(first["total"], 0)
+        self.assertEqual(set(first), {"REQUEST_SENT", "RUNNING", "CANCELLED_REQUESTED",
+                                      "FAILED", "CANCELLED", "COMPLETED", "total",
+                                      "changes"})
+        after = self.m.notify("ext", 4)
+        self.assertEqual(after["changes"], 7)
+        self.assertEqual(after, self.m.stats()["names"]["ext"])
+        # A task of the name starts the count again.
+        self.m.trigger("ext")
+        after = self.m.notify("ext", 2)
+        self.assertEqual((after["changes"], after["total"], after["REQUEST_SENT"]),
+                         (2, 1, 1))
         with self.assertRaises(taskmgr.WrongDataType):
             self.m.notify("nobody", 1)
         with self.assertRaises(taskmgr.WrongDataType):
             self.m.notify("ext", -1)
+        self.assertEqual(self.m.stats()["names"]["ext"]["changes"], 2)
 
     def test_stats_and_check_return_dicts(self):
         self.m.trigger("ext")

@@ -1,10 +1,12 @@
 /* Fuzz tm_patch's body: a refused patch must leave the task byte for byte
- * as it was; an accepted one must keep the status ordering. */
+ * as it was, give no output and be WRONG_DATA_TYPE or
+ * LOWER_STATUS_NOT_ALLOWED; an accepted one must keep the status ordering
+ * and answer the task as it is then stored. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "taskmgr.h"
+#include "fuzz_store.h"
 
 static tm_manager *tm;
 static char id[TM_TASK_ID_LEN + 1];
@@ -12,49 +14,41 @@ static unsigned uses;
 
 static void fresh_task(void)
 {
-	char *out = NULL;
-
-	if (tm_trigger(tm, "job", "{\"context_task\": {\"a\": 1}}", 0, &out) != TM_OK)
-		abort();
-	memcpy(id, out + strlen("{\"task_id\":\""), TM_TASK_ID_LEN);
-	id[TM_TASK_ID_LEN] = '\0';
-	tm_free(out);
+	fz_trigger(tm, "job", "{\"context_task\": {\"a\": 1}}", id);
 }
 
 static void setup(void)
 {
-	char dir[] = "/tmp/tmfuzz-XXXXXX";
-	tm_options o;
-	tm_job_def d;
+	tm_options o = fz_options("patch");
 
-	tm_options_init(&o, TM_OPTIONS_VERSION);
-	o.path = mkdtemp(dir);
-	o.workers = 0;
-	o.flags = TM_OPEN_NOSYNC;
-	if (o.path == NULL || tm_open(&o, &tm) != TM_OK)
-		abort();
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = "job";
-	if (tm_register(tm, &d) != TM_OK)
-		abort();
+	tm = fz_open(&o);
+	fz_register(tm, "job", 0, NULL, NULL);
 	fresh_task();
 }
 
-static int rank(const char *task)
+static char *get(void)
 {
-	static const char *const names[] = { "\"REQUEST_SENT\"", "\"RUNNING\"",
-		"\"CANCELLED_REQUESTED\"" };
-	const char *s = strstr(task, "\"status\":");
+	char *task = NULL;
 
-	for (int i = 0; s && i < 3; i++)
-		if (strncmp(s + 9, names[i], strlen(names[i])) == 0)
-			return i;
-	return 3;
+	if (tm_get(tm, "job", id, 0, &task) != TM_OK)
+		fz_fail("the task cannot be read: %s", tm_last_error());
+	return task;
+}
+
+static int rank_of(const char *task)
+{
+	cJSON *j = cJSON_Parse(task);
+	int r = fz_rank(fz_status(j));
+
+	cJSON_Delete(j);
+	if (r < 0)
+		fz_fail("a task without a status: %s", task);
+	return r;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *body = malloc(size + 1), *before = NULL, *after = NULL, *out = NULL;
+	char *body = malloc(size + 1), *before, *after, *out = NULL;
 	int err;
 
 	if (tm == NULL)
@@ -63,17 +57,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fresh_task(); /* do not let every input meet a final task */
 	memcpy(body, data, size);
 	body[size] = '\0';
-	if (tm_get(tm, "job", id, 0, &before) != TM_OK)
-		abort();
+	before = get();
 	err = tm_patch(tm, "job", id, body, &out);
-	if (tm_get(tm, "job", id, 0, &after) != TM_OK)
-		abort();
+	after = get();
 	if (err != TM_OK && (out != NULL || strcmp(before, after) != 0))
-		abort(); /* a refused patch changed the task */
-	if (err == TM_OK && rank(after) < rank(before))
-		abort(); /* the ordering rule was broken */
+		fz_fail("a refused patch changed the task: %s", body);
 	if (err != TM_OK && err != TM_EWRONG_DATA && err != TM_ELOWER_STATUS)
-		abort();
+		fz_fail("tm_patch gave %s for %s", tm_error_name(err), body);
+	if (err == TM_OK && (out == NULL || strcmp(out, after) != 0))
+		fz_fail("tm_patch answered %s, the store holds %s", out ? out : "nothing",
+		        after);
+	if (err == TM_OK && rank_of(after) < rank_of(before))
+		fz_fail("the ordering rule was broken: %s then %s", before, after);
 	tm_free(before);
 	tm_free(after);
 	tm_free(out);

@@ -12,7 +12,8 @@
  * Missing fields are empty; BODY absent means no body.
  *
  * Beyond no crash, no leak and no undefined behaviour, every answer must
- * hold the contract of SPEC sections 4 and 7:
+ * hold the contract of the server (doc/http.md, "Errors" and "The
+ * endpoints"):
  * - the status is 200, 400, 401, 403, 404 or 405 (a 500 on a healthy store
  *   is a bug), the body is JSON, Allow comes with 405 and only then;
  * - an error body has exactly the seed's four keys, the error_code and
@@ -22,21 +23,18 @@
  * - a refused request and every GET commit no write transaction;
  * - an accepted trigger stored a REQUEST_SENT task whose private view does
  *   not hold the refresh token; PATCH and DELETE never lower a status;
- * - every task document has the shape of SPEC section 2. */
+ * - every task document has the fields of a task (doc/contract.md, "The
+ *   task"). */
 #include <ctype.h>
-#include <ftw.h>
-#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
-
+#include "fuzz_store.h"
 #include "jobs.h"
 #include "router.h"
-#include "taskmgr.h"
 
 #define NO_TASK "AAAAAAAAAAAAAAAAAAAA"
 
@@ -67,11 +65,7 @@ static const struct {
 };
 #define N_NAMES (sizeof(names) / sizeof(names[0]))
 
-#define fail(...) do { \
-	fprintf(stderr, "fuzz-router: " __VA_ARGS__); \
-	fputc('\n', stderr); \
-	abort(); \
-} while (0)
+#define fail fz_fail
 
 static void write_table(const char *dir, const char *name, const char *text)
 {
@@ -84,86 +78,24 @@ static void write_table(const char *dir, const char *name, const char *text)
 		fail("cannot write %s", path);
 }
 
-static char store[] = "/tmp/tmfuzz-router-XXXXXX";
-static char tables[] = "/tmp/tmfuzz-tables-XXXXXX";
-
-static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *f)
-{
-	(void)st;
-	(void)flag;
-	(void)f;
-	return remove(path);
-}
-
-/* libFuzzer ends a run with exit(): leave no store behind in /tmp. */
-static void cleanup(void)
-{
-	nftw(store, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-	nftw(tables, rm_one, 8, FTW_DEPTH | FTW_PHYS);
-}
-
 static void setup(void)
 {
-	tm_options o;
+	tm_options o = fz_options("router");
+	const char *tables = fz_tmpdir("tables");
 
-	if (mkdtemp(store) == NULL || mkdtemp(tables) == NULL)
-		fail("mkdtemp failed");
-	atexit(cleanup);
 	write_table(tables, "users.csv", "user_id,age\n1,20\n2,30\n");
 	write_table(tables, "items.csv", "item_id,price\n1,10\n");
-	tm_options_init(&o, TM_OPTIONS_VERSION);
-	o.path = store;
-	o.workers = 0;
-	o.flags = TM_OPEN_NOSYNC;
-	/* The supervisor must never write, so that a commit seen during a
-	 * request is the request's own: no retention, and no tick after the
-	 * first (its other writes, e.g. zeroing the keys of final tasks'
-	 * secrets, happen on ticks). */
-	o.keep_count = UINT_MAX;
-	o.keep_age_s = 1e9;
-	o.poll_ms = 3600000;
-	o.lease_ms = 3600000;
-	if (tm_open(&o, &tm) != TM_OK)
-		fail("tm_open: %s", tm_last_error());
+	tm = fz_open(&o);
 	jobs.tm = tm;
 	jobs.tables_dir = tables;
 	jobs.simulate_s = 0;
-	for (size_t i = 0; i < N_NAMES; i++) {
-		tm_job_def d;
-
-		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-		d.name = names[i].name;
-		d.flags = names[i].flags;
-		d.validate = names[i].validate;
-		d.user = &jobs;
-		if (tm_register(tm, &d) != TM_OK)
-			fail("tm_register %s: %s", d.name, tm_last_error());
-	}
-}
-
-static uint64_t commits(void)
-{
-	char *out = NULL;
-	cJSON *j;
-	uint64_t n;
-
-	if (tm_stats(tm, &out) != TM_OK || (j = cJSON_Parse(out)) == NULL)
-		fail("tm_stats: %s", tm_last_error());
-	n = (uint64_t)cJSON_GetNumberValue(cJSON_GetObjectItem(j, "commits"));
-	cJSON_Delete(j);
-	tm_free(out);
-	return n;
+	for (size_t i = 0; i < N_NAMES; i++)
+		fz_register(tm, names[i].name, names[i].flags, names[i].validate, &jobs);
 }
 
 static int rank(const char *status)
 {
-	static const char *const statuses[] = { "REQUEST_SENT", "RUNNING",
-		"CANCELLED_REQUESTED", "FAILED", "CANCELLED", "COMPLETED" };
-
-	for (int i = 0; status && i < 6; i++)
-		if (strcmp(status, statuses[i]) == 0)
-			return i < 3 ? i : 3;
-	return -1;
+	return fz_rank(status);
 }
 
 static const char *str(const cJSON *o, const char *key)
@@ -181,7 +113,7 @@ static int is_task_id(const char *s)
 	return 1;
 }
 
-/* SPEC section 2: the fields every view has; `details` only when private. */
+/* The fields every view of a task has; `details` only when private. */
 static void check_task(const cJSON *t, int private_view, const char *body)
 {
 	const cJSON *st = cJSON_GetObjectItemCaseSensitive(t, "start_time");
@@ -193,7 +125,7 @@ static void check_task(const cJSON *t, int private_view, const char *body)
 	    str(t, "progress") == NULL || !cJSON_IsArray(w) ||
 	    !cJSON_IsNumber(st) || st->valuedouble < -150000000000.0 ||
 	    st->valuedouble > 3500000000.0)
-		fail("a task without the fields of SPEC 2: %s", body);
+		fail("a task without the fields of a task: %s", body);
 	if (private_view >= 0 && (d != NULL) != private_view)
 		fail("details %s in a %s view: %s", d ? "present" : "absent",
 		     private_view ? "private" : "public", body);
@@ -203,7 +135,8 @@ static void check_task(const cJSON *t, int private_view, const char *body)
 		fail("details without payload and progress objects: %s", body);
 }
 
-/* SPEC section 4: the seed's error body, its class and code by status. */
+/* The seed's error body, its class and code by status (doc/http.md,
+ * "Errors"). */
 static void check_error(const srv_response *rs, const cJSON *j)
 {
 	static const struct {
@@ -277,10 +210,23 @@ static void retire(void)
 {
 	if (cur.id[0] == '\0')
 		return;
+	char *out = NULL;
+	cJSON *t;
+	int rc;
+
 	if (tm_cancel(tm, cur.name, cur.id, NULL) != TM_OK)
 		fail("cancel of the active task: %s", tm_last_error());
-	/* CANCELLED_REQUESTED (it was RUNNING) waits for a worker: end it. */
-	tm_patch(tm, cur.name, cur.id, "{\"status\":\"CANCELLED\"}", NULL);
+	/* CANCELLED_REQUESTED (it was RUNNING) waits for a worker: end it.  A
+	 * request may have ended it already, in another final status. */
+	rc = tm_patch(tm, cur.name, cur.id, "{\"status\":\"CANCELLED\"}", NULL);
+	if (rc != TM_OK && rc != TM_ELOWER_STATUS)
+		fail("ending the active task gave %s", tm_error_name(rc));
+	if (tm_get(tm, cur.name, cur.id, 0, &out) != TM_OK || (t = cJSON_Parse(out)) == NULL)
+		fail("the retired task cannot be read: %s", tm_last_error());
+	if (rank(str(t, "status")) != 3)
+		fail("a retired task is not final: %s", out);
+	cJSON_Delete(t);
+	tm_free(out);
 	cur.id[0] = '\0';
 }
 
@@ -410,7 +356,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int has_body;
 	srv_request rq;
 	srv_response rs;
-	uint64_t c0, c1;
+	double c0, c1;
 	cJSON *j;
 
 	if (tm == NULL)
@@ -443,9 +389,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	rq.body_len = body_len;
 	rq.body_too_large = flags & 1;
 	rq.role = role[0] ? role : NULL;
-	c0 = commits();
+	c0 = fz_commits(tm);
 	srv_route(tm, &rq, &rs);
-	c1 = commits();
+	c1 = fz_commits(tm);
 
 	if (rs.body == NULL)
 		fail("no body (out of memory?) for status %d", rs.status);
@@ -461,8 +407,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (rs.status == 200 && rq.body_too_large)
 		fail("a request whose body was dropped as too large was served");
 	if ((rs.status != 200 || strcmp(method, "GET") == 0) && c1 != c0)
-		fail("%s answered %d yet wrote %llu transactions", method, rs.status,
-		     (unsigned long long)(c1 - c0));
+		fail("%s answered %d yet wrote %.0f transactions", method, rs.status,
+		     c1 - c0);
 	if (rs.status == 200)
 		check_ok(&rq, &rs, j, body_text, before);
 	else if (rs.status == 500)

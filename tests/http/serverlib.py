@@ -185,6 +185,14 @@ class Server:
         if self.own_dir:
             shutil.rmtree(self.dir, ignore_errors=True)
 
+    def write_table(self, name, text):
+        """Put a LOCAL table (a file) in the server's tables directory."""
+        os.makedirs(self.tables, exist_ok=True)
+        path = os.path.join(self.tables, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
     # ---- HTTP -----------------------------------------------------------
 
     def request(self, method, path, token=None, body=None, raw=None,
@@ -219,6 +227,14 @@ class Server:
             raise AssertionError("%s %s: %d %r, expected %d" % (
                 method, path, st, payload[:500], expect))
         return doc
+
+    def serves(self):
+        """Whether a request is answered 200 now (not refused, not cut)."""
+        try:
+            return self.request("GET", "/tasks/ml_new_users/recents/",
+                                self.token())[0] == 200
+        except OSError:
+            return False
 
     def trigger(self, name, body=None, private=True):
         path = "/tasks/private/%s/" % name if private else "/tasks/%s/" % name

@@ -124,23 +124,10 @@ START_TEST(constant_time_compare_is_exact)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("auth");
-	struct { const char *name; const TTest *t; } cases[] = {
-		{ "tokens_file_maps_tokens_to_roles", tokens_file_maps_tokens_to_roles },
-		{ "bad_tokens_files_say_where", bad_tokens_files_say_where },
-		{ "tokens_file_is_read_from_disk", tokens_file_is_read_from_disk },
-		{ "malformed_headers_have_no_role", malformed_headers_have_no_role },
-		{ "generated_token_is_a_fresh_root_token",
-		  generated_token_is_a_fresh_root_token },
-		{ "constant_time_compare_is_exact", constant_time_compare_is_exact },
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return tt_run(s);
-}
+TT_MAIN("auth",
+	tokens_file_maps_tokens_to_roles,
+	bad_tokens_files_say_where,
+	tokens_file_is_read_from_disk,
+	malformed_headers_have_no_role,
+	generated_token_is_a_fresh_root_token,
+	constant_time_compare_is_exact)

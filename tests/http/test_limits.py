@@ -102,14 +102,7 @@ class Limits(ServerTestCase):
         finally:
             for s in socks:
                 s.close()
-
-        def serves():
-            try:
-                return self.srv.request("GET", "/tasks/ml_new_users/recents/",
-                                        self.srv.token())[0] == 200
-            except OSError:
-                return False
-        wait_for(serves, 20, "the server to serve again")
+        wait_for(self.srv.serves, 20, "the server to serve again")
 
     def test_access_log_has_one_line_per_request(self):
         marker = "/tasks/ml_new_items/recents/?page=%d&amt=1" % os.getpid()

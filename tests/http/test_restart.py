@@ -1,7 +1,6 @@
 """Restart on the same store: every task, status, detail and list is as it
 was; waiting tasks run once workers are back; a job interrupted by a stop
 is resumed."""
-import os
 import shutil
 import signal
 import tempfile
@@ -34,9 +33,7 @@ class Restart(unittest.TestCase):
 
     def test_everything_is_intact_after_a_restart(self):
         a = self.start(workers=0)
-        os.makedirs(a.tables, exist_ok=True)
-        with open(os.path.join(a.tables, "users.csv"), "w") as f:
-            f.write("user_id\nu1\n")
+        a.write_table("users.csv", "user_id\nu1\n")
         waiting = a.trigger("ml_new_items", private=False)
         done = a.trigger("data_import", {"context_task": {"table_name": "users.csv"},
                                          "refresh_token": "rt-secret-1"})

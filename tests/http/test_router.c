@@ -10,17 +10,14 @@ static tm_manager *tm;
 
 static void setup(void)
 {
-	dir = tt_tmpdir();
-	tm = tt_open(dir, 0);
+	tm = tt_open_tmp(&dir, 0);
 	tt_register(tm, "pub", TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE);
 	tt_register(tm, "priv", 0);
 }
 
 static void teardown(void)
 {
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 
 /* Route one request; returns the parsed body, status in *status. */
@@ -296,8 +293,10 @@ START_TEST(error_messages_are_printable_ascii)
 }
 END_TEST
 
-/* A small fuzz: random methods, paths, queries and bodies never crash the
- * router, and every answer is JSON with a known status. */
+/* A small fuzz: random methods, paths, queries and bodies.  Every answer
+ * is JSON with a known status: 401 exactly without a role, 200 only for a
+ * role that may call, Allow exactly with 405, an error body with the code
+ * of its status; and the store stays consistent. */
 START_TEST(random_requests_get_json_answers)
 {
 	static const char *const methods[] = { "GET", "POST", "PATCH", "DELETE", "PUT", "" };
@@ -306,8 +305,13 @@ START_TEST(random_requests_get_json_answers)
 	                                     "\xff", "?", "" };
 	static const char *const bodies[] = { NULL, "{", "{}", "[[[[", "{\"status\":\"RUNNING\"}",
 	                                      "{\"completed\":true}", "\"\\", "{\"details\":{\"x\":null}}" };
+	/* The error_code of each error status (400 is also 42, DuplicatedError). */
+	static const struct { int status, code; } codes[] = {
+		{ 400, 40 }, { 401, 21 }, { 403, 50 }, { 404, 60 }, { 405, 70 },
+	};
 	uint32_t seed = 12345;
 	char path[256];
+	cJSON *j;
 
 	for (int i = 0; i < 3000; i++) {
 		srv_request rq;
@@ -333,47 +337,45 @@ START_TEST(random_requests_get_json_answers)
 		rq.role = (seed >> 6) & 3 ? "root" : (seed >> 7) & 1 ? "frontend" : NULL;
 		srv_route(tm, &rq, &rs);
 		ck_assert_ptr_nonnull(rs.body);
-		ck_assert(rs.status == 200 || rs.status == 400 || rs.status == 401 ||
-		          rs.status == 403 || rs.status == 404 || rs.status == 405);
-		{
-			cJSON *j = cJSON_Parse(rs.body);
-			ck_assert_msg(j != NULL, "not JSON for %s %s: %s", rq.method, path, rs.body);
-			cJSON_Delete(j);
+		j = cJSON_Parse(rs.body);
+		ck_assert_msg(j != NULL, "not JSON for %s %s: %s", rq.method, path, rs.body);
+		ck_assert_msg((rs.status == 401) == (rq.role == NULL), "%s %s as %s: %d",
+		              rq.method, path, rq.role ? rq.role : "(none)", rs.status);
+		ck_assert_msg(rs.status != 200 || srv_role_allowed(rq.role),
+		              "%s %s served to %s", rq.method, path, rq.role);
+		ck_assert_msg((rs.allow != NULL) == (rs.status == 405), "%s %s: %d, Allow %s",
+		              rq.method, path, rs.status, rs.allow ? rs.allow : "(none)");
+		if (rs.status == 200) {
+			ck_assert(cJSON_IsObject(j));
+		} else {
+			const cJSON *code = cJSON_GetObjectItem(j, "error_code");
+			int want = 0;
+
+			for (size_t k = 0; k < sizeof(codes) / sizeof(codes[0]); k++)
+				if (codes[k].status == rs.status)
+					want = codes[k].code;
+			ck_assert_msg(want != 0, "%s %s: status %d", rq.method, path, rs.status);
+			ck_assert_msg(cJSON_IsNumber(code) && (code->valueint == want ||
+			              (rs.status == 400 && code->valueint == 42)),
+			              "%s %s: status %d with %s", rq.method, path, rs.status,
+			              rs.body);
 		}
+		cJSON_Delete(j);
 		srv_response_free(&rs);
 	}
+	tt_assert_check(tm, -1);
 }
 END_TEST
 
-static Suite *suite(void)
-{
-	Suite *s = suite_create("router");
-	struct { const char *name; const TTest *t; } cases[] = {
-		{ "missing_or_unknown_token_is_401", missing_or_unknown_token_is_401 },
-		{ "other_roles_are_403", other_roles_are_403 },
-		{ "unknown_paths_are_404", unknown_paths_are_404 },
-		{ "wrong_method_is_405_with_allow", wrong_method_is_405_with_allow },
-		{ "endpoints_reach_the_five_calls", endpoints_reach_the_five_calls },
-		{ "library_errors_keep_their_class_and_code",
-		  library_errors_keep_their_class_and_code },
-		{ "list_query_is_checked", list_query_is_checked },
-		{ "bodies_are_checked_before_the_library",
-		  bodies_are_checked_before_the_library },
-		{ "refresh_token_is_never_answered", refresh_token_is_never_answered },
-		{ "error_messages_are_printable_ascii", error_messages_are_printable_ascii },
-		{ "random_requests_get_json_answers", random_requests_get_json_answers },
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return s;
-}
-
-int main(void)
-{
-	return tt_run(suite());
-}
+TT_MAIN_FIXTURE("router", setup, teardown,
+	missing_or_unknown_token_is_401,
+	other_roles_are_403,
+	unknown_paths_are_404,
+	wrong_method_is_405_with_allow,
+	endpoints_reach_the_five_calls,
+	library_errors_keep_their_class_and_code,
+	list_query_is_checked,
+	bodies_are_checked_before_the_library,
+	refresh_token_is_never_answered,
+	error_messages_are_printable_ascii,
+	random_requests_get_json_answers)

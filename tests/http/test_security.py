@@ -65,9 +65,7 @@ class StoredSecretsNoWorkers(Alive, ServerTestCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        os.makedirs(cls.srv.tables, exist_ok=True)
-        with open(os.path.join(cls.srv.tables, "users.csv"), "w") as f:
-            f.write("user_id\nu1\n")
+        cls.srv.write_table("users.csv", "user_id\nu1\n")
 
     def trigger(self, rt):
         return self.srv.trigger("data_import", {
@@ -260,14 +258,7 @@ class SlowClients(Alive, ServerTestCase):
             except OSError:
                 break
         self.assertGreaterEqual(len(silent), 60)
-
-        def serves():
-            try:
-                return self.srv.request("GET", "/tasks/ml_new_users/recents/",
-                                        self.srv.token())[0] == 200
-            except OSError:
-                return False
-        wait_for(serves, DEADLINE, "the server to serve once the idle "
+        wait_for(self.srv.serves, DEADLINE, "the server to serve once the idle "
                  "connections were closed")
         for i, s in enumerate(silent):
             self.assertCutOff(s, "silent connection %d" % i)
@@ -327,9 +318,7 @@ class Oversize(Alive, ServerTestCase):
         self.assertServes()
 
     def test_oversize_bodies_are_refused_on_every_body_endpoint(self):
-        os.makedirs(self.srv.tables, exist_ok=True)
-        with open(os.path.join(self.srv.tables, "users.csv"), "w") as f:
-            f.write("user_id\nu1\n")
+        self.srv.write_table("users.csv", "user_id\nu1\n")
         tid = self.srv.trigger("data_import", {"context_task": {
             "connection": "LOCAL", "table_name": "users.csv"}})
         task = self.srv.get("data_import", tid)

@@ -290,25 +290,11 @@ START_TEST(job_contexts_are_checked)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("tables");
-	struct { const char *name; const TTest *t; } cases[] = {
-		{ "table_names_are_plain_file_names", table_names_are_plain_file_names },
-		{ "only_local_has_a_driver", only_local_has_a_driver },
-		{ "csv_follows_rfc4180", csv_follows_rfc4180 },
-		{ "bad_tables_are_refused", bad_tables_are_refused },
-		{ "missing_directory_is_resource_not_found",
-		  missing_directory_is_resource_not_found },
-		{ "outputs_appear_whole_plain_or_gzip", outputs_appear_whole_plain_or_gzip },
-		{ "job_contexts_are_checked", job_contexts_are_checked },
-	};
-
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		TCase *tc = tcase_create(cases[i].name);
-		tcase_add_checked_fixture(tc, setup, teardown);
-		tcase_add_test(tc, cases[i].t);
-		suite_add_tcase(s, tc);
-	}
-	return tt_run(s);
-}
+TT_MAIN_FIXTURE("tables", setup, teardown,
+	table_names_are_plain_file_names,
+	only_local_has_a_driver,
+	csv_follows_rfc4180,
+	bad_tables_are_refused,
+	missing_directory_is_resource_not_found,
+	outputs_appear_whole_plain_or_gzip,
+	job_contexts_are_checked)

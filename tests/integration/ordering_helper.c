@@ -3,12 +3,12 @@
  *
  *   ordering-helper STORE_DIR START_FD NAME PROC THREADS OPS LOG_FILE
  *
- * Opens the store (no-sync, no workers, no retention), registers NAME exclusive without a
- * handler, prints "ready", waits until START_FD reaches end of file (the
- * parent closes its end), runs THREADS threads of OPS operations each
- * (ordering_load.c), writes their log to LOG_FILE and prints "done".
+ * Opens the store (no-sync, no workers, no retention), registers NAME
+ * exclusive without a handler, prints "ready", waits until START_FD reaches
+ * end of file (the parent closes its end: helper.h), runs THREADS threads
+ * of OPS operations each (ordering_load.c), writes their log to LOG_FILE
+ * and prints "done".
  * Exit status 0 unless it could not run. */
-#include <errno.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helper.h"
 #include "ordering_load.h"
 
 struct worker {
@@ -37,16 +38,12 @@ static void *work(void *p)
 
 int main(int argc, char **argv)
 {
-	tm_options o;
-	tm_job_def d;
-	tm_manager *tm = NULL;
+	tm_options o = TM_OPTIONS_INIT;
+	tm_manager *tm;
 	struct worker *w;
 	struct ol_log all = { 0 };
 	unsigned threads;
 	FILE *f;
-	char c;
-	ssize_t n;
-	int rc;
 
 	if (argc != 8) {
 		fprintf(stderr, "usage: %s STORE_DIR START_FD NAME PROC THREADS OPS "
@@ -54,28 +51,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	threads = (unsigned)atoi(argv[5]);
-	tm_options_init(&o, TM_OPTIONS_VERSION);
-	o.path = argv[1];
-	o.workers = 0;
-	o.flags = TM_OPEN_NOSYNC;
-	o.keep_count = UINT_MAX; /* no retention: the parent checks every task */
-	rc = tm_open(&o, &tm);
-	if (rc == TM_OK) {
-		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-		d.name = argv[3];
-		d.flags = TM_JOB_EXCLUSIVE;
-		rc = tm_register(tm, &d);
-	}
 	w = calloc(threads ? threads : 1, sizeof(*w));
-	if (rc != TM_OK || w == NULL) {
-		printf("error %d %s\n", rc, tm_last_error());
+	if (w == NULL) {
+		printf("error: out of memory\n");
 		return 2;
 	}
-	printf("ready\n");
-	fflush(stdout);
-	do
-		n = read(atoi(argv[2]), &c, 1);
-	while (n > 0 || (n < 0 && errno == EINTR));
+	o.path = argv[1];
+	o.keep_count = UINT_MAX; /* no retention: the parent checks every task */
+	tm = helper_start(&o, argv[3], atoi(argv[2]));
+	if (tm == NULL)
+		return 2;
 	for (unsigned i = 0; i < threads; i++) {
 		w[i] = (struct worker){ .tm = tm, .name = argv[3],
 		                        .proc = (unsigned)atoi(argv[4]), .thread = i,

@@ -24,14 +24,17 @@ int64_t ol_real_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-static void grow(void **v, size_t *cap, size_t n, size_t size)
+/* A new last element of `size` bytes in the array *v of *n, grown as
+ * needed (*cap elements allocated). */
+static void *append(void **v, size_t *cap, size_t *n, size_t size)
 {
-	if (n < *cap)
-		return;
-	*cap = *cap ? *cap * 2 : 256;
-	*v = realloc(*v, *cap * size);
-	if (*v == NULL)
-		abort();
+	if (*n == *cap) {
+		*cap = *cap ? *cap * 2 : 256;
+		*v = realloc(*v, *cap * size);
+		if (*v == NULL)
+			abort();
+	}
+	return (char *)*v + (*n)++ * size;
 }
 
 static void error(struct ol_log *log, const char *fmt, ...)
@@ -45,7 +48,7 @@ static void error(struct ol_log *log, const char *fmt, ...)
 	}
 }
 
-static int status_of(const char *s)
+int ol_status_of(const char *s)
 {
 	for (int st = TM_REQUEST_SENT; s && st <= TM_COMPLETED; st++)
 		if (strcmp(s, tm_status_name((tm_status)st)) == 0)
@@ -53,20 +56,25 @@ static int status_of(const char *s)
 	return -1;
 }
 
+static void add_trig(struct ol_log *log, const char *id, int64_t before, int64_t after,
+                     int64_t after_rt_us, unsigned proc, unsigned thread)
+{
+	struct ol_trig *t = append((void **)&log->trig, &log->cap_trig, &log->n_trig,
+	                           sizeof(*t));
+
+	*t = (struct ol_trig){ .before = before, .after = after, .after_rt_us = after_rt_us,
+	                       .proc = proc, .thread = thread };
+	snprintf(t->id, sizeof(t->id), "%s", id);
+}
+
 static void observe(struct ol_log *log, const char *id, int status, int64_t before,
                     int64_t after, unsigned proc, unsigned thread, unsigned seq)
 {
-	struct ol_obs *o;
+	struct ol_obs *o = append((void **)&log->obs, &log->cap_obs, &log->n_obs, sizeof(*o));
 
-	grow((void **)&log->obs, &log->cap_obs, log->n_obs, sizeof(*o));
-	o = &log->obs[log->n_obs++];
+	*o = (struct ol_obs){ .status = status, .before = before, .after = after,
+	                      .proc = proc, .thread = thread, .seq = seq };
 	snprintf(o->id, sizeof(o->id), "%s", id);
-	o->status = status;
-	o->before = before;
-	o->after = after;
-	o->proc = proc;
-	o->thread = thread;
-	o->seq = seq;
 }
 
 /* Log the status of one task document; returns its id (in the document). */
@@ -75,7 +83,7 @@ static const char *observe_doc(struct ol_log *log, const cJSON *t, int64_t befor
                                unsigned seq)
 {
 	const char *id = cJSON_GetStringValue(cJSON_GetObjectItem(t, "task_id"));
-	int st = status_of(cJSON_GetStringValue(cJSON_GetObjectItem(t, "status")));
+	int st = ol_status_of(cJSON_GetStringValue(cJSON_GetObjectItem(t, "status")));
 
 	if (id == NULL || strlen(id) != TM_TASK_ID_LEN || st < 0) {
 		error(log, "a task document without id or status");
@@ -124,23 +132,14 @@ void ol_run(tm_manager *tm, const char *name, unsigned proc, unsigned thread,
 			log->calls++;
 			seq++;
 			if (rc == TM_OK) {
-				struct ol_trig *tr;
 				int64_t rt = ol_real_us();
-
 				const char *tid;
 
 				j = cJSON_Parse(out);
 				tid = cJSON_GetStringValue(cJSON_GetObjectItem(j, "task_id"));
 				snprintf(id, sizeof(id), "%s", tid ? tid : "");
 				cJSON_Delete(j);
-				grow((void **)&log->trig, &log->cap_trig, log->n_trig, sizeof(*tr));
-				tr = &log->trig[log->n_trig++];
-				memcpy(tr->id, id, sizeof(tr->id));
-				tr->before = b;
-				tr->after = a;
-				tr->after_rt_us = rt;
-				tr->proc = proc;
-				tr->thread = thread;
+				add_trig(log, id, b, a, rt, proc, thread);
 				observe(log, id, TM_REQUEST_SENT, b, a, proc, thread, seq);
 			} else if (rc == TM_EALREADY_RUNNING) {
 				log->busy++;
@@ -210,14 +209,12 @@ void ol_run(tm_manager *tm, const char *name, unsigned proc, unsigned thread,
 
 void ol_append(struct ol_log *to, struct ol_log *from)
 {
-	for (size_t i = 0; i < from->n_obs; i++) {
-		grow((void **)&to->obs, &to->cap_obs, to->n_obs, sizeof(*to->obs));
-		to->obs[to->n_obs++] = from->obs[i];
-	}
-	for (size_t i = 0; i < from->n_trig; i++) {
-		grow((void **)&to->trig, &to->cap_trig, to->n_trig, sizeof(*to->trig));
-		to->trig[to->n_trig++] = from->trig[i];
-	}
+	for (size_t i = 0; i < from->n_obs; i++)
+		*(struct ol_obs *)append((void **)&to->obs, &to->cap_obs, &to->n_obs,
+		                         sizeof(*to->obs)) = from->obs[i];
+	for (size_t i = 0; i < from->n_trig; i++)
+		*(struct ol_trig *)append((void **)&to->trig, &to->cap_trig, &to->n_trig,
+		                          sizeof(*to->trig)) = from->trig[i];
 	to->calls += from->calls;
 	to->busy += from->busy;
 	to->lower += from->lower;
@@ -269,16 +266,7 @@ int ol_read(FILE *f, struct ol_log *log)
 		} else if (line[0] == 'T' &&
 		           sscanf(line, "T %31s %lld %lld %lld %u %u", id, &b, &a, &rt,
 		                  &p, &th) == 6 && strlen(id) == TM_TASK_ID_LEN) {
-			struct ol_trig *t;
-
-			grow((void **)&log->trig, &log->cap_trig, log->n_trig, sizeof(*t));
-			t = &log->trig[log->n_trig++];
-			memcpy(t->id, id, sizeof(t->id));
-			t->before = b;
-			t->after = a;
-			t->after_rt_us = rt;
-			t->proc = p;
-			t->thread = th;
+			add_trig(log, id, b, a, rt, p, th);
 		} else if (line[0] == 'S' &&
 		           sscanf(line, "S %lu %lu %lu %u %n", &c, &bu, &lo, &e, &n) == 4) {
 			snprintf(msg, sizeof(msg), "%s", line + n);

@@ -54,6 +54,9 @@ void ol_free(struct ol_log *log);
 int ol_write(FILE *f, const struct ol_log *log);
 int ol_read(FILE *f, struct ol_log *log);
 
+/* The tm_status of a status name; -1 for anything else. */
+int ol_status_of(const char *s);
+
 int64_t ol_mono_ns(void);
 int64_t ol_real_us(void);
 

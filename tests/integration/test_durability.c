@@ -7,10 +7,6 @@
 
 #include "common.h"
 
-static const char *const status_names[] = {
-	"REQUEST_SENT", "RUNNING", "CANCELLED_REQUESTED", "FAILED", "CANCELLED", "COMPLETED",
-};
-
 static const struct {
 	const char *name;
 	unsigned flags;
@@ -31,7 +27,7 @@ static void register_all(tm_manager *tm)
 static int status_index(const char *s)
 {
 	for (int i = 0; i < 6; i++)
-		if (strcmp(status_names[i], s) == 0)
+		if (strcmp(tt_status_names[i], s) == 0)
 			return i;
 	ck_abort_msg("unknown status %s", s);
 	return -1;
@@ -82,43 +78,19 @@ static void snapshot_free(struct snapshot *s)
 
 static void assert_stats(tm_manager *tm, int tally[N_NAMES][6])
 {
-	char *out = NULL;
-	cJSON *st, *all;
-
-	ck_assert_ok(tm_stats(tm, &out));
-	st = tt_json(out);
-	all = cJSON_GetObjectItem(st, "names");
-	for (int n = 0; n < N_NAMES; n++) {
-		cJSON *one = cJSON_GetObjectItem(all, names[n].name);
-
-		ck_assert_msg(one != NULL, "no stats for %s", names[n].name);
-		for (int s = 0; s < 6; s++) {
-			cJSON *c = cJSON_GetObjectItem(one, status_names[s]);
-			ck_assert_msg(cJSON_IsNumber(c) && c->valueint == tally[n][s],
-			              "%s %s: stats %d, written %d", names[n].name,
-			              status_names[s], c ? c->valueint : -1, tally[n][s]);
-		}
-	}
-	cJSON_Delete(st);
-}
-
-static void assert_check_ok(tm_manager *tm, int tasks)
-{
-	char *out = NULL;
-	cJSON *c;
-
-	ck_assert_ok(tm_check(tm, &out));
-	c = tt_json(out);
-	ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItem(c, "ok")), "check: %s",
-	              cJSON_PrintUnformatted(c));
-	ck_assert_int_eq(cJSON_GetObjectItem(c, "tasks")->valueint, tasks);
-	cJSON_Delete(c);
+	for (int n = 0; n < N_NAMES; n++)
+		for (int s = 0; s < 6; s++)
+			ck_assert_msg(tt_stat(tm, names[n].name, tt_status_names[s]) ==
+			              tally[n][s], "%s %s: stats %g, written %d",
+			              names[n].name, tt_status_names[s],
+			              tt_stat(tm, names[n].name, tt_status_names[s]),
+			              tally[n][s]);
 }
 
 START_TEST(reopened_store_reads_back_byte_for_byte)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
+	char *dir;
+	tm_manager *tm = tt_open_tmp(&dir, 0);
 	char ids[N_NAMES][PER_NAME][21];
 	int count[N_NAMES] = { 0 }, tally[N_NAMES][6] = { { 0 } }, total = 0;
 	struct snapshot before, after;
@@ -171,7 +143,7 @@ START_TEST(reopened_store_reads_back_byte_for_byte)
 	}
 	snapshot(tm, ids, count, &before);
 	assert_stats(tm, tally);
-	assert_check_ok(tm, total);
+	tt_assert_check(tm, total);
 	tm_close(tm);
 
 	tm = tt_open(dir, 0);
@@ -181,14 +153,12 @@ START_TEST(reopened_store_reads_back_byte_for_byte)
 	for (int i = 0; i < before.n; i++)
 		ck_assert_str_eq(before.text[i], after.text[i]);
 	assert_stats(tm, tally);
-	assert_check_ok(tm, total);
+	tt_assert_check(tm, total);
 	/* The exclusive name's active task is still active. */
 	ck_assert_err(tm_trigger(tm, "retrain", NULL, 0, NULL), TM_EALREADY_RUNNING);
 	snapshot_free(&before);
 	snapshot_free(&after);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -212,13 +182,9 @@ static void write_schema(const char *dir, const void *value, size_t len)
 
 static void assert_refused_open(const char *dir, const char *needle)
 {
-	tm_options o;
+	tm_options o = tt_options(dir);
 	tm_manager *tm = (tm_manager *)&o;
 
-	tm_options_init(&o, TM_OPTIONS_VERSION);
-	o.path = dir;
-	o.workers = 0;
-	o.flags = TM_OPEN_NOSYNC;
 	ck_assert_err(tm_open(&o, &tm), TM_ESTORAGE);
 	ck_assert_ptr_null(tm);
 	ck_assert_msg(strstr(tm_last_error(), needle) != NULL,
@@ -227,12 +193,11 @@ static void assert_refused_open(const char *dir, const char *needle)
 
 START_TEST(store_of_a_newer_schema_is_refused)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char *dir, id[21];
+	tm_manager *tm = tt_open_with_task(&dir, "job", 0,
+	                                   "{\"context_task\":{\"keep\":true}}", id);
 	uint32_t schema;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", "{\"context_task\":{\"keep\":true}}", id);
 	tm_close(tm);
 
 	schema = 99;
@@ -244,16 +209,14 @@ START_TEST(store_of_a_newer_schema_is_refused)
 	tm = tt_open(dir, 0);
 	tt_register(tm, "job", 0);
 	ck_assert_str_eq(tt_status(tm, "job", id, (char[32]){ 0 }), "REQUEST_SENT");
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 START_TEST(store_with_a_corrupt_schema_record_is_refused)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
+	char *dir;
+	tm_manager *tm = tt_open_tmp(&dir, 0);
 	uint64_t wide = 1;
 
 	tm_close(tm);
@@ -264,12 +227,7 @@ START_TEST(store_with_a_corrupt_schema_record_is_refused)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("durability");
-
-	tt_add(s, reopened_store_reads_back_byte_for_byte);
-	tt_add(s, store_of_a_newer_schema_is_refused);
-	tt_add(s, store_with_a_corrupt_schema_record_is_refused);
-	return tt_run(s);
-}
+TT_MAIN("durability",
+	reopened_store_reads_back_byte_for_byte,
+	store_of_a_newer_schema_is_refused,
+	store_with_a_corrupt_schema_record_is_refused)

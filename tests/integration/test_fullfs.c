@@ -1,5 +1,6 @@
-/* SPEC section 6, store growth: a full disk gives TM_ESTORAGE, loses
- * nothing acknowledged, and the store works again once there is room.
+/* Store growth (doc/runtime.md, "Store growth"; doc/reliability.md, "The
+ * full-disk test"): a full disk gives TM_ESTORAGE, loses nothing
+ * acknowledged, and the store works again once there is room.
  *
  * Each test mounts a tmpfs of its own (4 MiB) and opens a durable store on
  * it whose map may grow far beyond the filesystem, so the disk, not the map
@@ -62,12 +63,10 @@ static char *filler(const char *dir, size_t bytes)
  * grow to 64 MiB: sixteen times the filesystem. */
 static int open_durable(const char *path, tm_manager **tm)
 {
-	tm_options o;
+	tm_options o = tt_options(path);
 	int err;
 
-	tm_options_init(&o, TM_OPTIONS_VERSION);
-	o.path = path;
-	o.workers = 0;
+	o.flags = 0;
 	o.map_size = 1 * MIB;
 	o.map_size_max = 64 * MIB;
 	err = tm_open(&o, tm);
@@ -84,45 +83,15 @@ static char *store_path(const char *dir)
 	return p;
 }
 
-/* A trigger body carrying about BLOB bytes, distinct per i. */
-static char *big_body(int i)
-{
-	char *body = malloc(BLOB + 128);
-	int n;
-
-	ck_assert_ptr_nonnull(body);
-	n = sprintf(body, "{\"context_task\":{\"i\":%d,\"blob\":\"", i);
-	for (int k = 0; k < BLOB; k++)
-		body[n + k] = (char)('a' + (i * 7 + k) % 26);
-	strcpy(body + n + BLOB, "\"}}");
-	return body;
-}
-
-/* Trigger tasks from index `from` until one fails; returns the index of
- * the first failure (every index before it acknowledged), its code in *rc
- * and its message in msg.  Gives up at MAX_TASKS. */
+/* Trigger big tasks from index `from` until one fails or `limit`; returns
+ * the index of the first failure (every index before it acknowledged), its
+ * code in *rc and its message in msg. */
 static int fill(tm_manager *tm, char ids[][21], int from, int limit, int *rc,
                 char msg[512])
 {
-	int n;
+	int n = tt_fill(tm, "big", BLOB, ids, from, limit, rc);
 
-	*rc = TM_OK;
-	msg[0] = '\0';
-	for (n = from; n < limit; n++) {
-		char *body = big_body(n), *out = NULL;
-		cJSON *j;
-
-		*rc = tm_trigger(tm, "big", body, 0, &out);
-		free(body);
-		if (*rc != TM_OK) {
-			snprintf(msg, 512, "%s", tm_last_error());
-			ck_assert_ptr_null(out);
-			break;
-		}
-		j = tt_json(out);
-		snprintf(ids[n], 21, "%s", cJSON_GetObjectItem(j, "task_id")->valuestring);
-		cJSON_Delete(j);
-	}
+	snprintf(msg, 512, "%s", *rc == TM_OK ? "" : tm_last_error());
 	return n;
 }
 
@@ -130,40 +99,22 @@ static int fill(tm_manager *tm, char ids[][21], int from, int limit, int *rc,
  * every index agrees with the records. */
 static void assert_intact(tm_manager *tm, char ids[][21], int n)
 {
-	char *out = NULL;
-	cJSON *c;
-
-	ck_assert_int_eq(tt_count(tm, "big"), n);
-	for (int i = 0; i < n; i++) {
-		cJSON *t = tt_json(tt_get(tm, "big", ids[i], 0));
-		cJSON *p = cJSON_GetObjectItem(cJSON_GetObjectItem(t, "details"), "payload");
-		char *want = big_body(i);
-		cJSON *w = cJSON_Parse(want);
-
-		ck_assert_msg(cJSON_Compare(p, cJSON_GetObjectItem(w, "context_task"), 1),
-		              "task %d (%s) does not hold its payload", i, ids[i]);
-		cJSON_Delete(w);
-		free(want);
-		cJSON_Delete(t);
-	}
-	ck_assert_ok(tm_check(tm, &out));
-	c = tt_json(out);
-	ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItem(c, "ok")), "tm_check: %s",
-	              cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "problems")));
-	ck_assert_int_eq(cJSON_GetObjectItem(c, "tasks")->valueint, n);
-	cJSON_Delete(c);
+	tt_assert_filled(tm, "big", BLOB, ids, n);
+	tt_assert_check(tm, n);
 }
 
 /* Fill the filesystem of @p dir through the store until a trigger fails:
  * it must be TM_ESTORAGE, and nothing acknowledged may be lost, neither in
- * this process nor after a reopen.  Returns the reopened manager and the
- * number of tasks stored. */
-static tm_manager *fill_the_disk(const char *dir, char ids[][21], int *n)
+ * this process nor after a reopen.  Returns the reopened manager, the ids
+ * of the n tasks stored in *ids (free it). */
+static tm_manager *fill_the_disk(const char *dir, char (**ids_out)[21], int *n)
 {
-	char *path = store_path(dir), msg[512];
+	char *path = store_path(dir), msg[512], (*ids)[21] = calloc(MAX_TASKS, 21);
 	tm_manager *tm = NULL;
 	int rc, again;
 
+	ck_assert_ptr_nonnull(ids);
+	*ids_out = ids;
 	ck_assert_ok(open_durable(path, &tm));
 	*n = fill(tm, ids, 0, MAX_TASKS, &rc, msg);
 	ck_assert_msg(rc == TM_ESTORAGE, "after %d tasks: %s (%s), expected "
@@ -209,14 +160,10 @@ static void assert_works_again(const char *dir, tm_manager *tm, char ids[][21], 
 
 START_TEST(full_disk_refuses_triggers_and_recovers_when_space_is_freed)
 {
-	char *dir = mount_small("freed");
-	char *fill_file = filler(dir, 1 * MIB);
-	char (*ids)[21] = calloc(MAX_TASKS, sizeof(*ids));
-	tm_manager *tm;
+	char *dir = mount_small("freed"), *fill_file = filler(dir, 1 * MIB), (*ids)[21];
 	int n;
+	tm_manager *tm = fill_the_disk(dir, &ids, &n);
 
-	ck_assert_ptr_nonnull(ids);
-	tm = fill_the_disk(dir, ids, &n);
 	ck_assert_int_eq(unlink(fill_file), 0);
 	assert_works_again(dir, tm, ids, n);
 	free(fill_file);
@@ -227,13 +174,10 @@ END_TEST
 
 START_TEST(full_disk_recovers_when_the_filesystem_grows)
 {
-	char *dir = mount_small("grown");
-	char (*ids)[21] = calloc(MAX_TASKS, sizeof(*ids));
-	tm_manager *tm;
+	char *dir = mount_small("grown"), (*ids)[21];
 	int n;
+	tm_manager *tm = fill_the_disk(dir, &ids, &n);
 
-	ck_assert_ptr_nonnull(ids);
-	tm = fill_the_disk(dir, ids, &n);
 	ck_assert_msg(mount("tmpfs", dir, "tmpfs", MS_REMOUNT | MS_NOSUID | MS_NODEV,
 	                    "size=8m") == 0, "remount: %s", strerror(errno));
 	assert_works_again(dir, tm, ids, n);
@@ -244,14 +188,10 @@ END_TEST
 
 START_TEST(status_changes_on_a_full_disk_fail_cleanly_or_succeed)
 {
-	char *dir = mount_small("changes");
-	char (*ids)[21] = calloc(MAX_TASKS, sizeof(*ids));
-	char *path = store_path(dir);
-	tm_manager *tm;
+	char *dir = mount_small("changes"), *path = store_path(dir), (*ids)[21];
 	int n, rc, ok = 0, done = 0;
+	tm_manager *tm = fill_the_disk(dir, &ids, &n);
 
-	ck_assert_ptr_nonnull(ids);
-	tm = fill_the_disk(dir, ids, &n);
 	/* Each change either fits (LMDB reuses freed pages) or is refused
 	 * with STORAGE_ERROR and changes nothing. */
 	for (int i = 0; i < n; i++) {
@@ -343,7 +283,12 @@ static int can_mount(char *why, size_t len)
 int main(void)
 {
 	static const char *const mounts[] = { "freed", "grown", "changes", "open" };
-	Suite *s = suite_create("fullfs");
+	const TTest *const tests[] = {
+		full_disk_refuses_triggers_and_recovers_when_space_is_freed,
+		full_disk_recovers_when_the_filesystem_grows,
+		status_changes_on_a_full_disk_fail_cleanly_or_succeed,
+		opening_a_store_on_a_full_disk_fails_cleanly,
+	};
 	char why[256] = "", path[4096];
 	int rc;
 
@@ -359,11 +304,7 @@ int main(void)
 		rmdir(base);
 		return 77;
 	}
-	tt_add(s, full_disk_refuses_triggers_and_recovers_when_space_is_freed);
-	tt_add(s, full_disk_recovers_when_the_filesystem_grows);
-	tt_add(s, status_changes_on_a_full_disk_fail_cleanly_or_succeed);
-	tt_add(s, opening_a_store_on_a_full_disk_fails_cleanly);
-	rc = tt_run(s);
+	rc = tt_run_tests("fullfs", tests, sizeof(tests) / sizeof(tests[0]), NULL, NULL);
 	/* A test that died leaves its filesystem mounted: detach it here. */
 	for (size_t i = 0; i < sizeof(mounts) / sizeof(mounts[0]); i++) {
 		snprintf(path, sizeof(path), "%s/%s", base, mounts[i]);

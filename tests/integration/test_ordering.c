@@ -1,8 +1,9 @@
-/* SPEC sections 3 and 5 under load: 32 threads here and 2 more processes
- * (ordering-helper, 8 threads each) race exclusive triggers, tm_patch and
- * tm_cancel on the newest tasks of one exclusive name.  Every thread logs
- * each status it observed with the interval of the call that returned it
- * (ordering_load.c).  Afterwards:
+/* The status ordering rule and exclusivity (doc/contract.md, "Statuses and
+ * the ordering rule"; doc/api.md, "Registering task names") under load: 32
+ * threads here and 2 more processes (ordering-helper, 8 threads each) race
+ * exclusive triggers, tm_patch and tm_cancel on the newest tasks of one
+ * exclusive name.  Every thread logs each status it observed with the
+ * interval of the call that returned it (ordering_load.c).  Afterwards:
  *
  * - per task, the statuses never go down: a status observed by a call that
  *   started after another call had returned has a rank at least as high,
@@ -43,13 +44,9 @@ static int rank(int st)
 /* No retention: every task the race made stays to be checked. */
 static tm_manager *open_store(const char *dir)
 {
-	tm_options o;
+	tm_options o = tt_options(dir);
 	tm_manager *tm = NULL;
 
-	tm_options_init(&o, TM_OPTIONS_VERSION);
-	o.path = dir;
-	o.workers = 0;
-	o.flags = TM_OPEN_NOSYNC;
 	o.keep_count = UINT_MAX;
 	ck_assert_ok(tm_open(&o, &tm));
 	tt_register(tm, NAME, TM_JOB_EXCLUSIVE);
@@ -62,41 +59,20 @@ struct helper {
 	char log[4096];
 };
 
-static void spawn(const char *path, const char *dir, int start_fd, unsigned proc,
+/* Helper process `proc` on dir, ready to race once gate_fd closes. */
+static void spawn(const char *path, const char *dir, int gate_fd, unsigned proc,
                   struct helper *h)
 {
 	char fd_arg[16], proc_arg[16], threads_arg[16], ops_arg[16];
-	int out[2];
 
 	snprintf(h->log, sizeof(h->log), "%s/helper-%u.log", dir, proc);
-	snprintf(fd_arg, sizeof(fd_arg), "%d", start_fd);
+	snprintf(fd_arg, sizeof(fd_arg), "%d", gate_fd);
 	snprintf(proc_arg, sizeof(proc_arg), "%u", proc);
 	snprintf(threads_arg, sizeof(threads_arg), "%d", PROC_THREADS);
 	snprintf(ops_arg, sizeof(ops_arg), "%u", ops);
-	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-	h->pid = fork();
-	ck_assert_int_ge(h->pid, 0);
-	if (h->pid == 0) {
-		/* Only exec here: nothing of the store crosses the fork. */
-		fcntl(start_fd, F_SETFD, 0);
-		if (dup2(out[1], STDOUT_FILENO) < 0)
-			_exit(126);
-		execl(path, path, dir, fd_arg, NAME, proc_arg, threads_arg, ops_arg,
-		      h->log, (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	h->out = fdopen(out[0], "r");
-	ck_assert_ptr_nonnull(h->out);
-}
-
-static void expect_line(struct helper *h, const char *want)
-{
-	char line[512];
-
-	ck_assert_msg(fgets(line, sizeof(line), h->out) != NULL,
-	              "helper %d said nothing (expected %s)", (int)h->pid, want);
-	ck_assert_msg(strcmp(line, want) == 0, "helper said %s", line);
+	h->pid = tt_spawn_ready((char *[]){ (char *)path, (char *)dir, fd_arg, NAME,
+	                                    proc_arg, threads_arg, ops_arg, h->log,
+	                                    NULL }, gate_fd, &h->out);
 }
 
 struct worker {
@@ -126,60 +102,37 @@ struct stored {
 	int64_t trig_rt_us;  /* when its trigger returned; -1 if none did */
 };
 
-static int status_of(const char *s)
-{
-	for (int st = TM_REQUEST_SENT; s && st <= TM_COMPLETED; st++)
-		if (strcmp(s, tm_status_name((tm_status)st)) == 0)
-			return st;
-	return -1;
-}
-
 static int64_t us_of(const cJSON *v)
 {
 	ck_assert(cJSON_IsNumber(v));
 	return (int64_t)llround(v->valuedouble * 1e6);
 }
 
-/* Every task of the name, through every page. */
+/* Every task of the name as the store holds it. */
 static struct stored *list_all(tm_manager *tm, size_t *n)
 {
-	struct stored *v = NULL;
-	size_t cap = 0;
-	int has_next = 1;
+	cJSON *all = tt_list_all(tm, NAME, 64, 0), *t;
+	struct stored *v = calloc((size_t)cJSON_GetArraySize(all) + 1, sizeof(*v));
 
+	ck_assert_ptr_nonnull(v);
 	*n = 0;
-	for (int page = 1; has_next; page++) {
-		char *out = NULL;
-		cJSON *j, *t;
+	cJSON_ArrayForEach(t, all) {
+		const cJSON *end = tt_detail(t, "end_time");
+		struct stored *s = &v[(*n)++];
 
-		ck_assert_ok(tm_list_recent(tm, NAME, page, 64, 0, &out));
-		j = tt_json(out);
-		cJSON_ArrayForEach(t, cJSON_GetObjectItem(j, "tasks")) {
-			const cJSON *d = cJSON_GetObjectItem(t, "details");
-			const cJSON *end = cJSON_GetObjectItem(d, "end_time");
-			struct stored *s;
-
-			if (*n == cap) {
-				cap = cap ? cap * 2 : 256;
-				v = realloc(v, cap * sizeof(*v));
-				ck_assert_ptr_nonnull(v);
-			}
-			s = &v[(*n)++];
-			snprintf(s->id, sizeof(s->id), "%s",
-			         cJSON_GetObjectItem(t, "task_id")->valuestring);
-			s->status = status_of(cJSON_GetObjectItem(t, "status")->valuestring);
-			ck_assert_int_ge(s->status, 0);
-			s->start_us = us_of(cJSON_GetObjectItem(t, "start_time"));
-			ck_assert_msg((end != NULL) == (s->status >= TM_FAILED),
-			              "task %s is %s %s end_time", s->id,
-			              tm_status_name((tm_status)s->status),
-			              end ? "with" : "without");
-			s->end_us = end ? us_of(end) : INT64_MAX;
-			s->trig_rt_us = -1;
-		}
-		has_next = cJSON_IsTrue(cJSON_GetObjectItem(j, "has_next"));
-		cJSON_Delete(j);
+		snprintf(s->id, sizeof(s->id), "%s",
+		         cJSON_GetObjectItem(t, "task_id")->valuestring);
+		s->status = ol_status_of(cJSON_GetObjectItem(t, "status")->valuestring);
+		ck_assert_int_ge(s->status, 0);
+		s->start_us = us_of(cJSON_GetObjectItem(t, "start_time"));
+		ck_assert_msg((end != NULL) == (s->status >= TM_FAILED),
+		              "task %s is %s %s end_time", s->id,
+		              tm_status_name((tm_status)s->status),
+		              end ? "with" : "without");
+		s->end_us = end ? us_of(end) : INT64_MAX;
+		s->trig_rt_us = -1;
 	}
+	cJSON_Delete(all);
 	return v;
 }
 
@@ -274,7 +227,7 @@ static int check_task_order(struct ol_obs *o, size_t n, struct stored *s)
 START_TEST(racing_calls_keep_status_order_and_one_active_task)
 {
 	const char *path = getenv("ORDERING_HELPER");
-	char *dir = tt_tmpdir(), *out = NULL;
+	char *dir = tt_tmpdir();
 	struct helper h[PROCS];
 	struct worker w[THREADS];
 	pthread_t th[THREADS];
@@ -286,7 +239,6 @@ START_TEST(racing_calls_keep_status_order_and_one_active_task)
 	unsigned seen_proc = 0;
 	tm_manager *tm;
 	int start[2];
-	cJSON *c;
 
 	ck_assert_msg(path != NULL, "ORDERING_HELPER is not set");
 	/* Create the store, then close it: no store is open across fork(). */
@@ -296,8 +248,6 @@ START_TEST(racing_calls_keep_status_order_and_one_active_task)
 	for (unsigned p = 0; p < PROCS; p++)
 		spawn(path, dir, start[0], p + 1, &h[p]);
 	close(start[0]);
-	for (unsigned p = 0; p < PROCS; p++)
-		expect_line(&h[p], "ready\n");
 
 	tm = open_store(dir);
 	pthread_barrier_init(&go, NULL, THREADS + 1);
@@ -314,13 +264,11 @@ START_TEST(racing_calls_keep_status_order_and_one_active_task)
 	}
 	pthread_barrier_destroy(&go);
 	for (unsigned p = 0; p < PROCS; p++) {
-		int status;
 		FILE *f;
 
-		expect_line(&h[p], "done\n");
+		tt_expect_line(h[p].out, "done\n");
 		fclose(h[p].out);
-		ck_assert_int_eq(waitpid(h[p].pid, &status, 0), h[p].pid);
-		ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+		tt_reap(h[p].pid);
 		f = fopen(h[p].log, "r");
 		ck_assert_ptr_nonnull(f);
 		ck_assert_int_eq(ol_read(f, &all), 0);
@@ -392,17 +340,10 @@ START_TEST(racing_calls_keep_status_order_and_one_active_task)
 	       "(longest %lld us)\n", all.calls, n_tasks, all.n_obs, all.busy,
 	       all.lower, overlaps_by_start, (long long)overlap_max_us);
 
-	ck_assert_ok(tm_check(tm, &out));
-	c = tt_json(out);
-	ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItem(c, "ok")), "tm_check: %s",
-	              cJSON_PrintUnformatted(cJSON_GetObjectItem(c, "problems")));
-	ck_assert_int_eq(cJSON_GetObjectItem(c, "tasks")->valueint, (int)n_tasks);
-	cJSON_Delete(c);
+	tt_assert_check(tm, (int)n_tasks);
 	free(tasks);
 	ol_free(&all);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 

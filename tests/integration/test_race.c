@@ -1,11 +1,10 @@
-/* SPEC section 5: an exclusive name's check and insert are one write
- * transaction, so among racing triggers exactly one wins, across threads
- * of one manager and across processes on one store. */
+/* An exclusive name's check and insert are one write transaction
+ * (doc/api.md, "Registering task names"), so among racing triggers exactly
+ * one wins, across threads of one manager and across processes on one
+ * store. */
 #include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -37,25 +36,13 @@ static void *race(void *p)
 	return NULL;
 }
 
-static void assert_check_ok(tm_manager *tm, int tasks)
-{
-	char *out = NULL;
-	cJSON *c;
-
-	ck_assert_ok(tm_check(tm, &out));
-	c = tt_json(out);
-	ck_assert(cJSON_IsTrue(cJSON_GetObjectItem(c, "ok")));
-	ck_assert_int_eq(cJSON_GetObjectItem(c, "tasks")->valueint, tasks);
-	cJSON_Delete(c);
-}
-
 START_TEST(racing_threads_on_an_exclusive_name_create_one_task)
 {
 	static const char *const finish[] = {
 		"{\"completed\":true}", "{\"failed\":true}", "{\"status\":\"CANCELLED\"}",
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
+	char *dir;
+	tm_manager *tm = tt_open_tmp(&dir, 0);
 	pthread_barrier_t go;
 	struct racer r[THREADS];
 	pthread_t th[THREADS];
@@ -96,45 +83,14 @@ START_TEST(racing_threads_on_an_exclusive_name_create_one_task)
 		ck_assert_ok(tm_patch(tm, "excl", r[winner].id,
 		             finish[round % 3], NULL));
 	}
-	assert_check_ok(tm, ROUNDS);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_assert_check(tm, ROUNDS);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 /* ---- across processes ---------------------------------------------------- */
 
 enum { HELPERS = 4, PROC_ROUNDS = 3 };
-
-struct helper {
-	pid_t pid;
-	FILE *out;
-};
-
-/* Start a helper on dir that waits for start_fd to close. */
-static void spawn(const char *path, const char *dir, int start_fd, struct helper *h)
-{
-	int out[2];
-	char fd_arg[16];
-
-	ck_assert_int_eq(pipe2(out, O_CLOEXEC), 0);
-	snprintf(fd_arg, sizeof(fd_arg), "%d", start_fd);
-	h->pid = fork();
-	ck_assert_int_ge(h->pid, 0);
-	if (h->pid == 0) {
-		/* The child keeps the read end of the start pipe across exec;
-		 * every write end is close-on-exec. */
-		fcntl(start_fd, F_SETFD, 0);
-		if (dup2(out[1], STDOUT_FILENO) < 0)
-			_exit(126);
-		execl(path, path, dir, fd_arg, "excl", (char *)NULL);
-		_exit(127);
-	}
-	close(out[1]);
-	h->out = fdopen(out[0], "r");
-	ck_assert_ptr_nonnull(h->out);
-}
 
 static void finish_store(const char *dir, int round, const char *winner)
 {
@@ -144,7 +100,7 @@ static void finish_store(const char *dir, int round, const char *winner)
 	ck_assert_int_eq(tt_count(tm, "excl"), round + 1);
 	ck_assert_str_eq(tt_status(tm, "excl", winner, (char[32]){ 0 }), "REQUEST_SENT");
 	ck_assert_ok(tm_patch(tm, "excl", winner, "{\"completed\":true}", NULL));
-	assert_check_ok(tm, round + 1);
+	tt_assert_check(tm, round + 1);
 	tm_close(tm);
 }
 
@@ -161,36 +117,33 @@ START_TEST(racing_processes_on_an_exclusive_name_create_one_task)
 	tt_register(tm, "excl", TM_JOB_EXCLUSIVE);
 	tm_close(tm);
 	for (int round = 0; round < PROC_ROUNDS; round++) {
-		struct helper h[HELPERS];
-		int start[2], ok = 0, busy = 0;
-		char winner[21] = "", line[256];
+		pid_t pids[HELPERS];
+		FILE *from[HELPERS];
+		int gate[2], ok = 0, busy = 0;
+		char gate_arg[16], winner[21] = "";
 
-		ck_assert_int_eq(pipe2(start, O_CLOEXEC), 0);
+		ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
+		snprintf(gate_arg, sizeof(gate_arg), "%d", gate[0]);
 		for (int i = 0; i < HELPERS; i++)
-			spawn(path, dir, start[0], &h[i]);
-		close(start[0]);
+			pids[i] = tt_spawn_ready((char *[]){ (char *)path, dir, gate_arg, "excl",
+			                                     NULL }, gate[0], &from[i]);
+		close(gate[0]);
+		close(gate[1]); /* go */
 		for (int i = 0; i < HELPERS; i++) {
-			ck_assert_ptr_nonnull(fgets(line, sizeof(line), h[i].out));
-			ck_assert_msg(strcmp(line, "ready\n") == 0, "helper said %s", line);
-		}
-		close(start[1]); /* go */
-		for (int i = 0; i < HELPERS; i++) {
-			int rc, status;
-			char id[32];
+			char id[21];
+			int rc = tt_race_answer(from[i], id);
 
-			ck_assert_ptr_nonnull(fgets(line, sizeof(line), h[i].out));
-			ck_assert_msg(sscanf(line, "%d %31s", &rc, id) == 2, "helper said %s", line);
 			if (rc == TM_OK) {
 				ok++;
 				ck_assert_uint_eq(strlen(id), 20);
-				snprintf(winner, sizeof(winner), "%.20s", id);
+				snprintf(winner, sizeof(winner), "%s", id);
 			} else {
-				ck_assert_msg(rc == TM_EALREADY_RUNNING, "helper said %s", line);
+				ck_assert_msg(rc == TM_EALREADY_RUNNING, "a helper's trigger gave %s",
+				              tm_error_name(rc));
 				busy++;
 			}
-			fclose(h[i].out);
-			ck_assert_int_eq(waitpid(h[i].pid, &status, 0), h[i].pid);
-			ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+			fclose(from[i]);
+			tt_reap(pids[i]);
 		}
 		ck_assert_int_eq(ok, 1);
 		ck_assert_int_eq(busy, HELPERS - 1);
@@ -202,11 +155,6 @@ START_TEST(racing_processes_on_an_exclusive_name_create_one_task)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("race");
-
-	tt_add(s, racing_threads_on_an_exclusive_name_create_one_task);
-	tt_add(s, racing_processes_on_an_exclusive_name_create_one_task);
-	return tt_run(s);
-}
+TT_MAIN("race",
+	racing_threads_on_an_exclusive_name_create_one_task,
+	racing_processes_on_an_exclusive_name_create_one_task)

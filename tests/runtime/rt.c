@@ -40,20 +40,33 @@ tm_manager *rt_open(const char *dir, unsigned workers)
 	return rt_open_with(&o);
 }
 
+tm_manager *rt_open_tmp(char **dir, unsigned workers)
+{
+	*dir = tt_tmpdir();
+	return rt_open(*dir, workers);
+}
+
 tm_job_def rt_def(const char *name, tm_status (*run)(tm_job *, void *), void *user)
 {
-	tm_job_def d;
+	tm_job_def d = TM_JOB_DEF_INIT;
 
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = name;
 	d.run = run;
 	d.user = user;
 	return d;
 }
 
-cJSON *rt_task(tm_manager *tm, const char *name, const char *id)
+tm_status rt_complete(tm_job *job, void *user)
 {
-	return tt_json(tt_get(tm, name, id, 0));
+	(void)job;
+	(void)user;
+	return TM_COMPLETED;
+}
+
+tm_status rt_answer(tm_job *job, void *user)
+{
+	(void)job;
+	return *(const tm_status *)user;
 }
 
 const char *rt_status_of(const cJSON *task)
@@ -63,32 +76,34 @@ const char *rt_status_of(const cJSON *task)
 	return cJSON_IsString(s) ? s->valuestring : "";
 }
 
-static const cJSON *detail(const cJSON *task, const char *key)
-{
-	return cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(task, "details"), key);
-}
-
 const char *rt_detail_str(const cJSON *task, const char *key)
 {
-	const cJSON *v = detail(task, key);
+	const cJSON *v = tt_detail(task, key);
 
 	return cJSON_IsString(v) ? v->valuestring : "";
 }
 
 double rt_detail_num(const cJSON *task, const char *key)
 {
-	const cJSON *v = detail(task, key);
+	const cJSON *v = tt_detail(task, key);
 
 	return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
 const char *rt_message(const cJSON *task)
 {
-	const cJSON *m = cJSON_GetObjectItemCaseSensitive(detail(task, "progress"),
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(tt_detail(task, "progress"),
 	                                                  "message");
 
 	return cJSON_IsString(m) ? m->valuestring : "";
+}
+
+double rt_progress_num(const cJSON *task, const char *key)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(tt_detail(task, "progress"),
+	                                                  key);
+
+	return cJSON_IsNumber(v) ? v->valuedouble : -1;
 }
 
 int rt_has_warning(const cJSON *task, const char *text)
@@ -106,25 +121,75 @@ int rt_n_warnings(const cJSON *task)
 	return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(task, "warnings"));
 }
 
-struct status_wait {
+void rt_assert_cancel_gives(tm_manager *tm, const char *name, const char *id,
+                            const char *status)
+{
+	char *out = NULL;
+	cJSON *after;
+
+	ck_assert_ok(tm_cancel(tm, name, id, &out));
+	after = tt_json(out);
+	ck_assert_str_eq(rt_status_of(after), status);
+	cJSON_Delete(after);
+}
+
+void rt_assert_attempts(tm_manager *tm, const char *name, const char *id, int n)
+{
+	cJSON *task = tt_task(tm, name, id, 0);
+
+	ck_assert_msg((int)rt_detail_num(task, "attempts") == n,
+	              "task %s has %g attempts, expected %d", id,
+	              rt_detail_num(task, "attempts"), n);
+	cJSON_Delete(task);
+}
+
+cJSON *rt_job_task(tm_manager *tm, const tm_job *job)
+{
+	char *out = NULL;
+	cJSON *j;
+
+	if (tm_get(tm, tm_job_name(job), tm_job_task_id(job), 0, &out) != TM_OK)
+		return NULL;
+	j = cJSON_Parse(out);
+	tm_free(out);
+	return j;
+}
+
+struct task_wait {
 	tm_manager *tm;
-	const char *name, *id, *status;
+	const char *name, *id;
+	int (*ok)(const cJSON *task, const void *arg);
+	const void *arg;
 };
 
-static int has_status(void *p)
+static int task_is(void *p)
 {
-	struct status_wait *w = p;
-	char buf[32];
+	struct task_wait *w = p;
+	cJSON *task = tt_task(w->tm, w->name, w->id, 0);
+	int ok = w->ok(task, w->arg);
 
-	return strcmp(tt_status(w->tm, w->name, w->id, buf), w->status) == 0;
+	cJSON_Delete(task);
+	return ok;
+}
+
+int rt_wait_task(tm_manager *tm, const char *name, const char *id,
+                 int (*ok)(const cJSON *task, const void *arg), const void *arg,
+                 double seconds)
+{
+	struct task_wait w = { tm, name, id, ok, arg };
+
+	return tt_wait(task_is, &w, seconds);
+}
+
+static int has_status(const cJSON *task, const void *status)
+{
+	return strcmp(rt_status_of(task), status) == 0;
 }
 
 int rt_wait_status(tm_manager *tm, const char *name, const char *id,
                    const char *status, double seconds)
 {
-	struct status_wait w = { tm, name, id, status };
-
-	return tt_wait(has_status, &w, seconds);
+	return rt_wait_task(tm, name, id, has_status, status, seconds);
 }
 
 struct flag_wait {
@@ -144,6 +209,40 @@ int rt_wait_atleast(atomic_int *flag, int value, double seconds)
 	struct flag_wait w = { flag, value };
 
 	return tt_wait(flag_reached, &w, seconds);
+}
+
+int rt_flag_set(void *flag)
+{
+	return atomic_load((atomic_int *)flag) != 0;
+}
+
+void rt_count_running(atomic_int *running, atomic_int *max)
+{
+	int now = atomic_fetch_add(running, 1) + 1, seen = atomic_load(max);
+
+	while (now > seen && !atomic_compare_exchange_weak(max, &seen, now))
+		;
+}
+
+struct count_wait {
+	tm_manager *tm;
+	const char *name;
+	int lo, hi;
+};
+
+static int count_within(void *p)
+{
+	struct count_wait *w = p;
+	int n = tt_count(w->tm, w->name);
+
+	return n >= w->lo && n <= w->hi;
+}
+
+int rt_wait_count(tm_manager *tm, const char *name, int lo, int hi, double seconds)
+{
+	struct count_wait w = { tm, name, lo, hi };
+
+	return tt_wait(count_within, &w, seconds);
 }
 
 void rt_barrier(tm_manager *tm)
@@ -166,52 +265,6 @@ void rt_barrier(tm_manager *tm)
 	}
 }
 
-static cJSON *stats(tm_manager *tm)
-{
-	char *out = NULL;
-
-	ck_assert_ok(tm_stats(tm, &out));
-	return tt_json(out);
-}
-
-int rt_stat(tm_manager *tm, const char *name, const char *status)
-{
-	cJSON *j = stats(tm);
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(
-		cJSON_GetObjectItemCaseSensitive(
-			cJSON_GetObjectItemCaseSensitive(j, "names"), name), status);
-	int n = cJSON_IsNumber(v) ? v->valueint : 0;
-
-	cJSON_Delete(j);
-	return n;
-}
-
-double rt_commits(tm_manager *tm)
-{
-	cJSON *j = stats(tm);
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(j, "commits");
-	double n;
-
-	ck_assert_msg(cJSON_IsNumber(v), "tm_stats has no commits figure");
-	n = v->valuedouble;
-	cJSON_Delete(j);
-	return n;
-}
-
-void rt_assert_check_ok(tm_manager *tm)
-{
-	char *out = NULL, *text;
-	cJSON *j;
-
-	ck_assert_ok(tm_check(tm, &out));
-	j = tt_json(out);
-	text = cJSON_PrintUnformatted(j);
-	ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(j, "ok")),
-	              "tm_check: %s", text);
-	cJSON_free(text);
-	cJSON_Delete(j);
-}
-
 double rt_now(void)
 {
 	struct timespec ts;
@@ -226,6 +279,16 @@ double rt_mono(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+char *rt_shared_dir(char store[RT_PATH_MAX], char runs[RT_PATH_MAX])
+{
+	char *dir = tt_tmpdir();
+
+	snprintf(store, RT_PATH_MAX, "%s/store", dir);
+	if (runs)
+		snprintf(runs, RT_PATH_MAX, "%s/runs", dir);
+	return dir;
 }
 
 /* ---- children ----------------------------------------------------------- */
@@ -289,13 +352,55 @@ int rt_child_wait_status(tm_manager *tm, const char *name, const char *id,
 	return 1;
 }
 
-void rt_reap(pid_t pid)
+void rt_peer_start(struct rt_peer *p, const tm_options *o,
+                   int (*setup)(tm_manager *tm, void *arg),
+                   int (*then)(tm_manager *tm, void *arg), void *arg)
 {
-	int st = 0;
+	int ready[2], ctl[2];
+	char buf[16];
 
-	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
-	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0,
-	              "child %d ended with status 0x%x", (int)pid, st);
+	ck_assert_int_eq(pipe(ready), 0);
+	ck_assert_int_eq(pipe(ctl), 0);
+	p->pid = rt_fork();
+	if (p->pid == 0) {
+		tm_manager *tm;
+		int rc = 0;
+
+		close(ready[0]);
+		close(ctl[1]);
+		tm = rt_child_open(o);
+		if (tm == NULL || setup(tm, arg) != 0)
+			_exit(3);
+		rt_send(ready[1], "ready");
+		if (!rt_recv(ctl[0], buf, sizeof(buf)))
+			_exit(4);
+		if (then)
+			rc = then(tm, arg);
+		tm_close(tm);
+		_exit(rc);
+	}
+	close(ready[1]);
+	close(ctl[0]);
+	p->ready = ready[0];
+	p->ctl = ctl[1];
+	ck_assert_msg(rt_recv(p->ready, buf, sizeof(buf)), "the peer process did not start");
+}
+
+void rt_peer_tell(struct rt_peer *p, const char *line)
+{
+	rt_send(p->ctl, line);
+}
+
+void rt_peer_reap(struct rt_peer *p)
+{
+	tt_reap(p->pid);
+	close(p->ready);
+	close(p->ctl);
+}
+
+int rt_peer_register(tm_manager *tm, void *def)
+{
+	return tm_register(tm, def);
 }
 
 void rt_kill(pid_t pid)
@@ -398,4 +503,34 @@ void rt_append(const char *path, const char *line)
 		abort();
 	}
 	close(fd);
+}
+
+void rt_append_run(const char *path, const tm_job *job)
+{
+	char line[64];
+
+	snprintf(line, sizeof(line), "%s %d", tm_job_task_id(job), (int)getpid());
+	rt_append(path, line);
+}
+
+void rt_assert_ran_once(tm_manager *tm, const char *name, char ids[][21], int n,
+                        const char *runs, pid_t pid)
+{
+	for (int i = 0; i < n; i++) {
+		cJSON *task;
+		char line[64];
+
+		rt_await_status(tm, name, ids[i], "COMPLETED");
+		task = tt_task(tm, name, ids[i], 0);
+		ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 1);
+		ck_assert_int_eq(rt_n_warnings(task), 0);
+		cJSON_Delete(task);
+		if (pid)
+			snprintf(line, sizeof(line), "%s %d\n", ids[i], (int)pid);
+		else
+			snprintf(line, sizeof(line), "%s ", ids[i]);
+		ck_assert_msg(rt_file_count(runs, line) == 1,
+		              "task %s did not run once (in process %d)", ids[i], (int)pid);
+	}
+	ck_assert_int_eq(rt_file_lines(runs), n);
 }

@@ -1,7 +1,8 @@
-/* SPEC section 6, graceful close: tm_close() tells running handlers to stop,
- * waits up to grace_ms, and leaves unfinished tasks to the next open without
- * counting an attempt; a handler that stopped because of the close is not
- * CANCELLED or FAILED for it, one that completed is COMPLETED. */
+/* Graceful close (doc/runtime.md, "Closing"): tm_close() tells running
+ * handlers to stop, waits up to grace_ms, and leaves unfinished tasks to
+ * the next open without counting an attempt; a handler that stopped because
+ * of the close is not CANCELLED or FAILED for it, one that completed is
+ * COMPLETED. */
 #include <string.h>
 
 #include "rt.h"
@@ -13,11 +14,6 @@ static struct {
 	unsigned attempt[8];
 	char secret[8][16];
 } h;
-
-static void reset(void)
-{
-	memset(&h, 0, sizeof(h));
-}
 
 static void record_start(tm_job *job)
 {
@@ -31,18 +27,12 @@ static void record_start(tm_job *job)
 	atomic_fetch_add(&h.started, 1);
 }
 
-static int released(void *p)
-{
-	(void)p;
-	return atomic_load(&h.release);
-}
-
 /* Ignores the close, past the grace period, until the test releases it. */
 static tm_status stubborn(tm_job *job, void *user)
 {
 	(void)user;
 	record_start(job);
-	tt_wait(released, NULL, 60);
+	tt_wait(rt_flag_set, &h.release, 60);
 	atomic_store(&h.saw_close, tm_job_cancelled(job) != 0);
 	atomic_fetch_add(&h.returned, 1);
 	return TM_COMPLETED;
@@ -72,10 +62,11 @@ static tm_status quick(tm_job *job, void *user)
 	return TM_COMPLETED;
 }
 
-/* grace_ms 200 for a handler meant to outlast it; long for the others, so
+/* "job" runs `run`, at most `concurrency` at once (0: no limit).
+ * grace_ms 200 for a handler meant to outlast it; long for the others, so
  * that a slow machine cannot make a prompt handler miss it. */
 static tm_manager *open_with(const char *dir, unsigned workers, unsigned grace_ms,
-                             tm_status (*run)(tm_job *, void *))
+                             tm_status (*run)(tm_job *, void *), unsigned concurrency)
 {
 	tm_options o;
 	tm_manager *tm;
@@ -84,6 +75,7 @@ static tm_manager *open_with(const char *dir, unsigned workers, unsigned grace_m
 	rt_options(&o, dir, workers);
 	o.grace_ms = grace_ms;
 	tm = rt_open_with(&o);
+	d.concurrency = concurrency;
 	ck_assert_ok(tm_register(tm, &d));
 	return tm;
 }
@@ -91,8 +83,8 @@ static tm_manager *open_with(const char *dir, unsigned workers, unsigned grace_m
 /* Reopened without workers: the task waits, neither ended nor counted. */
 static void assert_waiting(const char *dir, const char *id)
 {
-	tm_manager *tm = open_with(dir, 0, 5000, quick);
-	cJSON *task = rt_task(tm, "job", id);
+	tm_manager *tm = open_with(dir, 0, 5000, quick, 0);
+	cJSON *task = tt_task(tm, "job", id, 0);
 
 	ck_assert_str_eq(rt_status_of(task), "RUNNING");
 	ck_assert_int_eq(rt_n_warnings(task), 0);
@@ -103,10 +95,9 @@ static void assert_waiting(const char *dir, const char *id)
 START_TEST(close_during_job_resumes_with_same_attempt)
 {
 	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = open_with(dir, 1, 200, stubborn);
-	cJSON *task;
+	tm_manager *tm = open_with(dir, 1, 200, stubborn, 0);
 
-	reset();
+	memset(&h, 0, sizeof(h));
 	tt_trigger(tm, "job", "{\"refresh_token\": \"tok\"}", id);
 	rt_await_atleast(&h.started, 1);
 	tm_close(tm); /* returns after the grace period, the handler still busy */
@@ -115,7 +106,7 @@ START_TEST(close_during_job_resumes_with_same_attempt)
 	ck_assert_int_eq(atomic_load(&h.saw_close), 1);
 
 	assert_waiting(dir, id);
-	tm = open_with(dir, 1, 5000, quick);
+	tm = open_with(dir, 1, 5000, quick, 0);
 	rt_await_status(tm, "job", id, "COMPLETED");
 	/* The status came through the store, which TSan cannot see through:
 	 * this atomic read orders the handler's writes before ours. */
@@ -124,13 +115,9 @@ START_TEST(close_during_job_resumes_with_same_attempt)
 	ck_assert_uint_eq(h.attempt[0], 1);
 	ck_assert_uint_eq(h.attempt[1], 1);
 	ck_assert_str_eq(h.secret[1], "tok"); /* the resumed run has it too */
-	task = rt_task(tm, "job", id);
-	ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 1);
-	cJSON_Delete(task);
-	rt_assert_check_ok(tm);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	rt_assert_attempts(tm, "job", id, 1);
+	tt_assert_check(tm, -1);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -139,9 +126,9 @@ START_TEST(close_with_cooperative_handler_requeues)
 {
 	static const char *answers[2] = { "CANCELLED", "FAILED" };
 	char *dir = tt_tmpdir(), ids[2][21];
-	tm_manager *tm = open_with(dir, 2, 5000, cooperative);
+	tm_manager *tm = open_with(dir, 2, 5000, cooperative, 0);
 
-	reset();
+	memset(&h, 0, sizeof(h));
 	for (int i = 0; i < 2; i++) {
 		char body[80];
 
@@ -155,12 +142,12 @@ START_TEST(close_with_cooperative_handler_requeues)
 
 	for (int i = 0; i < 2; i++)
 		assert_waiting(dir, ids[i]);
-	tm = open_with(dir, 2, 5000, quick);
+	tm = open_with(dir, 2, 5000, quick, 0);
 	for (int i = 0; i < 2; i++) {
 		cJSON *task;
 
 		rt_await_status(tm, "job", ids[i], "COMPLETED");
-		task = rt_task(tm, "job", ids[i]);
+		task = tt_task(tm, "job", ids[i], 0);
 		ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 1);
 		ck_assert_int_eq(rt_n_warnings(task), 0);
 		ck_assert_str_eq(rt_detail_str(task, "error"), "");
@@ -170,34 +157,27 @@ START_TEST(close_with_cooperative_handler_requeues)
 	ck_assert_int_eq(atomic_load(&h.runs), 4);
 	for (int k = 0; k < 4; k++)
 		ck_assert_uint_eq(h.attempt[k], 1);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 START_TEST(close_with_handler_completing_completes)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = open_with(dir, 1, 5000, cooperative);
-	cJSON *task;
+	char *dir = tt_tmpdir(), id[21], buf[32];
+	tm_manager *tm = open_with(dir, 1, 5000, cooperative, 0);
 
-	reset();
+	memset(&h, 0, sizeof(h));
 	tt_trigger(tm, "job", "{\"context_task\": {\"answer\": \"COMPLETED\"}}", id);
 	rt_await_atleast(&h.started, 1);
 	tm_close(tm);
 	ck_assert_int_eq(atomic_load(&h.returned), 1);
 
-	tm = open_with(dir, 1, 5000, quick);
-	task = rt_task(tm, "job", id);
-	ck_assert_str_eq(rt_status_of(task), "COMPLETED");
-	ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 1);
-	cJSON_Delete(task);
+	tm = open_with(dir, 1, 5000, quick, 0);
+	ck_assert_str_eq(tt_status(tm, "job", id, buf), "COMPLETED");
+	rt_assert_attempts(tm, "job", id, 1);
 	rt_barrier(tm);
 	ck_assert_int_eq(atomic_load(&h.runs), 1);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -205,38 +185,24 @@ END_TEST
 START_TEST(close_leaves_waiting_tasks_waiting)
 {
 	char *dir = tt_tmpdir(), ids[TASKS][21], buf[32];
-	tm_options o;
-	tm_manager *tm;
-	tm_job_def d = rt_def("job", cooperative, NULL);
+	tm_manager *tm = open_with(dir, 2, 5000, cooperative, 1);
 
-	reset();
-	rt_options(&o, dir, 2);
-	o.grace_ms = 5000;
-	tm = rt_open_with(&o);
-	d.concurrency = 1;
-	ck_assert_ok(tm_register(tm, &d));
+	memset(&h, 0, sizeof(h));
 	for (int i = 0; i < TASKS; i++)
 		tt_trigger(tm, "job", "{\"context_task\": {\"answer\": \"COMPLETED\"}}", ids[i]);
 	rt_await_atleast(&h.started, 1);
 	tm_close(tm); /* the handler completes; the free worker must not start more */
 	ck_assert_int_eq(atomic_load(&h.runs), 1);
-	tm = open_with(dir, 0, 5000, quick);
+	tm = open_with(dir, 0, 5000, quick, 0);
 	ck_assert_str_eq(tt_status(tm, "job", ids[0], buf), "COMPLETED");
 	for (int i = 1; i < TASKS; i++)
 		ck_assert_str_eq(tt_status(tm, "job", ids[i], buf), "REQUEST_SENT");
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_close");
-
-	tt_add(s, close_during_job_resumes_with_same_attempt);
-	tt_add(s, close_with_cooperative_handler_requeues);
-	tt_add(s, close_with_handler_completing_completes);
-	tt_add(s, close_leaves_waiting_tasks_waiting);
-	return tt_run(s);
-}
+TT_MAIN("runtime_close",
+	close_during_job_resumes_with_same_attempt,
+	close_with_cooperative_handler_requeues,
+	close_with_handler_completing_completes,
+	close_leaves_waiting_tasks_waiting)

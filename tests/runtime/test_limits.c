@@ -1,5 +1,6 @@
-/* SPEC sections 5 and 6, limits: a name's concurrency limit caps the
- * handlers running at once; an exclusive name never has two active tasks. */
+/* Limits (doc/api.md, "Registering task names"; doc/runtime.md, "Workers"):
+ * a name's concurrency limit caps the handlers running at once; an
+ * exclusive name never has two active tasks. */
 #include <string.h>
 #include <time.h>
 
@@ -12,11 +13,6 @@ static struct {
 	atomic_int active, max, done, runs, release;
 } h;
 
-static void reset(void)
-{
-	memset(&h, 0, sizeof(h));
-}
-
 static int partner_or_alone(void *p)
 {
 	(void)p;
@@ -24,17 +20,15 @@ static int partner_or_alone(void *p)
 	       atomic_load(&h.done) + atomic_load(&h.active) >= TASKS;
 }
 
-/* Counts handlers at once; waits (up to 2 s) for a partner, then holds 10 ms, so that the
- * limit is reached whenever the runtime allows it. */
+/* Counts handlers at once; waits (up to 2 s) for a partner, then holds
+ * 10 ms, so that the limit is reached whenever the runtime allows it. */
 static tm_status counted(tm_job *job, void *user)
 {
 	struct timespec ms = { 0, 10000000 };
-	int now = atomic_fetch_add(&h.active, 1) + 1, max = atomic_load(&h.max);
 
 	(void)job;
 	(void)user;
-	while (now > max && !atomic_compare_exchange_weak(&h.max, &max, now))
-		;
+	rt_count_running(&h.active, &h.max);
 	atomic_fetch_add(&h.runs, 1);
 	tt_wait(partner_or_alone, NULL, 2);
 	nanosleep(&ms, NULL);
@@ -45,11 +39,11 @@ static tm_status counted(tm_job *job, void *user)
 
 START_TEST(concurrency_limit_is_respected)
 {
-	char *dir = tt_tmpdir(), ids[TASKS][21];
-	tm_manager *tm = rt_open(dir, 6);
+	char *dir, ids[TASKS][21];
+	tm_manager *tm = rt_open_tmp(&dir, 6);
 	tm_job_def d = rt_def("job", counted, NULL);
 
-	reset();
+	memset(&h, 0, sizeof(h));
 	d.concurrency = LIMIT;
 	ck_assert_ok(tm_register(tm, &d));
 	for (int i = 0; i < TASKS; i++)
@@ -60,41 +54,31 @@ START_TEST(concurrency_limit_is_respected)
 	ck_assert_int_le(atomic_load(&h.max), LIMIT);
 	ck_assert_int_eq(atomic_load(&h.max), LIMIT);
 	ck_assert_int_eq(atomic_load(&h.runs), TASKS);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
-
-static int released(void *p)
-{
-	(void)p;
-	return atomic_load(&h.release);
-}
 
 static tm_status blocker(tm_job *job, void *user)
 {
 	(void)job;
 	(void)user;
 	atomic_fetch_add(&h.runs, 1);
-	tt_wait(released, NULL, 60);
+	tt_wait(rt_flag_set, &h.release, 60);
 	return TM_COMPLETED;
 }
 
 START_TEST(exclusive_name_refuses_a_second_active_task)
 {
-	char *dir = tt_tmpdir(), first[21], next[21];
-	tm_manager *tm = rt_open(dir, 2);
+	char *dir, first[21], next[21], *out;
+	tm_manager *tm = rt_open_tmp(&dir, 2);
 	tm_job_def d = rt_def("job", blocker, NULL);
-	char *out = (char *)"unset";
 
-	reset();
+	memset(&h, 0, sizeof(h));
 	d.flags = TM_JOB_EXCLUSIVE;
 	ck_assert_ok(tm_register(tm, &d));
 	tt_trigger(tm, "job", NULL, first);
 	/* Waiting, then running, then cancel requested: active all along. */
-	ck_assert_err(tm_trigger(tm, "job", NULL, 0, &out), TM_EALREADY_RUNNING);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_trigger(tm, "job", NULL, 0, &out), TM_EALREADY_RUNNING, out);
 	rt_await_atleast(&h.runs, 1);
 	ck_assert_err(tm_trigger(tm, "job", NULL, 0, NULL), TM_EALREADY_RUNNING);
 	ck_assert_ok(tm_cancel(tm, "job", first, NULL));
@@ -104,17 +88,10 @@ START_TEST(exclusive_name_refuses_a_second_active_task)
 	tt_trigger(tm, "job", NULL, next);
 	rt_await_status(tm, "job", next, "COMPLETED");
 	ck_assert_int_eq(atomic_load(&h.runs), 2);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_limits");
-
-	tt_add(s, concurrency_limit_is_respected);
-	tt_add(s, exclusive_name_refuses_a_second_active_task);
-	return tt_run(s);
-}
+TT_MAIN("runtime_limits",
+	concurrency_limit_is_respected,
+	exclusive_name_refuses_a_second_active_task)

@@ -1,22 +1,18 @@
-/* SPEC section 6: what each handler outcome makes of the task, and what a
- * handler sees through the tm_job_* calls (section 5). */
+/* What each handler outcome makes of the task, and what a handler sees
+ * through the tm_job_* calls (doc/runtime.md, "What a handler sees"). */
 #include <string.h>
 
 #include "rt.h"
 
 /* What the handler saw, for the test thread to check. */
 static struct {
+	tm_manager *tm;        /* for a handler calling the API */
 	atomic_int runs;
 	char id[32], name[80], payload[256], status_inside[32];
 	int has_secret;
 	unsigned attempt;
 	int rc_not_object, rc_not_json;
 } seen;
-
-static void reset(void)
-{
-	memset(&seen, 0, sizeof(seen));
-}
 
 static tm_status record(tm_job *job)
 {
@@ -31,47 +27,32 @@ static tm_status record(tm_job *job)
 
 static tm_status complete(tm_job *job, void *user)
 {
-	tm_manager *tm = user;
-	char *out = NULL;
+	cJSON *j;
 
+	(void)user;
 	record(job);
 	/* A handler may call the API: its task is RUNNING meanwhile. */
-	if (tm && tm_get(tm, tm_job_name(job), tm_job_task_id(job), 0, &out) == TM_OK) {
-		cJSON *j = cJSON_Parse(out);
+	if (seen.tm && (j = rt_job_task(seen.tm, job)) != NULL) {
 		snprintf(seen.status_inside, sizeof(seen.status_inside), "%s",
 		         rt_status_of(j));
 		cJSON_Delete(j);
-		tm_free(out);
 	}
 	return TM_COMPLETED;
 }
 
-static tm_status fail_with_message(tm_job *job, void *user)
-{
-	(void)user;
-	record(job);
-	return tm_job_fail(job, "disk %s", "full");
-}
+/* What `answer` returns: its status, or, given an error, FAILED by
+ * tm_job_fail(job, "disk %s", error). */
+struct answer {
+	tm_status status;
+	const char *error;
+};
 
-static tm_status fail_plain(tm_job *job, void *user)
+static tm_status answer(tm_job *job, void *user)
 {
-	(void)user;
-	record(job);
-	return TM_FAILED;
-}
+	const struct answer *a = user;
 
-static tm_status cancel_itself(tm_job *job, void *user)
-{
-	(void)user;
 	record(job);
-	return TM_CANCELLED;
-}
-
-static tm_status bad_status(tm_job *job, void *user)
-{
-	(void)user;
-	record(job);
-	return TM_RUNNING;
+	return a->error ? tm_job_fail(job, "disk %s", a->error) : a->status;
 }
 
 static tm_status report(tm_job *job, void *user)
@@ -88,44 +69,44 @@ static tm_status report(tm_job *job, void *user)
 	return TM_COMPLETED;
 }
 
-/* Trigger one task of a fresh "job" with handler `run`; wait for `status`. */
-static cJSON *run_one(tm_status (*run)(tm_job *, void *), const char *body,
+/* Trigger one task of a fresh "job" with handler `run` (and its user);
+ * wait for `status`. */
+static cJSON *run_one(tm_status (*run)(tm_job *, void *), void *user, const char *body,
                       const char *status, char id[21])
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", run, tm);
+	char *dir;
+	tm_manager *tm = rt_open_tmp(&dir, 1);
+	tm_job_def d = rt_def("job", run, user);
 	cJSON *task;
 
-	reset();
+	memset(&seen, 0, sizeof(seen));
+	seen.tm = tm;
 	ck_assert_ok(tm_register(tm, &d));
 	tt_trigger(tm, "job", body, id);
 	rt_await_status(tm, "job", id, status);
-	task = rt_task(tm, "job", id);
+	task = tt_task(tm, "job", id, 0);
 	ck_assert_int_eq(atomic_load(&seen.runs), 1);
 	ck_assert_str_eq(seen.id, id);
 	ck_assert_str_eq(seen.name, "job");
 	ck_assert_uint_eq(seen.attempt, 1);
 	ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 1);
 	ck_assert_msg(rt_detail_num(task, "end_time") > 0, "a final task has end_time");
-	rt_assert_check_ok(tm);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_assert_check(tm, -1);
+	tt_close_tmp(tm, dir);
 	return task;
 }
 
 START_TEST(completed_handler_ends_completed)
 {
 	char id[21];
-	cJSON *task = run_one(complete, "{\"context_task\": {\"x\": 1}}",
+	cJSON *task = run_one(complete, NULL, "{\"context_task\": {\"x\": 1}}",
 	                      "COMPLETED", id);
 	cJSON *payload = cJSON_Parse(seen.payload), *want = cJSON_Parse("{\"x\": 1}");
 
 	ck_assert_msg(cJSON_Compare(payload, want, 1), "payload %s", seen.payload);
 	ck_assert_int_eq(seen.has_secret, 0);
 	ck_assert_str_eq(seen.status_inside, "RUNNING");
-	ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(task, "details"), "error"));
+	ck_assert_ptr_null(tt_detail(task, "error"));
 	ck_assert_int_eq(rt_n_warnings(task), 0);
 	cJSON_Delete(payload);
 	cJSON_Delete(want);
@@ -136,7 +117,8 @@ END_TEST
 START_TEST(failed_handler_ends_failed_with_its_error)
 {
 	char id[21];
-	cJSON *task = run_one(fail_with_message, NULL, "FAILED", id);
+	cJSON *task = run_one(answer, &(struct answer){ TM_FAILED, "full" }, NULL,
+	                      "FAILED", id);
 
 	ck_assert_str_eq(rt_detail_str(task, "error"), "disk full");
 	ck_assert_str_eq(seen.payload, "{}");
@@ -147,7 +129,8 @@ END_TEST
 START_TEST(failed_handler_without_message_says_handler_failed)
 {
 	char id[21];
-	cJSON *task = run_one(fail_plain, NULL, "FAILED", id);
+	cJSON *task = run_one(answer, &(struct answer){ TM_FAILED, NULL }, NULL,
+	                      "FAILED", id);
 
 	ck_assert_str_eq(rt_detail_str(task, "error"), "handler failed");
 	cJSON_Delete(task);
@@ -157,9 +140,10 @@ END_TEST
 START_TEST(cancelled_handler_ends_cancelled)
 {
 	char id[21];
-	cJSON *task = run_one(cancel_itself, NULL, "CANCELLED", id);
+	cJSON *task = run_one(answer, &(struct answer){ TM_CANCELLED, NULL }, NULL,
+	                      "CANCELLED", id);
 
-	ck_assert_ptr_null(cJSON_GetObjectItem(cJSON_GetObjectItem(task, "details"), "error"));
+	ck_assert_ptr_null(tt_detail(task, "error"));
 	cJSON_Delete(task);
 }
 END_TEST
@@ -167,7 +151,8 @@ END_TEST
 START_TEST(non_final_return_ends_failed)
 {
 	char id[21];
-	cJSON *task = run_one(bad_status, NULL, "FAILED", id);
+	cJSON *task = run_one(answer, &(struct answer){ TM_RUNNING, NULL }, NULL,
+	                      "FAILED", id);
 
 	ck_assert_msg(rt_detail_str(task, "error")[0] != '\0',
 	              "an invalid return leaves an error");
@@ -178,9 +163,9 @@ END_TEST
 START_TEST(progress_messages_and_warnings_reach_the_task)
 {
 	char id[21];
-	cJSON *task = run_one(report, NULL, "COMPLETED", id);
+	cJSON *task = run_one(report, NULL, NULL, "COMPLETED", id);
 	cJSON *want = cJSON_Parse("{\"a\": 1, \"b\": {\"d\": 3}, \"message\": \"done 5\"}");
-	cJSON *got = cJSON_GetObjectItem(cJSON_GetObjectItem(task, "details"), "progress");
+	cJSON *got = tt_detail(task, "progress");
 	char *text = cJSON_PrintUnformatted(got);
 
 	ck_assert_msg(cJSON_Compare(got, want, 1), "progress %s", text);
@@ -205,7 +190,7 @@ START_TEST(same_process_trigger_wakes_a_worker_at_once)
 	tm_manager *tm;
 	tm_job_def d = rt_def("job", complete, NULL);
 
-	reset();
+	memset(&seen, 0, sizeof(seen));
 	rt_options(&o, dir, 1);
 	o.poll_ms = 60000;
 	o.lease_ms = 60000;
@@ -217,22 +202,15 @@ START_TEST(same_process_trigger_wakes_a_worker_at_once)
 		              "trigger %d did not wake a worker", i);
 	}
 	ck_assert_int_eq(atomic_load(&seen.runs), 3);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_outcomes");
-
-	tt_add(s, completed_handler_ends_completed);
-	tt_add(s, failed_handler_ends_failed_with_its_error);
-	tt_add(s, failed_handler_without_message_says_handler_failed);
-	tt_add(s, cancelled_handler_ends_cancelled);
-	tt_add(s, non_final_return_ends_failed);
-	tt_add(s, progress_messages_and_warnings_reach_the_task);
-	tt_add(s, same_process_trigger_wakes_a_worker_at_once);
-	return tt_run(s);
-}
+TT_MAIN("runtime_outcomes",
+	completed_handler_ends_completed,
+	failed_handler_ends_failed_with_its_error,
+	failed_handler_without_message_says_handler_failed,
+	cancelled_handler_ends_cancelled,
+	non_final_return_ends_failed,
+	progress_messages_and_warnings_reach_the_task,
+	same_process_trigger_wakes_a_worker_at_once)

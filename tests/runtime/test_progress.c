@@ -1,7 +1,7 @@
-/* SPEC section 5, progress: tm_job_progress merges into details.progress,
- * writes are coalesced (a tight loop costs a handful of commits, not one per
- * call), the value shows while the task runs, and the last value reaches the
- * store with the final status. */
+/* Progress (doc/runtime.md, "What a handler sees"): tm_job_progress merges
+ * into details.progress, writes are coalesced (a tight loop costs a handful
+ * of commits, not one per call), the value shows while the task runs, and
+ * the last value reaches the store with the final status. */
 #include <string.h>
 #include <time.h>
 
@@ -13,11 +13,6 @@ static struct {
 	atomic_int started, release, done;
 	double loop_s;  /* how long the loop of 1000 calls ran */
 } h;
-
-static void reset(void)
-{
-	memset(&h, 0, sizeof(h));
-}
 
 /* 1000 calls spread over a few coalescing windows. */
 static tm_status loop(tm_job *job, void *user)
@@ -39,19 +34,13 @@ static tm_status loop(tm_job *job, void *user)
 	return TM_COMPLETED;
 }
 
-static int released(void *p)
-{
-	(void)p;
-	return atomic_load(&h.release);
-}
-
 static tm_status report_and_wait(tm_job *job, void *user)
 {
 	(void)user;
 	tm_job_progress(job, "{\"rows\": 40, \"columns\": 3}");
 	tm_job_message(job, "40 rows uploaded");
 	atomic_store(&h.started, 1);
-	tt_wait(released, NULL, 60);
+	tt_wait(rt_flag_set, &h.release, 60);
 	tm_job_progress(job, "{\"rows\": 41}");
 	return TM_COMPLETED;
 }
@@ -74,16 +63,16 @@ START_TEST(thousand_progress_calls_cost_few_commits)
 	double before, after, bound;
 	cJSON *task;
 
-	reset();
+	memset(&h, 0, sizeof(h));
 	rt_options(&o, dir, 1);
 	o.progress_ms = 100;
 	o.lease_ms = 30000; /* no lease renewal inside the count */
 	tm = rt_open_with(&o);
 	ck_assert_ok(tm_register(tm, &d));
-	before = rt_commits(tm);
+	before = tt_stat(tm, NULL, "commits");
 	tt_trigger(tm, "job", NULL, id);
 	rt_await_status(tm, "job", id, "COMPLETED");
-	after = rt_commits(tm);
+	after = tt_stat(tm, NULL, "commits");
 	/* Trigger, claim, first lease renewal and final status, plus at most
 	 * one flush per window of 100 ms while the loop ran and one more;
 	 * slack of 4 for wake-ups that commit nothing new.  One write per tick
@@ -96,49 +85,35 @@ START_TEST(thousand_progress_calls_cost_few_commits)
 	              after - before, CALLS);
 	ck_assert_msg(after - before <= bound, "%.0f commits in %.3f s: more than one "
 	              "flush per progress_ms window", after - before, h.loop_s);
-	task = rt_task(tm, "job", id);
-	ck_assert_int_eq((int)cJSON_GetObjectItem(cJSON_GetObjectItem(
-		cJSON_GetObjectItem(task, "details"), "progress"), "i")->valuedouble, CALLS - 1);
+	task = tt_task(tm, "job", id, 0);
+	ck_assert_int_eq((int)rt_progress_num(task, "i"), CALLS - 1);
 	ck_assert_str_eq(rt_message(task), "step 1000 of 1000");
 	ck_assert_str_eq(cJSON_GetObjectItem(task, "progress")->valuestring, "step 1000 of 1000");
 	cJSON_Delete(task);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-struct progress_wait {
-	tm_manager *tm;
-	const char *id;
-};
-
-static int shows_progress(void *p)
+static int shows_40_rows(const cJSON *task, const void *arg)
 {
-	struct progress_wait *w = p;
-	cJSON *task = rt_task(w->tm, "job", w->id);
-	const cJSON *rows = cJSON_GetObjectItem(cJSON_GetObjectItem(
-		cJSON_GetObjectItem(task, "details"), "progress"), "rows");
-	int ok = cJSON_IsNumber(rows) && rows->valueint == 40;
-
-	cJSON_Delete(task);
-	return ok;
+	(void)arg;
+	return rt_progress_num(task, "rows") == 40;
 }
 
 START_TEST(progress_is_visible_while_running)
 {
-	char *dir = tt_tmpdir(), id[21], *pub;
-	tm_manager *tm = rt_open(dir, 1);
+	char *dir, id[21], *pub;
+	tm_manager *tm = rt_open_tmp(&dir, 1);
 	tm_job_def d = rt_def("job", report_and_wait, NULL);
-	struct progress_wait w = { tm, id };
 	cJSON *task;
 
-	reset();
+	memset(&h, 0, sizeof(h));
 	d.flags = TM_JOB_PUBLIC;
 	ck_assert_ok(tm_register(tm, &d));
 	tt_trigger(tm, "job", NULL, id);
-	ck_assert_msg(tt_wait(shows_progress, &w, RT_DEADLINE), "progress never showed");
-	task = rt_task(tm, "job", id);
+	ck_assert_msg(rt_wait_task(tm, "job", id, shows_40_rows, NULL, RT_DEADLINE),
+	              "progress never showed");
+	task = tt_task(tm, "job", id, 0);
 	ck_assert_str_eq(rt_status_of(task), "RUNNING");
 	ck_assert_str_eq(rt_message(task), "40 rows uploaded");
 	cJSON_Delete(task);
@@ -151,15 +126,11 @@ START_TEST(progress_is_visible_while_running)
 	cJSON_Delete(task);
 	atomic_store(&h.release, 1);
 	rt_await_status(tm, "job", id, "COMPLETED");
-	task = rt_task(tm, "job", id);
-	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
-		cJSON_GetObjectItem(task, "details"), "progress"), "rows")->valueint, 41);
-	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
-		cJSON_GetObjectItem(task, "details"), "progress"), "columns")->valueint, 3);
+	task = tt_task(tm, "job", id, 0);
+	ck_assert_int_eq((int)rt_progress_num(task, "rows"), 41);
+	ck_assert_int_eq((int)rt_progress_num(task, "columns"), 3);
 	cJSON_Delete(task);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -178,24 +149,16 @@ START_TEST(last_progress_reaches_the_store_with_the_final_status)
 	ck_assert_ok(tm_register(tm, &d));
 	tt_trigger(tm, "job", NULL, id);
 	rt_await_status(tm, "job", id, "COMPLETED");
-	task = rt_task(tm, "job", id);
-	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
-		cJSON_GetObjectItem(task, "details"), "progress"), "rows")->valueint, 7);
+	task = tt_task(tm, "job", id, 0);
+	ck_assert_int_eq((int)rt_progress_num(task, "rows"), 7);
 	ck_assert_str_eq(rt_message(task), "last words");
 	ck_assert_msg(rt_has_warning(task, "a late warning"), "warning lost");
 	cJSON_Delete(task);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_progress");
-
-	tt_add(s, thousand_progress_calls_cost_few_commits);
-	tt_add(s, progress_is_visible_while_running);
-	tt_add(s, last_progress_reaches_the_store_with_the_final_status);
-	return tt_run(s);
-}
+TT_MAIN("runtime_progress",
+	thousand_progress_calls_cost_few_commits,
+	progress_is_visible_while_running,
+	last_progress_reaches_the_store_with_the_final_status)

@@ -1,6 +1,7 @@
-/* SPEC section 6, retention: final tasks beyond keep_count per name, or
- * older than keep_age_s, are pruned oldest first in small background
- * transactions, with their index entries; active tasks never are. */
+/* Retention (doc/runtime.md, "Retention"): final tasks beyond keep_count
+ * per name, or older than keep_age_s, are pruned oldest first in small
+ * background transactions, with their index entries; active tasks never
+ * are. */
 #include <string.h>
 
 #include "rt.h"
@@ -8,25 +9,29 @@
 #define KEEP 5
 #define FINALS 150  /* more than one prune transaction (64 a time) */
 
-struct count_wait {
-	tm_manager *tm;
-	const char *name;
-	int n;
+/* How finish() ends the k-th task, and the status that leaves. */
+static const struct {
+	const char *patch, *status;
+} endings[3] = {
+	{ "{\"completed\": true}", "COMPLETED" },
+	{ "{\"failed\": true}", "FAILED" },
+	{ "{\"status\": \"CANCELLED\"}", "CANCELLED" },
 };
 
-static int count_is(void *p)
+/* A store without workers whose options keep keep_count final tasks per
+ * name and none older than keep_age_s (0: the defaults), with "ext"
+ * registered, driven by tm_patch. */
+static tm_manager *open_keeping(const char *dir, unsigned keep_count, double keep_age_s)
 {
-	struct count_wait *w = p;
+	tm_options o;
+	tm_manager *tm;
 
-	return tt_count(w->tm, w->name) == w->n;
-}
-
-static void await_count(tm_manager *tm, const char *name, int n)
-{
-	struct count_wait w = { tm, name, n };
-
-	ck_assert_msg(tt_wait(count_is, &w, RT_DEADLINE), "%s never came down to %d tasks (%d)",
-	              name, n, tt_count(tm, name));
+	rt_options(&o, dir, 0);
+	o.keep_count = keep_count;
+	o.keep_age_s = keep_age_s;
+	tm = rt_open_with(&o);
+	tt_register(tm, "ext", 0);
+	return tm;
 }
 
 /* Three active tasks, the oldest of the name: waiting, running, cancel
@@ -49,92 +54,66 @@ static void assert_active(tm_manager *tm, char ids[3][21])
 		ck_assert_str_eq(tt_status(tm, "ext", ids[i], buf), want[i]);
 }
 
-static void finish(tm_manager *tm, const char *id, int k)
+/* A new task of "ext" that ran and ended the k-th way of endings. */
+static void finished(tm_manager *tm, int k, char id[21])
 {
-	static const char *patches[3] = {
-		"{\"completed\": true}", "{\"failed\": true}", "{\"status\": \"CANCELLED\"}",
-	};
-
+	tt_trigger(tm, "ext", "{\"refresh_token\": \"tok\"}", id);
 	ck_assert_ok(tm_patch(tm, "ext", id, "{\"status\": \"RUNNING\"}", NULL));
-	ck_assert_ok(tm_patch(tm, "ext", id, patches[k % 3], NULL));
+	ck_assert_ok(tm_patch(tm, "ext", id, endings[k % 3].patch, NULL));
 }
 
 START_TEST(retention_prunes_oldest_first_down_to_keep_count)
 {
 	char *dir = tt_tmpdir(), active[3][21], (*ids)[21] = calloc(FINALS, 21), buf[32];
-	tm_options o;
-	tm_manager *tm;
+	tm_manager *tm = open_keeping(dir, KEEP, 0);
 
-	rt_options(&o, dir, 0);
-	o.keep_count = KEEP;
-	tm = rt_open_with(&o);
-	tt_register(tm, "ext", 0);
 	make_active(tm, active);
-	for (int i = 0; i < FINALS; i++) {
-		tt_trigger(tm, "ext", "{\"refresh_token\": \"tok\"}", ids[i]);
-		finish(tm, ids[i], i);
-	}
-	await_count(tm, "ext", 3 + KEEP);
+	for (int i = 0; i < FINALS; i++)
+		finished(tm, i, ids[i]);
+	rt_await_count(tm, "ext", 3 + KEEP);
 	rt_barrier(tm);
 	ck_assert_int_eq(tt_count(tm, "ext"), 3 + KEEP);
 	assert_active(tm, active);
-	/* The newest finals are the ones kept. */
+	/* The newest finals are the ones kept, each as it ended. */
 	for (int i = FINALS - KEEP; i < FINALS; i++)
-		tt_status(tm, "ext", ids[i], buf);
+		ck_assert_str_eq(tt_status(tm, "ext", ids[i], buf), endings[i % 3].status);
 	for (int i = 0; i < FINALS - KEEP; i++)
 		ck_assert_err(tm_get(tm, "ext", ids[i], 0, NULL), TM_ETASK_NOT_FOUND);
-	ck_assert_int_eq(rt_stat(tm, "ext", "COMPLETED") + rt_stat(tm, "ext", "FAILED") +
-	                 rt_stat(tm, "ext", "CANCELLED"), KEEP);
-	rt_assert_check_ok(tm);
-	tm_close(tm);
+	ck_assert_int_eq(tt_stat(tm, "ext", "COMPLETED") + tt_stat(tm, "ext", "FAILED") +
+	                 tt_stat(tm, "ext", "CANCELLED"), KEEP);
+	tt_assert_check(tm, -1);
 	free(ids);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 START_TEST(retention_prunes_finals_older_than_keep_age)
 {
 	char *dir = tt_tmpdir(), active[3][21], done[2][21];
-	tm_options o;
-	tm_manager *tm;
+	tm_manager *tm = open_keeping(dir, 0, 0.3);
 
-	rt_options(&o, dir, 0);
-	o.keep_age_s = 0.3;
-	tm = rt_open_with(&o);
-	tt_register(tm, "ext", 0);
 	make_active(tm, active);
-	for (int i = 0; i < 2; i++) {
-		tt_trigger(tm, "ext", NULL, done[i]);
-		finish(tm, done[i], i);
-	}
-	await_count(tm, "ext", 3);
+	for (int i = 0; i < 2; i++)
+		finished(tm, i, done[i]);
+	rt_await_count(tm, "ext", 3);
 	for (int i = 0; i < 2; i++)
 		ck_assert_err(tm_get(tm, "ext", done[i], 0, NULL), TM_ETASK_NOT_FOUND);
 	/* Older than keep_age_s, and kept: they are active. */
 	rt_barrier(tm);
 	assert_active(tm, active);
-	rt_assert_check_ok(tm);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_assert_check(tm, -1);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 /* Finals of a name with a handler are pruned too; the running one is kept. */
 static atomic_int release;
 
-static int released(void *p)
-{
-	(void)p;
-	return atomic_load(&release);
-}
-
 static tm_status job(tm_job *j, void *user)
 {
 	(void)user;
 	if (strstr(tm_job_payload(j), "block"))
-		tt_wait(released, NULL, 60);
+		tt_wait(rt_flag_set, &release, 60);
 	return TM_COMPLETED;
 }
 
@@ -144,7 +123,6 @@ START_TEST(retention_never_prunes_a_running_task)
 	tm_options o;
 	tm_manager *tm;
 	tm_job_def d = rt_def("job", job, NULL);
-	struct count_wait w;
 
 	atomic_store(&release, 0);
 	rt_options(&o, dir, 2);
@@ -154,26 +132,17 @@ START_TEST(retention_never_prunes_a_running_task)
 	ck_assert_ok(tm_register(tm, &d));
 	tt_trigger(tm, "job", "{\"context_task\": {\"block\": true}}", first);
 	rt_await_status(tm, "job", first, "RUNNING");
-	w = (struct count_wait){ tm, "job", 1 };
 	for (int i = 0; i < 10; i++)
 		tt_trigger(tm, "job", NULL, id);
-	ck_assert_msg(tt_wait(count_is, &w, RT_DEADLINE), "finals were not pruned (%d tasks)",
-	              tt_count(tm, "job"));
+	rt_await_count(tm, "job", 1);
 	ck_assert_str_eq(tt_status(tm, "job", first, buf), "RUNNING");
 	atomic_store(&release, 1);
 	rt_await_status(tm, "job", first, "COMPLETED");
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_retention");
-
-	tt_add(s, retention_prunes_oldest_first_down_to_keep_count);
-	tt_add(s, retention_prunes_finals_older_than_keep_age);
-	tt_add(s, retention_never_prunes_a_running_task);
-	return tt_run(s);
-}
+TT_MAIN("runtime_retention",
+	retention_prunes_oldest_first_down_to_keep_count,
+	retention_prunes_finals_older_than_keep_age,
+	retention_never_prunes_a_running_task)

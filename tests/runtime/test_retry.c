@@ -1,6 +1,7 @@
-/* SPEC section 6, retries: a FAILED outcome with attempts left keeps the task
- * RUNNING, counts the attempt, waits the backoff (doubled each time, capped)
- * and runs again; the progress message says why. */
+/* Retries (doc/runtime.md, "Timeouts, retries, cancellation"): a FAILED
+ * outcome with attempts left keeps the task RUNNING, counts the attempt,
+ * waits the backoff (doubled each time, capped) and runs again; the
+ * progress message says why. */
 #include <string.h>
 
 #include "rt.h"
@@ -18,31 +19,23 @@ static struct {
 	unsigned succeed_at;            /* attempt that completes; 0: never */
 } h;
 
-static void reset(tm_manager *tm, unsigned succeed_at)
-{
-	memset(&h, 0, sizeof(h));
-	h.tm = tm;
-	h.succeed_at = succeed_at;
-}
 
 /* Fails with "err N" on attempt N, until attempt succeed_at. */
 static tm_status flaky(tm_job *job, void *user)
 {
 	int k = atomic_load(&h.runs);
-	char *out = NULL;
+	cJSON *j;
 
 	(void)user;
 	if (k >= MAX_RUNS)
 		return TM_FAILED;
 	h.started[k] = rt_mono();
 	h.attempt[k] = tm_job_attempt(job);
-	if (tm_get(h.tm, tm_job_name(job), tm_job_task_id(job), 0, &out) == TM_OK) {
-		cJSON *j = cJSON_Parse(out);
+	if ((j = rt_job_task(h.tm, job)) != NULL) {
 		snprintf(h.message[k], sizeof(h.message[k]), "%s", rt_message(j));
 		snprintf(h.status[k], sizeof(h.status[k]), "%s", rt_status_of(j));
 		h.attempts_detail[k] = (int)rt_detail_num(j, "attempts");
 		cJSON_Delete(j);
-		tm_free(out);
 	}
 	h.returned[k] = rt_mono();
 	atomic_fetch_add(&h.runs, 1);
@@ -51,49 +44,43 @@ static tm_status flaky(tm_job *job, void *user)
 	return tm_job_fail(job, "err %u", tm_job_attempt(job));
 }
 
-static tm_status quick(tm_job *job, void *user)
+/* A store with one worker whose "job" runs flaky, completing on attempt
+ * succeed_at (0: never), with max_attempts and the first backoff; one task
+ * of it is triggered. */
+static tm_manager *start(char **dir, unsigned max_attempts, double backoff,
+                         unsigned succeed_at, char id[21])
 {
-	(void)job;
-	(void)user;
-	return TM_COMPLETED;
+	tm_manager *tm = rt_open_tmp(dir, 1);
+	tm_job_def d = rt_def("job", flaky, NULL);
+
+	memset(&h, 0, sizeof(h));
+	h.tm = tm;
+	h.succeed_at = succeed_at;
+	d.max_attempts = max_attempts;
+	d.retry_backoff_s = backoff;
+	ck_assert_ok(tm_register(tm, &d));
+	tt_trigger(tm, "job", NULL, id);
+	return tm;
 }
 
-struct msg_wait {
-	tm_manager *tm;
-	const char *name, *id, *needle;
-};
-
-static int message_has(void *p)
+static int message_has(const cJSON *task, const void *needle)
 {
-	struct msg_wait *w = p;
-	cJSON *t = rt_task(w->tm, w->name, w->id);
-	int ok = strstr(rt_message(t), w->needle) != NULL;
-
-	cJSON_Delete(t);
-	return ok;
+	return strstr(rt_message(task), needle) != NULL;
 }
 
 static void await_message(tm_manager *tm, const char *name, const char *id,
                           const char *needle)
 {
-	struct msg_wait w = { tm, name, id, needle };
-
-	ck_assert_msg(tt_wait(message_has, &w, RT_DEADLINE),
+	ck_assert_msg(rt_wait_task(tm, name, id, message_has, needle, RT_DEADLINE),
 	              "progress message of %s never said \"%s\"", id, needle);
 }
 
 START_TEST(failed_attempts_are_retried_and_counted)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", flaky, NULL);
+	char *dir, id[21];
+	tm_manager *tm = start(&dir, 3, 0.02, 3, id);
 	cJSON *task;
 
-	reset(tm, 3);
-	d.max_attempts = 3;
-	d.retry_backoff_s = 0.02;
-	ck_assert_ok(tm_register(tm, &d));
-	tt_trigger(tm, "job", NULL, id);
 	rt_await_status(tm, "job", id, "COMPLETED");
 	ck_assert_int_eq(atomic_load(&h.runs), 3);
 	for (int k = 0; k < 3; k++) {
@@ -106,7 +93,7 @@ START_TEST(failed_attempts_are_retried_and_counted)
 	              strstr(h.message[1], "retrying"), "message: %s", h.message[1]);
 	ck_assert_msg(strstr(h.message[2], "attempt 2 of 3 failed") &&
 	              strstr(h.message[2], "retrying"), "message: %s", h.message[2]);
-	task = rt_task(tm, "job", id);
+	task = tt_task(tm, "job", id, 0);
 	ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 3);
 	ck_assert_msg(rt_has_warning(task, "attempt 1 of 3 failed: err 1"), "warning 1");
 	ck_assert_msg(rt_has_warning(task, "attempt 2 of 3 failed: err 2"), "warning 2");
@@ -114,27 +101,19 @@ START_TEST(failed_attempts_are_retried_and_counted)
 	/* A new attempt starts clean: the earlier errors are only warnings. */
 	ck_assert_str_eq(rt_detail_str(task, "error"), "");
 	cJSON_Delete(task);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 START_TEST(last_failed_attempt_ends_failed)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", flaky, NULL);
+	char *dir, id[21];
+	tm_manager *tm = start(&dir, 2, 0.02, 0, id);
 	cJSON *task;
 
-	reset(tm, 0);
-	d.max_attempts = 2;
-	d.retry_backoff_s = 0.02;
-	ck_assert_ok(tm_register(tm, &d));
-	tt_trigger(tm, "job", NULL, id);
 	rt_await_status(tm, "job", id, "FAILED");
 	ck_assert_int_eq(atomic_load(&h.runs), 2);
-	task = rt_task(tm, "job", id);
+	task = tt_task(tm, "job", id, 0);
 	ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 2);
 	ck_assert_str_eq(rt_detail_str(task, "error"), "err 2");
 	ck_assert_msg(rt_has_warning(task, "attempt 1 of 2 failed: err 1"), "warning");
@@ -142,9 +121,7 @@ START_TEST(last_failed_attempt_ends_failed)
 	/* Nothing runs it again. */
 	rt_barrier(tm);
 	ck_assert_int_eq(atomic_load(&h.runs), 2);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -152,20 +129,14 @@ END_TEST
  * and completes on the only worker while the retry still waits. */
 START_TEST(retry_does_not_run_before_its_backoff)
 {
-	char *dir = tt_tmpdir(), id[21], other[21];
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", flaky, NULL), q = rt_def("other", quick, NULL);
-	cJSON *task, *out;
-	char *text = NULL;
+	char *dir, id[21], other[21];
+	tm_manager *tm = start(&dir, 2, 1800, 0, id);
+	tm_job_def q = rt_def("other", rt_complete, NULL);
+	cJSON *task;
 
-	reset(tm, 0);
-	d.max_attempts = 2;
-	d.retry_backoff_s = 1800;
-	ck_assert_ok(tm_register(tm, &d));
 	ck_assert_ok(tm_register(tm, &q));
-	tt_trigger(tm, "job", NULL, id);
 	await_message(tm, "job", id, "retrying");
-	task = rt_task(tm, "job", id);
+	task = tt_task(tm, "job", id, 0);
 	ck_assert_str_eq(rt_status_of(task), "RUNNING");
 	ck_assert_int_eq((int)rt_detail_num(task, "attempts"), 1);
 	ck_assert_msg(strstr(rt_message(task), "attempt 1 of 2 failed"), "%s", rt_message(task));
@@ -177,30 +148,19 @@ START_TEST(retry_does_not_run_before_its_backoff)
 	ck_assert_int_eq(atomic_load(&h.runs), 1);
 
 	/* A task waiting to retry is cancelled at once. */
-	ck_assert_ok(tm_cancel(tm, "job", id, &text));
-	out = tt_json(text);
-	ck_assert_str_eq(rt_status_of(out), "CANCELLED");
-	cJSON_Delete(out);
+	rt_assert_cancel_gives(tm, "job", id, "CANCELLED");
 	rt_barrier(tm);
 	ck_assert_int_eq(atomic_load(&h.runs), 1);
-	rt_assert_check_ok(tm);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_assert_check(tm, -1);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 START_TEST(backoff_doubles_each_retry)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", flaky, NULL);
+	char *dir, id[21];
+	tm_manager *tm = start(&dir, 3, 0.1, 3, id);
 
-	reset(tm, 3);
-	d.max_attempts = 3;
-	d.retry_backoff_s = 0.1;
-	ck_assert_ok(tm_register(tm, &d));
-	tt_trigger(tm, "job", NULL, id);
 	rt_await_status(tm, "job", id, "COMPLETED");
 	ck_assert_int_eq(atomic_load(&h.runs), 3);
 	ck_assert_msg(strstr(h.message[1], "retrying in 0.1 s"), "message: %s", h.message[1]);
@@ -211,41 +171,26 @@ START_TEST(backoff_doubles_each_retry)
 	              "retry 1 ran %.3f s after the failure", h.started[1] - h.returned[0]);
 	ck_assert_msg(h.started[2] - h.returned[1] >= 0.19,
 	              "retry 2 ran %.3f s after the failure", h.started[2] - h.returned[1]);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 START_TEST(backoff_is_capped_at_an_hour)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", flaky, NULL);
+	char *dir, id[21];
+	tm_manager *tm = start(&dir, 2, 5000, 0, id);
 
-	reset(tm, 0);
-	d.max_attempts = 2;
-	d.retry_backoff_s = 5000;
-	ck_assert_ok(tm_register(tm, &d));
-	tt_trigger(tm, "job", NULL, id);
 	await_message(tm, "job", id, "retrying in 3600 s");
 	ck_assert_ok(tm_cancel(tm, "job", id, NULL));
 	rt_await_status(tm, "job", id, "CANCELLED");
 	ck_assert_int_eq(atomic_load(&h.runs), 1);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_retry");
-
-	tt_add(s, failed_attempts_are_retried_and_counted);
-	tt_add(s, last_failed_attempt_ends_failed);
-	tt_add(s, retry_does_not_run_before_its_backoff);
-	tt_add(s, backoff_doubles_each_retry);
-	tt_add(s, backoff_is_capped_at_an_hour);
-	return tt_run(s);
-}
+TT_MAIN("runtime_retry",
+	failed_attempts_are_retried_and_counted,
+	last_failed_attempt_ends_failed,
+	retry_does_not_run_before_its_backoff,
+	backoff_doubles_each_retry,
+	backoff_is_capped_at_an_hour)

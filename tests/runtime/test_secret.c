@@ -1,4 +1,5 @@
-/* SPEC sections 2 and 6, secrets: the trigger's refresh_token is handed to
+/* Secrets (doc/contract.md, "Secrets are never returned"; doc/design.md,
+ * "Secrets that can be erased"): the trigger's refresh_token is handed to
  * the handler (on every attempt), never shown by any call, and erased from
  * the store when the task reaches a final status (tm_check reports a final
  * task that still has one). */
@@ -10,11 +11,6 @@ static struct {
 	atomic_int runs;
 	char secret[4][64];  /* per run; "(null)" when none */
 } h;
-
-static void reset(void)
-{
-	memset(&h, 0, sizeof(h));
-}
 
 static void record(tm_job *job)
 {
@@ -40,75 +36,66 @@ static tm_status fail_first(tm_job *job, void *user)
 	return tm_job_attempt(job) == 1 ? TM_FAILED : TM_COMPLETED;
 }
 
-static tm_status always_fail(tm_job *job, void *user)
+/* A store with one worker whose "job" runs `run`, with max_attempts. */
+static tm_manager *start(char **dir, tm_status (*run)(tm_job *, void *),
+                         unsigned max_attempts)
 {
-	(void)job;
-	(void)user;
-	return TM_FAILED;
+	tm_manager *tm = rt_open_tmp(dir, 1);
+	tm_job_def d = rt_def("job", run, NULL);
+
+	memset(&h, 0, sizeof(h));
+	d.max_attempts = max_attempts;
+	d.retry_backoff_s = 0.02;
+	ck_assert_ok(tm_register(tm, &d));
+	return tm;
 }
 
-static tm_status always_cancel(tm_job *job, void *user)
+/* Trigger a task of "job" with body and wait until it completed. */
+static void run_one(tm_manager *tm, const char *body, char id[21])
 {
-	(void)job;
-	(void)user;
-	return TM_CANCELLED;
+	tt_trigger(tm, "job", body, id);
+	rt_await_status(tm, "job", id, "COMPLETED");
 }
 
-static void assert_not_shown(tm_manager *tm, const char *name, const char *id,
-                             const char *secret)
+/* The handler ran twice and was given `first`, then `second`; the task id
+ * that had `secret` shows it in no answer, and no final task still holds
+ * a secret. */
+static void assert_given(tm_manager *tm, const char *id, const char *secret,
+                         const char *first, const char *second)
 {
-	char *text = tt_get(tm, name, id, 0), *list = NULL;
+	char *text = tt_get(tm, "job", id, 0), *list = NULL;
 
+	ck_assert_int_eq(atomic_load(&h.runs), 2);
+	ck_assert_str_eq(h.secret[0], first);
+	ck_assert_str_eq(h.secret[1], second);
 	ck_assert_msg(strstr(text, secret) == NULL, "tm_get shows the secret: %s", text);
 	tm_free(text);
-	ck_assert_ok(tm_list_recent(tm, name, 1, 64, 0, &list));
+	ck_assert_ok(tm_list_recent(tm, "job", 1, 64, 0, &list));
 	ck_assert_msg(strstr(list, secret) == NULL, "tm_list_recent shows the secret");
 	tm_free(list);
+	tt_assert_check(tm, -1);
 }
 
 START_TEST(secret_is_given_to_the_handler_and_erased_at_final)
 {
-	char *dir = tt_tmpdir(), with[21], without[21];
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", complete, NULL);
+	char *dir, with[21], without[21];
+	tm_manager *tm = start(&dir, complete, 1);
 
-	reset();
-	ck_assert_ok(tm_register(tm, &d));
-	tt_trigger(tm, "job", "{\"refresh_token\": \"tok-s3cr3t\"}", with);
-	rt_await_status(tm, "job", with, "COMPLETED");
-	tt_trigger(tm, "job", NULL, without);
-	rt_await_status(tm, "job", without, "COMPLETED");
-	ck_assert_int_eq(atomic_load(&h.runs), 2);
-	ck_assert_str_eq(h.secret[0], "tok-s3cr3t");
-	ck_assert_str_eq(h.secret[1], "(null)");
-	assert_not_shown(tm, "job", with, "tok-s3cr3t");
-	rt_assert_check_ok(tm);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	run_one(tm, "{\"refresh_token\": \"tok-s3cr3t\"}", with);
+	run_one(tm, NULL, without);
+	assert_given(tm, with, "tok-s3cr3t", "tok-s3cr3t", "(null)");
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
 START_TEST(retried_attempt_still_gets_the_secret)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = rt_open(dir, 1);
-	tm_job_def d = rt_def("job", fail_first, NULL);
+	char *dir, id[21];
+	tm_manager *tm = start(&dir, fail_first, 2);
 
-	reset();
-	d.max_attempts = 2;
-	d.retry_backoff_s = 0.02;
-	ck_assert_ok(tm_register(tm, &d));
-	tt_trigger(tm, "job", "{\"refresh_token\": \"tok-again\"}", id);
-	rt_await_status(tm, "job", id, "COMPLETED");
-	ck_assert_int_eq(atomic_load(&h.runs), 2);
-	ck_assert_str_eq(h.secret[0], "tok-again");
-	ck_assert_str_eq(h.secret[1], "tok-again");
-	assert_not_shown(tm, "job", id, "tok-again");
-	rt_assert_check_ok(tm);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	run_one(tm, "{\"refresh_token\": \"tok-again\"}", id);
+	assert_given(tm, id, "tok-again", "tok-again", "tok-again");
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -116,20 +103,21 @@ END_TEST
  * waiting task, a timeout. */
 START_TEST(secret_is_erased_at_every_final_status)
 {
+	static tm_status failed = TM_FAILED, cancelled = TM_CANCELLED;
 	static const char *patches[] = {
 		"{\"completed\": true}", "{\"failed\": true}", "{\"status\": \"CANCELLED\"}",
 	};
-	char *dir = tt_tmpdir(), id[21], ids[3][21], waiting[21], late[21];
-	tm_manager *tm = rt_open(dir, 2);
-	tm_job_def f = rt_def("fails", always_fail, NULL), c = rt_def("cancels", always_cancel, NULL);
-	tm_job_def e = rt_def("ext", NULL, NULL), t = rt_def("slow", NULL, NULL);
+	char *dir, id[21], ids[3][21], waiting[21], late[21];
+	tm_manager *tm = rt_open_tmp(&dir, 2);
+	tm_job_def defs[] = {
+		rt_def("fails", rt_answer, &failed), rt_def("cancels", rt_answer, &cancelled),
+		rt_def("ext", NULL, NULL), rt_def("slow", NULL, NULL),
+	};
 	const char *body = "{\"refresh_token\": \"tok\"}";
 
-	t.timeout_s = 0.2;
-	ck_assert_ok(tm_register(tm, &f));
-	ck_assert_ok(tm_register(tm, &c));
-	ck_assert_ok(tm_register(tm, &e));
-	ck_assert_ok(tm_register(tm, &t));
+	defs[3].timeout_s = 0.2;
+	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++)
+		ck_assert_ok(tm_register(tm, &defs[i]));
 	tt_trigger(tm, "fails", body, id);
 	rt_await_status(tm, "fails", id, "FAILED");
 	tt_trigger(tm, "cancels", body, id);
@@ -145,10 +133,8 @@ START_TEST(secret_is_erased_at_every_final_status)
 	rt_await_status(tm, "slow", late, "FAILED");
 	/* An active task keeps its secret: that is no problem either. */
 	tt_trigger(tm, "ext", body, id);
-	rt_assert_check_ok(tm);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_assert_check(tm, -1);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -180,11 +166,10 @@ static long nonzero_bytes(const char *dir, const char *file, const char *needle)
 
 START_TEST(token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char *dir, id[21];
+	tm_manager *tm = tt_open_with_task(&dir, "ext", 0,
+	                                   "{\"refresh_token\": \"PLAINTEXT-TOKEN-42\"}", id);
 
-	tt_register(tm, "ext", 0);
-	tt_trigger(tm, "ext", "{\"refresh_token\": \"PLAINTEXT-TOKEN-42\"}", id);
 	tm_close(tm);
 	ck_assert_int_eq(nonzero_bytes(dir, "data.mdb", "PLAINTEXT-TOKEN-42") > 0, 1);
 	ck_assert_msg(nonzero_bytes(dir, "keys", "PLAINTEXT-TOKEN-42") > 0,
@@ -200,13 +185,8 @@ START_TEST(token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_secret");
-
-	tt_add(s, secret_is_given_to_the_handler_and_erased_at_final);
-	tt_add(s, retried_attempt_still_gets_the_secret);
-	tt_add(s, secret_is_erased_at_every_final_status);
-	tt_add(s, token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final);
-	return tt_run(s);
-}
+TT_MAIN("runtime_secret",
+	secret_is_given_to_the_handler_and_erased_at_final,
+	retried_attempt_still_gets_the_secret,
+	secret_is_erased_at_every_final_status,
+	token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final)

@@ -1,7 +1,8 @@
-/* SPEC section 6, automatic triggers: interval_s, change_threshold with
- * tm_notify, min_interval_s debouncing both; the state lives in the store,
- * so a restart neither misses nor repeats a trigger; an exclusive name that
- * is busy keeps its count and fires once its task ends. */
+/* Automatic triggers (doc/runtime.md, "Automatic triggers"): interval_s,
+ * change_threshold with tm_notify, min_interval_s debouncing both; the
+ * state lives in the store, so a restart neither misses nor repeats a
+ * trigger; an exclusive name that is busy keeps its count and fires once
+ * its task ends. */
 #include <string.h>
 
 #include "rt.h"
@@ -10,17 +11,6 @@ static struct {
 	atomic_int runs, started, release;
 } h;
 
-static void reset(void)
-{
-	memset(&h, 0, sizeof(h));
-}
-
-static int released(void *p)
-{
-	(void)p;
-	return atomic_load(&h.release);
-}
-
 /* Blocks when its payload says so; automatic tasks have none. */
 static tm_status job(tm_job *j, void *user)
 {
@@ -28,7 +18,7 @@ static tm_status job(tm_job *j, void *user)
 	atomic_fetch_add(&h.runs, 1);
 	atomic_fetch_add(&h.started, 1);
 	if (strstr(tm_job_payload(j), "block"))
-		tt_wait(released, NULL, 60);
+		tt_wait(rt_flag_set, &h.release, 60);
 	return TM_COMPLETED;
 }
 
@@ -52,30 +42,30 @@ static double start_of(const cJSON *task)
 	return cJSON_GetObjectItem(task, "start_time")->valuedouble;
 }
 
-struct count_wait {
-	tm_manager *tm;
-	const char *name;
-	int n;
-};
-
-static int has_count(void *p)
-{
-	struct count_wait *w = p;
-
-	return tt_count(w->tm, w->name) >= w->n;
-}
-
-static void await_count(tm_manager *tm, const char *name, int n)
-{
-	struct count_wait w = { tm, name, n };
-
-	ck_assert_msg(tt_wait(has_count, &w, RT_DEADLINE), "%s never had %d tasks (%d)",
-	              name, n, tt_count(tm, name));
-}
-
 static int clock_past(void *p)
 {
 	return rt_now() >= *(double *)p;
+}
+
+/* The n-th task of "auto" was triggered for `reason` and completes; a
+ * whole tick later "auto" still has n tasks, each run once, and counts
+ * changes from 0 again. */
+static void assert_fired(tm_manager *tm, int n, const char *reason)
+{
+	cJSON *tasks;
+	const cJSON *t;
+
+	rt_await_count_atleast(tm, "auto", n);
+	tasks = tasks_oldest_first(tm, "auto");
+	ck_assert_int_eq(cJSON_GetArraySize(tasks), n);
+	t = cJSON_GetArrayItem(tasks, n - 1);
+	ck_assert_str_eq(rt_detail_str(t, "create_reason"), reason);
+	rt_await_status(tm, "auto", cJSON_GetObjectItem(t, "task_id")->valuestring, "COMPLETED");
+	cJSON_Delete(tasks);
+	rt_barrier(tm);
+	ck_assert_int_eq(tt_count(tm, "auto"), n);
+	ck_assert_int_eq(tt_stat(tm, "auto", "changes"), 0);
+	ck_assert_int_eq(atomic_load(&h.runs), n);
 }
 
 static tm_manager *open_auto(const char *dir, double interval, uint64_t threshold,
@@ -84,6 +74,7 @@ static tm_manager *open_auto(const char *dir, double interval, uint64_t threshol
 	tm_manager *tm = rt_open(dir, 1);
 	tm_job_def d = rt_def("auto", job, NULL);
 
+	memset(&h, 0, sizeof(h));
 	d.interval_s = interval;
 	d.change_threshold = threshold;
 	d.min_interval_s = min_interval;
@@ -112,18 +103,17 @@ START_TEST(interval_trigger_fires_once_across_restart)
 	tm_manager *tm = open_auto(dir, 1.0, 0, 0, 0);
 	cJSON *tasks;
 
-	reset();
 	tm_close(tm);
 	ck_assert_msg(tt_wait(clock_past, &overdue, 10), "clock");
 
 	tm = open_auto(dir, 1.0, 0, 0, 0);
 	register_ref(tm);
-	await_count(tm, "auto", 1);
+	rt_await_count_atleast(tm, "auto", 1);
 	tm_close(tm);
 	tm = open_auto(dir, 1.0, 0, 0, 0);
 	register_ref(tm);
-	await_count(tm, "auto", 2);
-	await_count(tm, "ref", 1);
+	rt_await_count_atleast(tm, "auto", 2);
+	rt_await_count_atleast(tm, "ref", 1);
 	tasks = tasks_oldest_first(tm, "ref");
 	ref = start_of(cJSON_GetArrayItem(tasks, 0));
 	cJSON_Delete(tasks);
@@ -138,9 +128,7 @@ START_TEST(interval_trigger_fires_once_across_restart)
 	              "(%.3f s after a fresh 0.5 s one)", s1 - ref);
 	ck_assert_msg(s2 - s1 >= 1.0, "fired again %.3f s after the last run", s2 - s1);
 	cJSON_Delete(tasks);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -149,32 +137,19 @@ START_TEST(change_threshold_fires_after_enough_changes)
 {
 	char *dir = tt_tmpdir();
 	tm_manager *tm = open_auto(dir, 0, 5, 0, 0);
-	cJSON *tasks, *t;
 
-	reset();
 	ck_assert_ok(tm_notify(tm, "auto", 3));
 	rt_barrier(tm);
 	ck_assert_int_eq(tt_count(tm, "auto"), 0);
-	ck_assert_int_eq(rt_stat(tm, "auto", "changes"), 3);
+	ck_assert_int_eq(tt_stat(tm, "auto", "changes"), 3);
 	tm_close(tm);
 
 	tm = open_auto(dir, 0, 5, 0, 0);
 	rt_barrier(tm);
 	ck_assert_int_eq(tt_count(tm, "auto"), 0);
 	ck_assert_ok(tm_notify(tm, "auto", 2));
-	await_count(tm, "auto", 1);
-	tasks = tasks_oldest_first(tm, "auto");
-	t = cJSON_GetArrayItem(tasks, 0);
-	ck_assert_str_eq(rt_detail_str(t, "create_reason"), "automatic: 5 changes since last run");
-	rt_await_status(tm, "auto", cJSON_GetObjectItem(t, "task_id")->valuestring, "COMPLETED");
-	cJSON_Delete(tasks);
-	rt_barrier(tm);
-	ck_assert_int_eq(tt_count(tm, "auto"), 1);
-	ck_assert_int_eq(rt_stat(tm, "auto", "changes"), 0);
-	ck_assert_int_eq(atomic_load(&h.runs), 1);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	assert_fired(tm, 1, "automatic: 5 changes since last run");
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -182,33 +157,19 @@ START_TEST(change_threshold_with_busy_exclusive_name_fires_once_after_task_ends)
 {
 	char *dir = tt_tmpdir(), manual[21];
 	tm_manager *tm = open_auto(dir, 0, 10, 0, TM_JOB_EXCLUSIVE);
-	cJSON *tasks, *t;
 
-	reset();
 	tt_trigger(tm, "auto", "{\"context_task\": {\"block\": true}}", manual);
 	rt_await_atleast(&h.started, 1);
 	ck_assert_ok(tm_notify(tm, "auto", 10));
 	ck_assert_ok(tm_notify(tm, "auto", 5));
 	rt_barrier(tm);
 	ck_assert_int_eq(tt_count(tm, "auto"), 1);
-	ck_assert_int_eq(rt_stat(tm, "auto", "changes"), 15); /* kept while busy */
+	ck_assert_int_eq(tt_stat(tm, "auto", "changes"), 15); /* kept while busy */
 
 	atomic_store(&h.release, 1);
 	rt_await_status(tm, "auto", manual, "COMPLETED");
-	await_count(tm, "auto", 2);
-	tasks = tasks_oldest_first(tm, "auto");
-	ck_assert_int_eq(cJSON_GetArraySize(tasks), 2);
-	t = cJSON_GetArrayItem(tasks, 1);
-	ck_assert_str_eq(rt_detail_str(t, "create_reason"), "automatic: 15 changes since last run");
-	rt_await_status(tm, "auto", cJSON_GetObjectItem(t, "task_id")->valuestring, "COMPLETED");
-	cJSON_Delete(tasks);
-	rt_barrier(tm);
-	ck_assert_int_eq(tt_count(tm, "auto"), 2);
-	ck_assert_int_eq(rt_stat(tm, "auto", "changes"), 0);
-	ck_assert_int_eq(atomic_load(&h.runs), 2);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	assert_fired(tm, 2, "automatic: 15 changes since last run");
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -218,19 +179,16 @@ START_TEST(any_trigger_resets_the_change_count)
 	char *dir = tt_tmpdir(), manual[21];
 	tm_manager *tm = open_auto(dir, 0, 10, 0, 0);
 
-	reset();
 	ck_assert_ok(tm_notify(tm, "auto", 7));
-	ck_assert_int_eq(rt_stat(tm, "auto", "changes"), 7);
+	ck_assert_int_eq(tt_stat(tm, "auto", "changes"), 7);
 	tt_trigger(tm, "auto", NULL, manual);
-	ck_assert_int_eq(rt_stat(tm, "auto", "changes"), 0);
+	ck_assert_int_eq(tt_stat(tm, "auto", "changes"), 0);
 	ck_assert_ok(tm_notify(tm, "auto", 7));
 	rt_await_status(tm, "auto", manual, "COMPLETED");
 	rt_barrier(tm);
 	ck_assert_int_eq(tt_count(tm, "auto"), 1); /* 7 of 10 since the last task */
-	ck_assert_int_eq(rt_stat(tm, "auto", "changes"), 7);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	ck_assert_int_eq(tt_stat(tm, "auto", "changes"), 7);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -242,7 +200,6 @@ START_TEST(min_interval_debounces_triggers)
 	tm_job_def c = rt_def("changes", job, NULL), i = rt_def("interval", job, NULL);
 	cJSON *tasks;
 
-	reset();
 	c.change_threshold = 1;
 	c.min_interval_s = 0.8;
 	i.interval_s = 0.05;
@@ -252,7 +209,7 @@ START_TEST(min_interval_debounces_triggers)
 	ck_assert_ok(tm_notify(tm, "changes", 1));
 	ck_assert_ok(tm_register(tm, &i));
 
-	await_count(tm, "changes", 2);
+	rt_await_count_atleast(tm, "changes", 2);
 	tasks = tasks_oldest_first(tm, "changes");
 	ck_assert_str_eq(rt_detail_str(cJSON_GetArrayItem(tasks, 1), "create_reason"),
 	                 "automatic: 1 changes since last run");
@@ -262,7 +219,7 @@ START_TEST(min_interval_debounces_triggers)
 	              start_of(cJSON_GetArrayItem(tasks, 1)) - start_of(cJSON_GetArrayItem(tasks, 0)));
 	cJSON_Delete(tasks);
 
-	await_count(tm, "interval", 3);
+	rt_await_count_atleast(tm, "interval", 3);
 	tasks = tasks_oldest_first(tm, "interval");
 	for (int k = 1; k < cJSON_GetArraySize(tasks); k++) {
 		double gap = start_of(cJSON_GetArrayItem(tasks, k)) -
@@ -270,20 +227,13 @@ START_TEST(min_interval_debounces_triggers)
 		ck_assert_msg(gap >= 0.4, "interval trigger %d came %.3f s after the last", k, gap);
 	}
 	cJSON_Delete(tasks);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("runtime_triggers");
-
-	tt_add(s, interval_trigger_fires_once_across_restart);
-	tt_add(s, change_threshold_fires_after_enough_changes);
-	tt_add(s, change_threshold_with_busy_exclusive_name_fires_once_after_task_ends);
-	tt_add(s, any_trigger_resets_the_change_count);
-	tt_add(s, min_interval_debounces_triggers);
-	return tt_run(s);
-}
+TT_MAIN("runtime_triggers",
+	interval_trigger_fires_once_across_restart,
+	change_threshold_fires_after_enough_changes,
+	change_threshold_with_busy_exclusive_name_fires_once_after_task_ends,
+	any_trigger_resets_the_change_count,
+	min_interval_debounces_triggers)

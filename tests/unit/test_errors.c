@@ -1,4 +1,5 @@
-/* SPEC section 4: error names, classes, the per-thread message; tm_version. */
+/* Error names, classes and codes (doc/contract.md, "Errors"), the
+ * per-thread message; tm_version. */
 #include <limits.h>
 #include <pthread.h>
 #include <string.h>
@@ -24,7 +25,7 @@ static const struct {
 
 #define N_TABLE (sizeof(table) / sizeof(table[0]))
 
-START_TEST(every_error_has_the_name_and_class_of_the_spec_table)
+START_TEST(every_error_has_its_name_and_class)
 {
 	for (size_t i = 0; i < N_TABLE; i++) {
 		ck_assert_str_eq(tm_error_name(table[i].err), table[i].name);
@@ -125,18 +126,27 @@ START_TEST(last_error_is_per_thread)
 }
 END_TEST
 
+struct failing_call {
+	tm_manager *tm;
+	int rc;
+	char message[512];
+};
+
+/* A call that fails in another thread, leaving its own message there. */
 static void *failing_call(void *p)
 {
-	tm_manager *tm = p;
+	struct failing_call *f = p;
 
-	tm_get(tm, "job", "short", 0, NULL);
+	f->rc = tm_get(f->tm, "job", "short", 0, NULL);
+	snprintf(f->message, sizeof(f->message), "%s", tm_last_error());
 	return NULL;
 }
 
 START_TEST(a_failing_call_in_another_thread_leaves_this_message)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
+	char *dir;
+	tm_manager *tm = tt_open_tmp(&dir, 0);
+	struct failing_call other = { tm, TM_OK, "" };
 	pthread_t th;
 	char mine[512];
 
@@ -145,12 +155,15 @@ START_TEST(a_failing_call_in_another_thread_leaves_this_message)
 	              TM_ETASK_NOT_FOUND);
 	snprintf(mine, sizeof(mine), "%s", tm_last_error());
 	ck_assert_uint_gt(strlen(mine), 0);
-	ck_assert_int_eq(pthread_create(&th, NULL, failing_call, tm), 0);
+	ck_assert_int_eq(pthread_create(&th, NULL, failing_call, &other), 0);
 	pthread_join(th, NULL);
+	/* The other thread's call failed, with a message of its own ... */
+	ck_assert_int_eq(other.rc, TM_EWRONG_DATA);
+	ck_assert_uint_gt(strlen(other.message), 0);
+	ck_assert_str_ne(other.message, mine);
+	/* ... which is not this thread's. */
 	ck_assert_str_eq(tm_last_error(), mine);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -191,14 +204,13 @@ static void *writer(void *p)
 
 START_TEST(write_failures_of_other_threads_do_not_leak_into_this_thread)
 {
-	char *dir = tt_tmpdir(), done[21], open_id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char *dir, done[21], open_id[21];
+	tm_manager *tm = tt_open_tmp(&dir, 0);
 	pthread_barrier_t go;
 	struct writer good, bad;
 	pthread_t tg, tb;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", NULL, done);
+	tt_register_with_task(tm, "job", 0, NULL, done);
 	ck_assert_ok(tm_patch(tm, "job", done, "{\"completed\":true}", NULL));
 	tt_trigger(tm, "job", NULL, open_id);
 	pthread_barrier_init(&go, NULL, 2);
@@ -217,9 +229,7 @@ START_TEST(write_failures_of_other_threads_do_not_leak_into_this_thread)
 	              "message, e.g. \"%s\"", good.leaked, good.leak);
 	ck_assert_msg(bad.leaked == 0, "%d failed calls had a wrong message: %s",
 	              bad.leaked, bad.leak);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_close_tmp(tm, dir);
 }
 END_TEST
 
@@ -235,19 +245,14 @@ START_TEST(version_is_the_header_version)
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("errors");
-
-	tt_add(s, every_error_has_the_name_and_class_of_the_spec_table);
-	tt_add(s, error_codes_keep_their_values);
-	tt_add(s, ok_is_named_ok_with_no_class);
-	tt_add(s, unknown_codes_are_unknown_server_errors);
-	tt_add(s, errorf_sets_the_message_and_returns_the_code);
-	tt_add(s, errorf_truncates_a_long_message);
-	tt_add(s, last_error_is_per_thread);
-	tt_add(s, a_failing_call_in_another_thread_leaves_this_message);
-	tt_add(s, write_failures_of_other_threads_do_not_leak_into_this_thread);
-	tt_add(s, version_is_the_header_version);
-	return tt_run(s);
-}
+TT_MAIN("errors",
+	every_error_has_its_name_and_class,
+	error_codes_keep_their_values,
+	ok_is_named_ok_with_no_class,
+	unknown_codes_are_unknown_server_errors,
+	errorf_sets_the_message_and_returns_the_code,
+	errorf_truncates_a_long_message,
+	last_error_is_per_thread,
+	a_failing_call_in_another_thread_leaves_this_message,
+	write_failures_of_other_threads_do_not_leak_into_this_thread,
+	version_is_the_header_version)

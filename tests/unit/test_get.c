@@ -1,8 +1,11 @@
-/* SPEC sections 2 and 5, tm_get: the task document, its two views, ids. */
+/* tm_get: the task document (doc/contract.md, "The task"), its two views,
+ * ids. */
 #include <string.h>
 #include <time.h>
 
 #include "common.h"
+
+TT_STORE_FIXTURE
 
 static const char *const view_keys[] = {
 	"task_id", "name", "start_time", "status", "progress", "warnings", "details",
@@ -34,20 +37,13 @@ static void assert_view(const cJSON *t, int with_details)
 		ck_assert(cJSON_IsObject(cJSON_GetObjectItem(t, "details")));
 }
 
-static cJSON *get(tm_manager *tm, const char *name, const char *id, unsigned flags)
-{
-	return tt_json(tt_get(tm, name, id, flags));
-}
-
 START_TEST(private_view_has_exactly_the_task_keys)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21];
 	cJSON *t;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", "{\"context_task\":{\"a\":1}}", id);
-	t = get(tm, "job", id, 0);
+	tt_register_with_task(tm, "job", 0, "{\"context_task\":{\"a\":1}}", id);
+	t = tt_task(tm, "job", id, 0);
 	assert_view(t, 1);
 	ck_assert_str_eq(cJSON_GetObjectItem(t, "task_id")->valuestring, id);
 	ck_assert_str_eq(cJSON_GetObjectItem(t, "name")->valuestring, "job");
@@ -55,78 +51,58 @@ START_TEST(private_view_has_exactly_the_task_keys)
 	ck_assert_str_eq(cJSON_GetObjectItem(t, "progress")->valuestring, "");
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(t, "warnings")), 0);
 	cJSON_Delete(t);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(public_view_leaves_details_out)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21];
 	cJSON *pub, *priv;
 
-	tt_register(tm, "pub", TM_JOB_PUBLIC);
-	tt_trigger(tm, "pub", "{\"context_task\":{\"a\":1}}", id);
+	tt_register_with_task(tm, "pub", TM_JOB_PUBLIC, "{\"context_task\":{\"a\":1}}", id);
 	ck_assert_ok(tm_patch(tm, "pub", id, "{\"status\":\"RUNNING\",\"details\":"
 	             "{\"progress\":{\"message\":\"step 2\"}}}", NULL));
-	pub = get(tm, "pub", id, TM_PUBLIC);
+	pub = tt_task(tm, "pub", id, TM_PUBLIC);
 	assert_view(pub, 0);
 	ck_assert_str_eq(cJSON_GetObjectItem(pub, "progress")->valuestring, "step 2");
 	/* The public view is the private one without details. */
-	priv = get(tm, "pub", id, 0);
+	priv = tt_task(tm, "pub", id, 0);
 	assert_view(priv, 1);
 	cJSON_DeleteItemFromObject(priv, "details");
 	ck_assert(cJSON_Compare(pub, priv, 1));
 	cJSON_Delete(pub);
 	cJSON_Delete(priv);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(public_flag_refuses_a_private_name)
 {
-	char *dir = tt_tmpdir(), id[21], sentinel, *out = &sentinel;
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], *out;
 
-	tt_register(tm, "priv", 0);
-	tt_trigger(tm, "priv", NULL, id);
-	ck_assert_err(tm_get(tm, "priv", id, TM_PUBLIC, &out), TM_EWRONG_DATA);
-	ck_assert_ptr_null(out);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	tt_register_with_task(tm, "priv", 0, NULL, id);
+	ck_assert_refused(tm_get(tm, "priv", id, TM_PUBLIC, &out), TM_EWRONG_DATA, out);
 }
 END_TEST
 
 START_TEST(progress_is_details_progress_message)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21];
 	cJSON *t;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", NULL, id);
+	tt_register_with_task(tm, "job", 0, NULL, id);
 	ck_assert_ok(tm_patch(tm, "job", id, "{\"details\":{\"progress\":"
 	             "{\"message\":\"40 rows uploaded\",\"rows\":40}}}", NULL));
-	t = get(tm, "job", id, 0);
+	t = tt_task(tm, "job", id, 0);
 	ck_assert_str_eq(cJSON_GetObjectItem(t, "progress")->valuestring,
 	                 "40 rows uploaded");
-	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(
-		cJSON_GetObjectItem(t, "details"), "progress"), "rows")->valueint, 40);
+	ck_assert_int_eq(cJSON_GetObjectItem(tt_detail(t, "progress"), "rows")->valueint, 40);
 	cJSON_Delete(t);
 	/* Without a message, progress is "". */
 	ck_assert_ok(tm_patch(tm, "job", id, "{\"details\":{\"progress\":"
 	             "{\"message\":null}}}", NULL));
-	t = get(tm, "job", id, 0);
+	t = tt_task(tm, "job", id, 0);
 	ck_assert_str_eq(cJSON_GetObjectItem(t, "progress")->valuestring, "");
 	cJSON_Delete(t);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -143,11 +119,9 @@ START_TEST(progress_message_with_escapes_reads_back_exactly)
 		{ "{\"message\":\"nested\"}", "" },
 		{ "null", "" },
 	};
-	char *dir = tt_tmpdir(), id[21], body[256];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], body[256];
 
-	tt_register(tm, "pub", TM_JOB_PUBLIC);
-	tt_trigger(tm, "pub", NULL, id);
+	tt_register_with_task(tm, "pub", TM_JOB_PUBLIC, NULL, id);
 	for (size_t i = 0; i < sizeof(messages) / sizeof(messages[0]); i++) {
 		char *out = NULL;
 		cJSON *t, *l;
@@ -159,7 +133,7 @@ START_TEST(progress_message_with_escapes_reads_back_exactly)
 		ck_assert_str_eq(cJSON_GetObjectItem(t, "progress")->valuestring, messages[i].text);
 		cJSON_Delete(t);
 		for (unsigned flags = 0; flags <= TM_PUBLIC; flags++) {
-			t = get(tm, "pub", id, flags);
+			t = tt_task(tm, "pub", id, flags);
 			ck_assert_str_eq(cJSON_GetObjectItem(t, "progress")->valuestring,
 			                 messages[i].text);
 			cJSON_Delete(t);
@@ -171,20 +145,15 @@ START_TEST(progress_message_with_escapes_reads_back_exactly)
 			cJSON_Delete(l);
 		}
 	}
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 static void assert_bad_id(tm_manager *tm, const char *id)
 {
-	char sentinel, *out = &sentinel;
+	char *out;
 
 	tt_clear_error();
-	ck_assert_msg(tm_get(tm, "job", id, 0, &out) == TM_EWRONG_DATA,
-	              "id '%s' not refused", id ? id : "(null)");
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_get(tm, "job", id, 0, &out), TM_EWRONG_DATA, out);
 	ck_assert_uint_gt(strlen(tm_last_error()), 0);
 	ck_assert_err(tm_get(tm, "job", id, TM_PUBLIC, NULL), TM_EWRONG_DATA);
 }
@@ -198,11 +167,9 @@ START_TEST(malformed_ids_are_wrong_data)
 		"../AAAAAAAAAAAAAAAAA", "AAAAAAAAAAAAAAAAAAA\n", " AAAAAAAAAAAAAAAAAAA",
 		"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
 	};
-	char *dir = tt_tmpdir(), id[21], longer[32];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], longer[32];
 
-	tt_register(tm, "job", TM_JOB_PUBLIC);
-	tt_trigger(tm, "job", NULL, id);
+	tt_register_with_task(tm, "job", TM_JOB_PUBLIC, NULL, id);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		assert_bad_id(tm, bad[i]);
 	assert_bad_id(tm, NULL);
@@ -211,51 +178,36 @@ START_TEST(malformed_ids_are_wrong_data)
 	assert_bad_id(tm, longer);
 	longer[19] = '\0';
 	assert_bad_id(tm, longer);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(unknown_well_formed_id_is_task_not_found)
 {
-	char *dir = tt_tmpdir(), id[21], other[21], sentinel, *out = &sentinel;
-	tm_manager *tm = tt_open(dir, 0);
-
+	char id[21], other[21], *out;
 	tt_register(tm, "job", 0);
-	ck_assert_err(tm_get(tm, "job", "AAAAAAAAAAAAAAAAAAAA", 0, &out),
-	              TM_ETASK_NOT_FOUND);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_get(tm, "job", "AAAAAAAAAAAAAAAAAAAA", 0, &out),
+	                  TM_ETASK_NOT_FOUND, out);
 	tt_trigger(tm, "job", NULL, id);
 	/* The same id with its last character changed. */
 	snprintf(other, sizeof(other), "%s", id);
 	other[19] = other[19] == 'z' ? 'y' : 'z';
 	ck_assert_err(tm_get(tm, "job", other, 0, NULL), TM_ETASK_NOT_FOUND);
 	ck_assert_uint_gt(strlen(tm_last_error()), 0);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(id_of_another_name_is_task_not_found)
 {
-	char *dir = tt_tmpdir(), id[21], sentinel, *out = &sentinel;
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], *out;
 
-	tt_register(tm, "a", TM_JOB_PUBLIC);
+	tt_register_with_task(tm, "a", TM_JOB_PUBLIC, NULL, id);
 	tt_register(tm, "b", TM_JOB_PUBLIC);
-	tt_trigger(tm, "a", NULL, id);
-	ck_assert_err(tm_get(tm, "b", id, 0, &out), TM_ETASK_NOT_FOUND);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_get(tm, "b", id, 0, &out), TM_ETASK_NOT_FOUND, out);
 	ck_assert_err(tm_get(tm, "b", id, TM_PUBLIC, NULL), TM_ETASK_NOT_FOUND);
 	ck_assert_err(tm_patch(tm, "b", id, "{\"status\":\"RUNNING\"}", NULL),
 	              TM_ETASK_NOT_FOUND);
 	ck_assert_err(tm_cancel(tm, "b", id, NULL), TM_ETASK_NOT_FOUND);
 	ck_assert_str_eq(tt_status(tm, "a", id, (char[32]){ 0 }), "REQUEST_SENT");
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -269,38 +221,31 @@ static double now_s(void)
 
 START_TEST(start_time_is_the_trigger_time_within_the_seed_bounds)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21];
 	double before, after, st;
 	cJSON *t;
-
 	tt_register(tm, "job", 0);
 	before = now_s();
 	tt_trigger(tm, "job", NULL, id);
 	after = now_s();
-	t = get(tm, "job", id, 0);
+	t = tt_task(tm, "job", id, 0);
 	st = cJSON_GetObjectItem(t, "start_time")->valuedouble;
 	ck_assert(st >= -150000000000.0 && st <= 3500000000.0);
 	/* Taken between the two readings of the same clock (1 us of rounding). */
 	ck_assert_msg(st >= before - 1e-6 && st <= after + 1e-6,
 	              "start_time %.6f outside [%.6f, %.6f]", st, before, after);
 	cJSON_Delete(t);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(details_hold_payload_progress_timeout_reason_attempts)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21];
 	cJSON *t, *d;
 	double st;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", "{\"context_task\":{\"connection\":\"LOCAL\"}}", id);
-	t = get(tm, "job", id, 0);
+	tt_register_with_task(tm, "job", 0, "{\"context_task\":{\"connection\":\"LOCAL\"}}", id);
+	t = tt_task(tm, "job", id, 0);
 	st = cJSON_GetObjectItem(t, "start_time")->valuedouble;
 	d = cJSON_GetObjectItem(t, "details");
 	ck_assert_str_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(d, "payload"),
@@ -318,60 +263,41 @@ START_TEST(details_hold_payload_progress_timeout_reason_attempts)
 	ck_assert_ptr_null(cJSON_GetObjectItem(d, "error"));
 	ck_assert_int_eq(cJSON_GetArraySize(d), 5);
 	cJSON_Delete(t);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(timeout_at_follows_the_job_timeout)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def def;
+	char id[21];
+	tm_job_def def = TM_JOB_DEF_INIT;
 	cJSON *t;
-
-	tm_job_def_init(&def, TM_JOB_DEF_VERSION);
 	def.name = "short";
 	def.timeout_s = 90.5;
 	ck_assert_ok(tm_register(tm, &def));
 	tt_trigger(tm, "short", NULL, id);
-	t = get(tm, "short", id, 0);
-	ck_assert_double_eq_tol(cJSON_GetObjectItem(cJSON_GetObjectItem(t, "details"),
-	                        "timeout_at")->valuedouble -
-	                        cJSON_GetObjectItem(t, "start_time")->valuedouble,
-	                        90.5, 1e-5);
+	t = tt_task(tm, "short", id, 0);
+	ck_assert_double_eq_tol(tt_detail(t, "timeout_at")->valuedouble -
+	                        cJSON_GetObjectItem(t, "start_time")->valuedouble, 90.5, 1e-5);
 	cJSON_Delete(t);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(unregistered_name_is_wrong_data)
 {
-	char *dir = tt_tmpdir(), id[21], sentinel, *out = &sentinel;
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], *out;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", NULL, id);
-	ck_assert_err(tm_get(tm, "nope", id, 0, &out), TM_EWRONG_DATA);
-	ck_assert_ptr_null(out);
+	tt_register_with_task(tm, "job", 0, NULL, id);
+	ck_assert_refused(tm_get(tm, "nope", id, 0, &out), TM_EWRONG_DATA, out);
 	ck_assert_err(tm_get(tm, NULL, id, 0, NULL), TM_EWRONG_DATA);
 	ck_assert_err(tm_get(tm, "", id, 0, NULL), TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(get_changes_nothing)
 {
-	char *dir = tt_tmpdir(), id[21], *a, *b;
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], *a, *b;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", NULL, id);
+	tt_register_with_task(tm, "job", 0, NULL, id);
 	a = tt_get(tm, "job", id, 0);
 	ck_assert_ok(tm_get(tm, "job", id, 0, NULL));
 	ck_assert_ok(tm_get(tm, "job", id, 0, NULL));
@@ -379,28 +305,20 @@ START_TEST(get_changes_nothing)
 	ck_assert_str_eq(a, b);
 	tm_free(a);
 	tm_free(b);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("get");
-
-	tt_add(s, private_view_has_exactly_the_task_keys);
-	tt_add(s, public_view_leaves_details_out);
-	tt_add(s, public_flag_refuses_a_private_name);
-	tt_add(s, progress_is_details_progress_message);
-	tt_add(s, progress_message_with_escapes_reads_back_exactly);
-	tt_add(s, malformed_ids_are_wrong_data);
-	tt_add(s, unknown_well_formed_id_is_task_not_found);
-	tt_add(s, id_of_another_name_is_task_not_found);
-	tt_add(s, start_time_is_the_trigger_time_within_the_seed_bounds);
-	tt_add(s, details_hold_payload_progress_timeout_reason_attempts);
-	tt_add(s, timeout_at_follows_the_job_timeout);
-	tt_add(s, unregistered_name_is_wrong_data);
-	tt_add(s, get_changes_nothing);
-	return tt_run(s);
-}
+TT_STORE_MAIN("get",
+	private_view_has_exactly_the_task_keys,
+	public_view_leaves_details_out,
+	public_flag_refuses_a_private_name,
+	progress_is_details_progress_message,
+	progress_message_with_escapes_reads_back_exactly,
+	malformed_ids_are_wrong_data,
+	unknown_well_formed_id_is_task_not_found,
+	id_of_another_name_is_task_not_found,
+	start_time_is_the_trigger_time_within_the_seed_bounds,
+	details_hold_payload_progress_timeout_reason_attempts,
+	timeout_at_follows_the_job_timeout,
+	unregistered_name_is_wrong_data,
+	get_changes_nothing)

@@ -1,4 +1,5 @@
-/* SPEC section 5, tm_list_recent: pages, defaults, bounds, order, views. */
+/* tm_list_recent (doc/api.md, "The five calls"): pages, defaults, bounds,
+ * order, views. */
 #include <limits.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -9,6 +10,8 @@
 #include <unistd.h>
 
 #include "common.h"
+
+TT_STORE_FIXTURE
 
 /* A clock seam, the one way to give tasks equal start times: while
  * frozen_us is set, CLOCK_REALTIME reads it.  This executable's
@@ -64,6 +67,28 @@ static void assert_page(const cJSON *l, int n, int has_next, int next_page)
 	ck_assert(cJSON_GetObjectItem(l, "next_page")->valuedouble == next_page);
 }
 
+/* Page `page` of amt tasks of "job" (private view) has that shape. */
+static void assert_job_page(tm_manager *tm, int page, int amt, int n, int has_next,
+                            int next_page)
+{
+	cJSON *l = list(tm, "job", page, amt, 0);
+
+	assert_page(l, n, has_next, next_page);
+	cJSON_Delete(l);
+}
+
+/* The two pages of "job" read back as the same text. */
+static void assert_same_page(tm_manager *tm, int page_a, int amt_a, int page_b, int amt_b)
+{
+	char *a = NULL, *b = NULL;
+
+	ck_assert_ok(tm_list_recent(tm, "job", page_a, amt_a, 0, &a));
+	ck_assert_ok(tm_list_recent(tm, "job", page_b, amt_b, 0, &b));
+	ck_assert_str_eq(a, b);
+	tm_free(a);
+	tm_free(b);
+}
+
 static void trigger_n(tm_manager *tm, const char *name, int n, char ids[][21])
 {
 	char id[21];
@@ -75,27 +100,24 @@ static void trigger_n(tm_manager *tm, const char *name, int n, char ids[][21])
 /* All tasks newest first, through amt-64 pages. */
 static int all_ids(tm_manager *tm, const char *name, char ids[][21], int max)
 {
+	cJSON *all = tt_list_all(tm, name, 64, 0), *t;
 	int n = 0;
 
-	for (int page = 1;; page++) {
-		cJSON *l = list(tm, name, page, 64, 0);
-		int more = cJSON_IsTrue(cJSON_GetObjectItem(l, "has_next"));
-
-		n += ids_of(l, ids + n, max - n);
-		cJSON_Delete(l);
-		if (!more)
-			return n;
+	cJSON_ArrayForEach(t, all) {
+		ck_assert_int_lt(n, max);
+		snprintf(ids[n++], 21, "%s", cJSON_GetObjectItem(t, "task_id")->valuestring);
 	}
+	cJSON_Delete(all);
+	return n;
 }
 
 START_TEST(first_page_holds_the_newest_and_points_on)
 {
-	char *dir = tt_tmpdir(), ids[5][21], all[5][21], got[5][21];
-	tm_manager *tm = tt_open(dir, 0);
+	char all[5][21], got[5][21];
 	cJSON *l;
 
 	tt_register(tm, "job", 0);
-	trigger_n(tm, "job", 5, ids);
+	trigger_n(tm, "job", 5, NULL);
 	ck_assert_int_eq(all_ids(tm, "job", all, 5), 5);
 	l = list(tm, "job", 1, 2, 0);
 	assert_page(l, 2, 1, 2);
@@ -103,84 +125,57 @@ START_TEST(first_page_holds_the_newest_and_points_on)
 	ck_assert_str_eq(got[0], all[0]);
 	ck_assert_str_eq(got[1], all[1]);
 	cJSON_Delete(l);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(last_page_says_no_next)
 {
-	char *dir = tt_tmpdir(), all[5][21], got[5][21];
-	tm_manager *tm = tt_open(dir, 0);
+	char all[5][21], got[5][21];
 	cJSON *l;
 
 	tt_register(tm, "job", 0);
 	trigger_n(tm, "job", 4, NULL);
 	/* A last page that is exactly full. */
-	l = list(tm, "job", 2, 2, 0);
-	assert_page(l, 2, 0, 3);
-	cJSON_Delete(l);
+	assert_job_page(tm, 2, 2, 2, 0, 3);
 	/* A last page that is partly full. */
 	trigger_n(tm, "job", 1, NULL);
 	ck_assert_int_eq(all_ids(tm, "job", all, 5), 5);
-	l = list(tm, "job", 2, 2, 0);
-	assert_page(l, 2, 1, 3);
-	cJSON_Delete(l);
+	assert_job_page(tm, 2, 2, 2, 1, 3);
 	l = list(tm, "job", 3, 2, 0);
 	assert_page(l, 1, 0, 4);
 	ids_of(l, got, 5);
 	ck_assert_str_eq(got[0], all[4]);
 	cJSON_Delete(l);
 	/* One page holding everything. */
-	l = list(tm, "job", 1, 5, 0);
-	assert_page(l, 5, 0, 2);
-	cJSON_Delete(l);
-	l = list(tm, "job", 1, 4, 0);
-	assert_page(l, 4, 1, 2);
-	cJSON_Delete(l);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	assert_job_page(tm, 1, 5, 5, 0, 2);
+	assert_job_page(tm, 1, 4, 4, 1, 2);
 }
 END_TEST
 
 START_TEST(page_past_the_end_is_empty)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
 	cJSON *l;
 
 	tt_register(tm, "job", 0);
+	trigger_n(tm, "job", 3, NULL);
 	tt_register(tm, "none", 0);
 	l = list(tm, "none", 1, 10, 0);
 	assert_page(l, 0, 0, 2);
 	cJSON_Delete(l);
-	trigger_n(tm, "job", 3, NULL);
-	l = list(tm, "job", 2, 3, 0);
-	assert_page(l, 0, 0, 3);
-	cJSON_Delete(l);
-	l = list(tm, "job", 10, 64, 0);
-	assert_page(l, 0, 0, 11);
-	cJSON_Delete(l);
-	l = list(tm, "job", 1000000, 64, 0);
-	assert_page(l, 0, 0, 1000001);
-	cJSON_Delete(l);
+	assert_job_page(tm, 2, 3, 0, 0, 3);
+	assert_job_page(tm, 10, 64, 0, 0, 11);
+	assert_job_page(tm, 1000000, 64, 0, 0, 1000001);
 	l = list(tm, "job", INT_MAX, 64, 0);
 	ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(l, "tasks")), 0);
 	ck_assert(cJSON_IsFalse(cJSON_GetObjectItem(l, "has_next")));
 	ck_assert(cJSON_GetObjectItem(l, "next_page")->valuedouble == (double)INT_MAX + 1);
 	cJSON_Delete(l);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(amt_one_walks_every_task_once)
 {
-	char *dir = tt_tmpdir(), all[7][21], got[1][21];
-	tm_manager *tm = tt_open(dir, 0);
+	char all[7][21], got[1][21];
 
 	tt_register(tm, "job", 0);
 	trigger_n(tm, "job", 7, NULL);
@@ -192,82 +187,39 @@ START_TEST(amt_one_walks_every_task_once)
 		ck_assert_str_eq(got[0], all[page - 1]);
 		cJSON_Delete(l);
 	}
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
+/* One task more than a page of amt holds (`full`): the first page is full
+ * and points on, the second holds the last task. */
+static void assert_one_over_a_page(int amt, int full)
+{
+	tt_register(tm, "job", 0);
+	trigger_n(tm, "job", full + 1, NULL);
+	assert_job_page(tm, 1, amt, full, 1, 2);
+	assert_job_page(tm, 2, amt, 1, 0, 3);
+}
+
 START_TEST(amt_64_is_the_largest_page)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	cJSON *l;
-
-	tt_register(tm, "job", 0);
-	trigger_n(tm, "job", 65, NULL);
-	l = list(tm, "job", 1, 64, 0);
-	assert_page(l, 64, 1, 2);
-	cJSON_Delete(l);
-	l = list(tm, "job", 2, 64, 0);
-	assert_page(l, 1, 0, 3);
-	cJSON_Delete(l);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	assert_one_over_a_page(64, 64);
 }
 END_TEST
 
 START_TEST(amt_0_means_50)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	char *a = NULL, *b = NULL;
-	cJSON *l;
-
-	tt_register(tm, "job", 0);
-	trigger_n(tm, "job", 51, NULL);
-	l = list(tm, "job", 1, 0, 0);
-	assert_page(l, 50, 1, 2);
-	cJSON_Delete(l);
-	l = list(tm, "job", 2, 0, 0);
-	assert_page(l, 1, 0, 3);
-	cJSON_Delete(l);
-	ck_assert_ok(tm_list_recent(tm, "job", 1, 0, 0, &a));
-	ck_assert_ok(tm_list_recent(tm, "job", 1, 50, 0, &b));
-	ck_assert_str_eq(a, b);
-	tm_free(a);
-	tm_free(b);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	assert_one_over_a_page(0, 50);
+	assert_same_page(tm, 1, 0, 1, 50);
 }
 END_TEST
 
 START_TEST(page_0_means_1)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	char *a = NULL, *b = NULL;
-	cJSON *l;
-
 	tt_register(tm, "job", 0);
 	trigger_n(tm, "job", 3, NULL);
-	ck_assert_ok(tm_list_recent(tm, "job", 0, 2, 0, &a));
-	ck_assert_ok(tm_list_recent(tm, "job", 1, 2, 0, &b));
-	ck_assert_str_eq(a, b);
-	l = tt_json(a);
-	assert_page(l, 2, 1, 2);
-	cJSON_Delete(l);
-	tm_free(b);
-	ck_assert_ok(tm_list_recent(tm, "job", 0, 0, 0, &a));
-	ck_assert_ok(tm_list_recent(tm, "job", 1, 50, 0, &b));
-	ck_assert_str_eq(a, b);
-	tm_free(a);
-	tm_free(b);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	assert_same_page(tm, 0, 2, 1, 2);
+	assert_job_page(tm, 0, 2, 2, 1, 2);
+	assert_same_page(tm, 0, 0, 1, 50);
 }
 END_TEST
 
@@ -275,31 +227,25 @@ START_TEST(bad_page_or_amt_is_wrong_data)
 {
 	static const int pages[] = { -1, -2, INT_MIN };
 	static const int amts[] = { 65, 66, 1000, INT_MAX, -1, -64, INT_MIN };
-	char *dir = tt_tmpdir(), sentinel, *out;
-	tm_manager *tm = tt_open(dir, 0);
+	char *out;
 
 	tt_register(tm, "job", 0);
 	trigger_n(tm, "job", 2, NULL);
 	for (size_t i = 0; i < sizeof(pages) / sizeof(pages[0]); i++) {
-		out = &sentinel;
 		tt_clear_error();
-		ck_assert_err(tm_list_recent(tm, "job", pages[i], 10, 0, &out), TM_EWRONG_DATA);
-		ck_assert_ptr_null(out);
+		ck_assert_refused(tm_list_recent(tm, "job", pages[i], 10, 0, &out),
+		                  TM_EWRONG_DATA, out);
 		ck_assert_uint_gt(strlen(tm_last_error()), 0);
 	}
 	for (size_t i = 0; i < sizeof(amts) / sizeof(amts[0]); i++) {
-		out = &sentinel;
 		tt_clear_error();
-		ck_assert_err(tm_list_recent(tm, "job", 1, amts[i], 0, &out), TM_EWRONG_DATA);
-		ck_assert_ptr_null(out);
+		ck_assert_refused(tm_list_recent(tm, "job", 1, amts[i], 0, &out),
+		                  TM_EWRONG_DATA, out);
 		ck_assert_uint_gt(strlen(tm_last_error()), 0);
 		ck_assert_err(tm_list_recent(tm, "job", 0, amts[i], TM_PUBLIC, NULL),
 		              TM_EWRONG_DATA);
 	}
 	ck_assert_err(tm_list_recent(tm, "job", -1, -1, 0, NULL), TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -341,22 +287,49 @@ static void *race(void *p)
 	return NULL;
 }
 
+/* The tasks of "job" as listed through pages of amt, newest first: each
+ * start_time no later than the one before, equal ones by task_id
+ * descending.  Returns the number listed. */
+static int assert_listed_in_order(tm_manager *tm, int amt, char (*listed)[21], int max)
+{
+	cJSON *all = tt_list_all(tm, "job", amt, 0), *t;
+	double prev_time = 0;
+	char prev_id[21] = "";
+	int n = 0;
+
+	cJSON_ArrayForEach(t, all) {
+		double st = cJSON_GetObjectItem(t, "start_time")->valuedouble;
+		const char *id = cJSON_GetObjectItem(t, "task_id")->valuestring;
+
+		ck_assert_int_lt(n, max);
+		if (n > 0) {
+			ck_assert_msg(st <= prev_time, "%s (%.6f) listed after %s (%.6f)",
+			              id, st, prev_id, prev_time);
+			if (st == prev_time)
+				ck_assert_msg(strcmp(id, prev_id) < 0, "tie: %s listed after %s",
+				              id, prev_id);
+		}
+		prev_time = st;
+		snprintf(prev_id, sizeof(prev_id), "%s", id);
+		if (listed)
+			snprintf(listed[n], 21, "%s", id);
+		n++;
+	}
+	cJSON_Delete(all);
+	return n;
+}
+
 START_TEST(newest_start_time_first_ties_by_task_id_descending)
 {
-	char *dir = tt_tmpdir();
 	char (*ids)[21] = calloc(N, sizeof(*ids));
 	char (*listed)[21] = calloc(N + 1, sizeof(*listed));
-	tm_manager *tm = tt_open(dir, 0);
 	struct racer r[RACERS];
 	pthread_t th[RACERS];
 	pthread_barrier_t go;
-	double prev_time = 0;
-	char prev_id[21] = "";
-	int n = 0, page;
 
+	tt_register(tm, "job", 0);
 	ck_assert_ptr_nonnull(ids);
 	ck_assert_ptr_nonnull(listed);
-	tt_register(tm, "job", 0);
 	pthread_barrier_init(&go, NULL, RACERS);
 	for (int i = 0; i < RACERS; i++) {
 		r[i] = (struct racer){ tm, &go, ids + i * PER_RACER, 0 };
@@ -367,32 +340,10 @@ START_TEST(newest_start_time_first_ties_by_task_id_descending)
 		ck_assert_int_eq(r[i].failed, 0);
 	}
 	pthread_barrier_destroy(&go);
-	for (page = 1;; page++) {
-		cJSON *l = list(tm, "job", page, 37, 0), *t;
-		int more = cJSON_IsTrue(cJSON_GetObjectItem(l, "has_next"));
-
-		cJSON_ArrayForEach(t, cJSON_GetObjectItem(l, "tasks")) {
-			double st = cJSON_GetObjectItem(t, "start_time")->valuedouble;
-			const char *id = cJSON_GetObjectItem(t, "task_id")->valuestring;
-
-			ck_assert_int_lt(n, N);
-			if (n > 0) {
-				ck_assert_msg(st <= prev_time, "%s (%.6f) listed after "
-				              "%s (%.6f)", id, st, prev_id, prev_time);
-				if (st == prev_time)
-					ck_assert_msg(strcmp(id, prev_id) < 0, "tie: %s listed "
-					              "after %s", id, prev_id);
-			}
-			prev_time = st;
-			snprintf(prev_id, sizeof(prev_id), "%s", id);
-			snprintf(listed[n++], 21, "%s", id);
-		}
-		cJSON_Delete(l);
-		if (!more)
-			break;
-	}
-	ck_assert_int_eq(page, (N + 36) / 37);
-	ck_assert_int_eq(n, N);
+	/* Pages of 37 do not divide the tasks: ties meet page boundaries, and
+	 * the last page is partly full. */
+	ck_assert_int_eq(assert_listed_in_order(tm, 37, listed, N), N);
+	assert_job_page(tm, (N + 36) / 37, 37, N - (N - 1) / 37 * 37, 0, (N + 36) / 37 + 1);
 	/* The listing holds exactly the triggered ids. */
 	qsort(ids, N, sizeof(*ids), cmp_id);
 	qsort(listed, N, sizeof(*listed), cmp_id);
@@ -400,9 +351,6 @@ START_TEST(newest_start_time_first_ties_by_task_id_descending)
 		ck_assert_str_eq(ids[i], listed[i]);
 	free(ids);
 	free(listed);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -413,13 +361,12 @@ START_TEST(equal_start_times_list_by_task_id_descending)
 	 * tasks out (timeout_at is a day after start) and prune them. */
 	struct timespec real;
 	long long frozen;
-	char *dir = tt_tmpdir(), prev[21] = "";
-	tm_manager *tm = tt_open(dir, 0);
+	cJSON *all, *t;
 	int n = 0;
 
+	tt_register(tm, "job", 0);
 	syscall(SYS_clock_gettime, CLOCK_REALTIME, &real);
 	frozen = (long long)real.tv_sec * 1000000 + real.tv_nsec / 1000;
-	tt_register(tm, "job", 0);
 	tt_register(tm, "later", 0);
 	trigger_n(tm, "later", 1, NULL);
 	atomic_store(&frozen_us, frozen);
@@ -427,37 +374,21 @@ START_TEST(equal_start_times_list_by_task_id_descending)
 	atomic_store(&frozen_us, frozen + 1);
 	trigger_n(tm, "job", 1, NULL); /* one newer task, listed first */
 	atomic_store(&frozen_us, 0);
-	for (int page = 1;; page++) {
-		cJSON *l = list(tm, "job", page, 64, 0), *t;
-		int more = cJSON_IsTrue(cJSON_GetObjectItem(l, "has_next"));
+	ck_assert_int_eq(assert_listed_in_order(tm, 64, NULL, TIED + 1), TIED + 1);
+	all = tt_list_all(tm, "job", 64, 0);
+	cJSON_ArrayForEach(t, all) {
+		double st = cJSON_GetObjectItem(t, "start_time")->valuedouble;
 
-		cJSON_ArrayForEach(t, cJSON_GetObjectItem(l, "tasks")) {
-			double st = cJSON_GetObjectItem(t, "start_time")->valuedouble;
-			const char *id = cJSON_GetObjectItem(t, "task_id")->valuestring;
-
-			ck_assert_msg(st == (double)(n == 0 ? frozen + 1 : frozen) / 1e6,
-			              "start_time %.6f: the clock seam had no effect", st);
-			if (n > 1)
-				ck_assert_msg(strcmp(id, prev) < 0, "tie: %s listed after %s",
-				              id, prev);
-			snprintf(prev, sizeof(prev), "%s", id);
-			n++;
-		}
-		cJSON_Delete(l);
-		if (!more)
-			break;
+		ck_assert_msg(st == (double)(n++ == 0 ? frozen + 1 : frozen) / 1e6,
+		              "start_time %.6f: the clock seam had no effect", st);
 	}
-	ck_assert_int_eq(n, TIED + 1);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
+	cJSON_Delete(all);
 }
 END_TEST
 
 START_TEST(public_view_hides_details_and_private_names)
 {
-	char *dir = tt_tmpdir(), sentinel, *out = &sentinel;
-	tm_manager *tm = tt_open(dir, 0);
+	char *out;
 	cJSON *l, *t;
 
 	tt_register(tm, "pub", TM_JOB_PUBLIC);
@@ -477,14 +408,11 @@ START_TEST(public_view_hides_details_and_private_names)
 		ck_assert_int_eq(cJSON_GetArraySize(t), 7);
 	}
 	cJSON_Delete(l);
-	ck_assert_err(tm_list_recent(tm, "priv", 1, 10, TM_PUBLIC, &out), TM_EWRONG_DATA);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_list_recent(tm, "priv", 1, 10, TM_PUBLIC, &out),
+	                  TM_EWRONG_DATA, out);
 	l = list(tm, "priv", 1, 10, 0);
 	assert_page(l, 3, 0, 2);
 	cJSON_Delete(l);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -492,8 +420,6 @@ START_TEST(another_names_tasks_never_appear)
 {
 	static const char *const names[] = { "jo", "job", "job2", "job.a", "jobb", "b" };
 	enum { NN = sizeof(names) / sizeof(names[0]) };
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
 
 	for (int i = 0; i < NN; i++)
 		tt_register(tm, names[i], 0);
@@ -502,92 +428,65 @@ START_TEST(another_names_tasks_never_appear)
 		for (int i = 0; i < NN; i++)
 			trigger_n(tm, names[i], i + 1, NULL);
 	for (int i = 0; i < NN; i++) {
-		int n = 0;
-		for (int page = 1;; page++) {
-			cJSON *l = list(tm, names[i], page, 4, 0), *t;
-			int more = cJSON_IsTrue(cJSON_GetObjectItem(l, "has_next"));
+		cJSON *all = tt_list_all(tm, names[i], 4, 0), *t;
 
-			cJSON_ArrayForEach(t, cJSON_GetObjectItem(l, "tasks")) {
-				ck_assert_str_eq(cJSON_GetObjectItem(t, "name")->valuestring,
-				                 names[i]);
-				n++;
-			}
-			cJSON_Delete(l);
-			if (!more)
-				break;
-		}
-		ck_assert_int_eq(n, 3 * (i + 1));
+		cJSON_ArrayForEach(t, all)
+			ck_assert_str_eq(cJSON_GetObjectItem(t, "name")->valuestring, names[i]);
+		ck_assert_int_eq(cJSON_GetArraySize(all), 3 * (i + 1));
+		cJSON_Delete(all);
 	}
 	ck_assert_int_eq(tt_count(tm, "empty"), 0);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(unregistered_name_is_wrong_data)
 {
-	char *dir = tt_tmpdir(), sentinel, *out = &sentinel;
-	tm_manager *tm = tt_open(dir, 0);
+	char *out;
 
 	tt_register(tm, "job", 0);
 	trigger_n(tm, "job", 1, NULL);
-	ck_assert_err(tm_list_recent(tm, "nope", 1, 10, 0, &out), TM_EWRONG_DATA);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_list_recent(tm, "nope", 1, 10, 0, &out), TM_EWRONG_DATA, out);
 	ck_assert_err(tm_list_recent(tm, "jo", 1, 10, 0, NULL), TM_EWRONG_DATA);
 	ck_assert_err(tm_list_recent(tm, "", 1, 10, 0, NULL), TM_EWRONG_DATA);
 	ck_assert_err(tm_list_recent(tm, NULL, 1, 10, 0, NULL), TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(listed_tasks_equal_their_get)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21];
 	cJSON *l, *t;
 
-	tt_register(tm, "job", TM_JOB_PUBLIC);
-	tt_trigger(tm, "job", "{\"context_task\":{\"a\":1}}", id);
+	tt_register_with_task(tm, "job", TM_JOB_PUBLIC, "{\"context_task\":{\"a\":1}}", id);
 	ck_assert_ok(tm_patch(tm, "job", id, "{\"status\":\"RUNNING\",\"details\":"
 	             "{\"progress\":{\"message\":\"half\"}}}", NULL));
 	tt_trigger(tm, "job", NULL, id);
 	for (unsigned flags = 0; flags <= TM_PUBLIC; flags++) {
 		l = list(tm, "job", 1, 10, flags);
+		ck_assert_int_eq(cJSON_GetArraySize(cJSON_GetObjectItem(l, "tasks")), 2);
 		cJSON_ArrayForEach(t, cJSON_GetObjectItem(l, "tasks")) {
-			cJSON *g = tt_json(tt_get(tm, "job",
-			                          cJSON_GetObjectItem(t, "task_id")->valuestring,
-			                          flags));
+			cJSON *g = tt_task(tm, "job",
+			                   cJSON_GetObjectItem(t, "task_id")->valuestring, flags);
 			ck_assert(cJSON_Compare(t, g, 1));
 			cJSON_Delete(g);
 		}
 		cJSON_Delete(l);
 	}
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("list");
-
-	tt_add(s, first_page_holds_the_newest_and_points_on);
-	tt_add(s, last_page_says_no_next);
-	tt_add(s, page_past_the_end_is_empty);
-	tt_add(s, amt_one_walks_every_task_once);
-	tt_add(s, amt_64_is_the_largest_page);
-	tt_add(s, amt_0_means_50);
-	tt_add(s, page_0_means_1);
-	tt_add(s, bad_page_or_amt_is_wrong_data);
-	tt_add(s, newest_start_time_first_ties_by_task_id_descending);
-	tt_add(s, equal_start_times_list_by_task_id_descending);
-	tt_add(s, public_view_hides_details_and_private_names);
-	tt_add(s, another_names_tasks_never_appear);
-	tt_add(s, unregistered_name_is_wrong_data);
-	tt_add(s, listed_tasks_equal_their_get);
-	return tt_run(s);
-}
+TT_STORE_MAIN("list",
+	first_page_holds_the_newest_and_points_on,
+	last_page_says_no_next,
+	page_past_the_end_is_empty,
+	amt_one_walks_every_task_once,
+	amt_64_is_the_largest_page,
+	amt_0_means_50,
+	page_0_means_1,
+	bad_page_or_amt_is_wrong_data,
+	newest_start_time_first_ties_by_task_id_descending,
+	equal_start_times_list_by_task_id_descending,
+	public_view_hides_details_and_private_names,
+	another_names_tasks_never_appear,
+	unregistered_name_is_wrong_data,
+	listed_tasks_equal_their_get)

@@ -30,25 +30,27 @@ static const struct {
 
 #define N_RFC (sizeof(rfc) / sizeof(rfc[0]))
 
-static cJSON *parse(const char *text)
-{
-	cJSON *j = cJSON_Parse(text);
+TT_STORE_FIXTURE
 
-	ck_assert_msg(j != NULL, "bad test JSON: %s", text);
-	return j;
+/* Example i of the RFC merged by tm__json_merge: its result, *patch the
+ * patch it was given (cJSON_Delete both). */
+static cJSON *merge_example(size_t i, cJSON **patch)
+{
+	cJSON *got;
+
+	*patch = tt_parse(rfc[i].patch);
+	got = tm__json_merge(tt_parse(rfc[i].original), *patch);
+	ck_assert_ptr_nonnull(got);
+	return got;
 }
 
 START_TEST(merge_gives_every_result_of_rfc7396_appendix_a)
 {
 	for (size_t i = 0; i < N_RFC; i++) {
-		cJSON *target = parse(rfc[i].original);
-		cJSON *patch = parse(rfc[i].patch);
-		cJSON *want = parse(rfc[i].result);
-		cJSON *got = tm__json_merge(target, patch);
-		char *text;
+		cJSON *patch, *got = merge_example(i, &patch);
+		cJSON *want = tt_parse(rfc[i].result);
+		char *text = cJSON_PrintUnformatted(got);
 
-		ck_assert_ptr_nonnull(got);
-		text = cJSON_PrintUnformatted(got);
 		ck_assert_msg(cJSON_Compare(got, want, 1),
 		              "example %zu: %s + %s gave %s, expected %s", i + 1,
 		              rfc[i].original, rfc[i].patch, text, rfc[i].result);
@@ -63,12 +65,9 @@ END_TEST
 START_TEST(merge_leaves_the_patch_unchanged_and_unshared)
 {
 	for (size_t i = 0; i < N_RFC; i++) {
-		cJSON *target = parse(rfc[i].original);
-		cJSON *patch = parse(rfc[i].patch);
-		cJSON *copy = parse(rfc[i].patch);
-		cJSON *got = tm__json_merge(target, patch);
+		cJSON *patch, *got = merge_example(i, &patch);
+		cJSON *copy = tt_parse(rfc[i].patch);
 
-		ck_assert_ptr_nonnull(got);
 		ck_assert_msg(cJSON_Compare(patch, copy, 1),
 		              "example %zu changed its patch", i + 1);
 		/* The result owns its nodes: freeing it must leave the patch
@@ -83,9 +82,9 @@ END_TEST
 
 START_TEST(merge_into_nested_objects_keeps_untouched_keys)
 {
-	cJSON *target = parse("{\"a\":{\"b\":{\"c\":1,\"d\":2},\"e\":[1]},\"f\":3}");
-	cJSON *patch = parse("{\"a\":{\"b\":{\"c\":null,\"x\":{\"y\":null,\"z\":0}}}}");
-	cJSON *want = parse("{\"a\":{\"b\":{\"d\":2,\"x\":{\"z\":0}},\"e\":[1]},\"f\":3}");
+	cJSON *target = tt_parse("{\"a\":{\"b\":{\"c\":1,\"d\":2},\"e\":[1]},\"f\":3}");
+	cJSON *patch = tt_parse("{\"a\":{\"b\":{\"c\":null,\"x\":{\"y\":null,\"z\":0}}}}");
+	cJSON *want = tt_parse("{\"a\":{\"b\":{\"d\":2,\"x\":{\"z\":0}},\"e\":[1]},\"f\":3}");
 	cJSON *got = tm__json_merge(target, patch);
 
 	ck_assert(cJSON_Compare(got, want, 1));
@@ -99,7 +98,7 @@ END_TEST
 
 static cJSON *details_of(tm_manager *tm, const char *id)
 {
-	cJSON *task = tt_json(tt_get(tm, "job", id, 0));
+	cJSON *task = tt_task(tm, "job", id, 0);
 	cJSON *d = cJSON_DetachItemFromObjectCaseSensitive(task, "details");
 
 	cJSON_Delete(task);
@@ -117,9 +116,6 @@ static void patch_details(tm_manager *tm, const char *id, const char *host_value
 
 START_TEST(patch_merges_details_by_rfc7396)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-
 	tt_register(tm, "job", 0);
 	for (size_t i = 0; i < N_RFC; i++) {
 		char id[21];
@@ -134,7 +130,7 @@ START_TEST(patch_merges_details_by_rfc7396)
 		patch_details(tm, id, rfc[i].patch);
 		after = details_of(tm, id);
 		host = cJSON_DetachItemFromObjectCaseSensitive(after, "host");
-		want = parse(rfc[i].result);
+		want = tt_parse(rfc[i].result);
 		if (cJSON_IsNull(want)) {
 			/* null under a key deletes the key. */
 			ck_assert_msg(host == NULL, "example %zu kept host", i + 1);
@@ -154,28 +150,8 @@ START_TEST(patch_merges_details_by_rfc7396)
 		cJSON_Delete(host);
 		cJSON_Delete(want);
 	}
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
-
-/* The patch must fail with code and leave the task byte-identical. */
-static void assert_refused(tm_manager *tm, const char *id, const char *body, int code)
-{
-	char *before = tt_get(tm, "job", id, 0), *after;
-	char sentinel, *out = &sentinel;
-	int rc = tm_patch(tm, "job", id, body, &out);
-
-	ck_assert_msg(rc == code, "%s gave %s (%s), expected %s", body,
-	              tm_error_name(rc), tm_last_error(), tm_error_name(code));
-	ck_assert_ptr_null(out);
-	ck_assert_uint_gt(strlen(tm_last_error()), 0);
-	after = tt_get(tm, "job", id, 0);
-	ck_assert_str_eq(before, after);
-	tm_free(before);
-	tm_free(after);
-}
 
 START_TEST(patch_cannot_touch_library_owned_details)
 {
@@ -185,28 +161,23 @@ START_TEST(patch_cannot_touch_library_owned_details)
 	static const char *const values[] = {
 		"1", "null", "{}", "{\"x\":1}", "\"s\"", "[]",
 	};
-	char *dir = tt_tmpdir(), id[21], done[21], body[128];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], done[21], body[128];
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", "{\"context_task\":{\"t\":\"a.csv\"}}", id);
+	tt_register_with_task(tm, "job", 0, "{\"context_task\":{\"t\":\"a.csv\"}}", id);
 	tt_trigger(tm, "job", NULL, done);
 	ck_assert_ok(tm_patch(tm, "job", done, "{\"completed\":true}", NULL));
 	for (size_t k = 0; k < sizeof(owned) / sizeof(owned[0]); k++) {
 		for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
 			snprintf(body, sizeof(body), "{\"details\":{\"%s\":%s}}",
 			         owned[k], values[v]);
-			assert_refused(tm, id, body, TM_EWRONG_DATA);
-			assert_refused(tm, done, body, TM_EWRONG_DATA);
+			tt_assert_patch_refused(tm, "job", id, body, TM_EWRONG_DATA);
+			tt_assert_patch_refused(tm, "job", done, body, TM_EWRONG_DATA);
 			/* Beside an allowed status or key, still all refused. */
 			snprintf(body, sizeof(body), "{\"status\":\"RUNNING\","
 			         "\"details\":{\"ok\":1,\"%s\":%s}}", owned[k], values[v]);
-			assert_refused(tm, id, body, TM_EWRONG_DATA);
+			tt_assert_patch_refused(tm, "job", id, body, TM_EWRONG_DATA);
 		}
 	}
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -215,42 +186,32 @@ START_TEST(patch_keeps_details_progress_an_object)
 	static const char *const bad[] = {
 		"null", "\"40 rows\"", "1", "true", "[]", "[{\"message\":\"m\"}]",
 	};
-	char *dir = tt_tmpdir(), id[21], body[128];
-	tm_manager *tm = tt_open(dir, 0);
+	char id[21], body[128];
 	cJSON *task, *pr, *want;
 
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", NULL, id);
+	tt_register_with_task(tm, "job", 0, NULL, id);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		snprintf(body, sizeof(body), "{\"details\":{\"progress\":%s}}", bad[i]);
-		assert_refused(tm, id, body, TM_EWRONG_DATA);
+		tt_assert_patch_refused(tm, "job", id, body, TM_EWRONG_DATA);
 	}
 	ck_assert_ok(tm_patch(tm, "job", id,
 	             "{\"details\":{\"progress\":{\"message\":\"m\",\"rows\":40}}}", NULL));
 	ck_assert_ok(tm_patch(tm, "job", id,
 	             "{\"details\":{\"progress\":{\"rows\":null,\"cols\":3}}}", NULL));
-	task = tt_json(tt_get(tm, "job", id, 0));
-	pr = cJSON_GetObjectItem(cJSON_GetObjectItem(task, "details"), "progress");
-	want = parse("{\"message\":\"m\",\"cols\":3}");
+	task = tt_task(tm, "job", id, 0);
+	pr = tt_detail(task, "progress");
+	want = tt_parse("{\"message\":\"m\",\"cols\":3}");
 	ck_assert(cJSON_Compare(pr, want, 1));
 	ck_assert_str_eq(cJSON_GetObjectItem(task, "progress")->valuestring, "m");
 	cJSON_Delete(want);
 	cJSON_Delete(task);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("merge_patch");
-
-	tt_add(s, merge_gives_every_result_of_rfc7396_appendix_a);
-	tt_add(s, merge_leaves_the_patch_unchanged_and_unshared);
-	tt_add(s, merge_into_nested_objects_keeps_untouched_keys);
-	tt_add(s, patch_merges_details_by_rfc7396);
-	tt_add(s, patch_cannot_touch_library_owned_details);
-	tt_add(s, patch_keeps_details_progress_an_object);
-	return tt_run(s);
-}
+TT_STORE_MAIN("merge_patch",
+	merge_gives_every_result_of_rfc7396_appendix_a,
+	merge_leaves_the_patch_unchanged_and_unshared,
+	merge_into_nested_objects_keeps_untouched_keys,
+	patch_merges_details_by_rfc7396,
+	patch_cannot_touch_library_owned_details,
+	patch_keeps_details_progress_an_object)

@@ -1,5 +1,5 @@
-/* SPEC section 5, tm_options_init / tm_open / tm_close, and every call on a
- * NULL manager. */
+/* tm_options_init, tm_open and tm_close (doc/api.md, "Lifecycle"), and
+ * every call on a NULL manager.  Each test has a fresh directory, `dir`. */
 #include <fcntl.h>
 #include <math.h>
 #include <string.h>
@@ -26,12 +26,26 @@ static void assert_open_fails(const tm_options *o, int code)
 	ck_assert_ptr_null(tm);
 }
 
-static void options(tm_options *o, const char *path)
+/* tm_open refuses, with TM_EINVAL, the options of `dir` with each of the
+ * values in `field`. */
+#define ASSERT_EACH_INVALID(field, values) \
+	for (size_t i_ = 0; i_ < sizeof(values) / sizeof((values)[0]); i_++) { \
+		tm_options o_ = tt_options(dir); \
+		o_.field = (values)[i_]; \
+		assert_open_fails(&o_, TM_EINVAL); \
+	}
+
+static char *dir;
+
+static void setup(void)
 {
-	tm_options_init(o, TM_OPTIONS_VERSION);
-	o->path = path;
-	o->workers = 0;
-	o->flags = TM_OPEN_NOSYNC;
+	dir = tt_tmpdir();
+}
+
+static void teardown(void)
+{
+	tt_rmdir(dir);
+	free(dir);
 }
 
 START_TEST(options_init_fills_the_defaults)
@@ -39,7 +53,7 @@ START_TEST(options_init_fills_the_defaults)
 	tm_options o;
 
 	memset(&o, 0xa5, sizeof(o));
-	tm_options_init(&o, TM_OPTIONS_VERSION);
+	ck_assert_ok(tm_options_init(&o, TM_OPTIONS_VERSION));
 	ck_assert_uint_eq(o.version, TM_OPTIONS_VERSION);
 	ck_assert_ptr_null(o.path);
 	ck_assert_uint_eq(o.workers, 2);
@@ -52,179 +66,134 @@ START_TEST(options_init_fills_the_defaults)
 	ck_assert_uint_eq(o.progress_ms, 200);
 	ck_assert_uint_eq(o.keep_count, 1000);
 	ck_assert_double_eq(o.keep_age_s, 30 * 86400.0);
-	tm_options_init(NULL, TM_OPTIONS_VERSION); /* a no-op, not a crash */
+	/* No options to fill: refused, with a message. */
+	tt_clear_error();
+	ck_assert_err(tm_options_init(NULL, TM_OPTIONS_VERSION), TM_EINVAL);
+	ck_assert_uint_gt(strlen(tm_last_error()), 0);
 }
 END_TEST
 
 START_TEST(open_with_workers_zero_stores_and_serves)
 {
-	char *dir = tt_tmpdir(), id[21];
+	char id[21];
 	tm_manager *tm = tt_open(dir, 0);
 
 	ck_assert_ptr_nonnull(tm);
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", NULL, id);
+	tt_register_with_task(tm, "job", 0, NULL, id);
 	ck_assert_str_eq(tt_status(tm, "job", id, (char[32]){ 0 }), "REQUEST_SENT");
 	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(null_options_or_out_is_invalid)
 {
-	char *dir = tt_tmpdir();
-	tm_options o;
+	tm_options o = tt_options(dir);
 
-	options(&o, dir);
 	assert_open_fails(NULL, TM_EINVAL);
 	tt_clear_error();
 	ck_assert_err(tm_open(&o, NULL), TM_EINVAL);
 	ck_assert_uint_gt(strlen(tm_last_error()), 0);
 	ck_assert_err(tm_open(NULL, NULL), TM_EINVAL);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(missing_path_is_invalid)
 {
-	tm_options o;
+	static const char *const paths[] = { NULL, "" };
 
-	options(&o, NULL);
-	assert_open_fails(&o, TM_EINVAL);
-	options(&o, "");
-	assert_open_fails(&o, TM_EINVAL);
+	ASSERT_EACH_INVALID(path, paths);
 }
 END_TEST
 
 START_TEST(unknown_options_version_is_invalid)
 {
 	static const unsigned versions[] = { 0, TM_OPTIONS_VERSION + 1, ~0u };
-	char *dir = tt_tmpdir();
-	tm_options o;
 
-	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-		options(&o, dir);
-		o.version = versions[i];
-		assert_open_fails(&o, TM_EINVAL);
-	}
-	tt_rmdir(dir);
-	free(dir);
+	ASSERT_EACH_INVALID(version, versions);
 }
 END_TEST
 
 START_TEST(unknown_open_flags_are_invalid)
 {
 	static const unsigned flags[] = { 0x2, 0x100, 0x80000000u, TM_OPEN_NOSYNC | 0x4 };
-	char *dir = tt_tmpdir();
-	tm_options o;
 
-	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		options(&o, dir);
-		o.flags = flags[i];
-		assert_open_fails(&o, TM_EINVAL);
-	}
-	tt_rmdir(dir);
-	free(dir);
+	ASSERT_EACH_INVALID(flags, flags);
 }
 END_TEST
 
 START_TEST(map_size_above_its_cap_is_invalid)
 {
-	char *dir = tt_tmpdir();
-	tm_options o;
+	tm_options o = tt_options(dir);
 	tm_manager *tm = NULL;
 
-	options(&o, dir);
 	o.map_size = 8 * MIB;
 	o.map_size_max = 4 * MIB;
 	assert_open_fails(&o, TM_EINVAL);
 	/* A default map_size (64 MiB) above a small explicit cap too. */
-	options(&o, dir);
+	o = tt_options(dir);
 	o.map_size_max = 4 * MIB;
 	assert_open_fails(&o, TM_EINVAL);
 	/* Equal is fine. */
-	options(&o, dir);
 	o.map_size = 4 * MIB;
-	o.map_size_max = 4 * MIB;
 	ck_assert_ok(tm_open(&o, &tm));
 	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(bad_retention_age_is_invalid)
 {
 	static const double ages[] = { -1.0, -INFINITY, INFINITY, NAN };
-	char *dir = tt_tmpdir();
-	tm_options o;
 
-	for (size_t i = 0; i < sizeof(ages) / sizeof(ages[0]); i++) {
-		options(&o, dir);
-		o.keep_age_s = ages[i];
-		assert_open_fails(&o, TM_EINVAL);
-	}
-	tt_rmdir(dir);
-	free(dir);
+	ASSERT_EACH_INVALID(keep_age_s, ages);
 }
 END_TEST
 
 START_TEST(same_path_twice_in_one_process_is_invalid_until_closed)
 {
-	char *dir = tt_tmpdir(), id[21], alias[4096];
-	tm_options o;
-	tm_manager *tm = NULL, *again;
+	char id[21], alias[4096];
+	tm_options o = tt_options(dir), other;
+	tm_manager *tm = NULL, *again = NULL;
 
-	options(&o, dir);
 	ck_assert_ok(tm_open(&o, &tm));
-	tt_register(tm, "job", 0);
-	tt_trigger(tm, "job", NULL, id);
+	tt_register_with_task(tm, "job", 0, NULL, id);
 	assert_open_fails(&o, TM_EINVAL);
 	/* Another spelling of the same directory. */
 	snprintf(alias, sizeof(alias), "%s/./", dir);
-	options(&o, alias);
-	assert_open_fails(&o, TM_EINVAL);
+	other = tt_options(alias);
+	assert_open_fails(&other, TM_EINVAL);
 	/* The first manager still works. */
 	ck_assert_str_eq(tt_status(tm, "job", id, (char[32]){ 0 }), "REQUEST_SENT");
 	tm_close(tm);
-	options(&o, dir);
-	again = NULL;
 	ck_assert_ok(tm_open(&o, &again));
 	tt_register(again, "job", 0);
 	ck_assert_str_eq(tt_status(again, "job", id, (char[32]){ 0 }), "REQUEST_SENT");
 	tm_close(again);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(path_that_is_a_file_is_a_storage_error)
 {
-	char *dir = tt_tmpdir(), file[4096], below[4096];
-	tm_options o;
+	char file[4096], below[4096];
+	tm_options o, under;
 	int fd;
 
 	snprintf(file, sizeof(file), "%s/plain", dir);
+	snprintf(below, sizeof(below), "%s/plain/sub", dir);
+	o = tt_options(file);
+	under = tt_options(below);
 	fd = open(file, O_CREAT | O_WRONLY, 0644);
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, "x", 1), 1);
 	close(fd);
-	options(&o, file);
 	assert_open_fails(&o, TM_ESTORAGE);
-	snprintf(below, sizeof(below), "%s/plain/sub", dir);
-	options(&o, below);
-	assert_open_fails(&o, TM_ESTORAGE);
-	tt_rmdir(dir);
-	free(dir);
+	assert_open_fails(&under, TM_ESTORAGE);
 }
 END_TEST
 
 START_TEST(directory_of_garbage_is_a_storage_error)
 {
-	char *dir = tt_tmpdir(), file[4096], junk[16384];
-	tm_options o;
+	char file[4096], junk[16384];
+	tm_options o = tt_options(dir);
 	int fd;
 
 	memset(junk, 'J', sizeof(junk));
@@ -233,93 +202,92 @@ START_TEST(directory_of_garbage_is_a_storage_error)
 	ck_assert_int_ge(fd, 0);
 	ck_assert_int_eq(write(fd, junk, sizeof(junk)), (int)sizeof(junk));
 	close(fd);
-	options(&o, dir);
 	assert_open_fails(&o, TM_ESTORAGE);
 	/* Refusing it did not hold the path: a second try says the same. */
 	assert_open_fails(&o, TM_ESTORAGE);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(missing_directories_are_created)
 {
-	char *dir = tt_tmpdir(), path[4096];
+	char path[4096];
 	tm_options o;
 	tm_manager *tm = NULL;
 	struct stat st;
 
 	snprintf(path, sizeof(path), "%s/a/b/c/store", dir);
-	options(&o, path);
+	o = tt_options(path);
 	ck_assert_ok(tm_open(&o, &tm));
 	ck_assert_int_eq(stat(path, &st), 0);
 	ck_assert(S_ISDIR(st.st_mode));
 	tt_register(tm, "job", 0);
 	ck_assert_ok(tm_trigger(tm, "job", NULL, 0, NULL));
 	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
-START_TEST(every_call_on_a_null_manager_is_invalid)
-{
-	char sentinel, *out;
-	tm_job_def d;
-
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = "job";
-#define NULL_CALL(call) do { \
-	out = &sentinel; \
+/* A call on a NULL manager is TM_EINVAL with a message. */
+#define ASSERT_NULL_CALL(call) do { \
 	tt_clear_error(); \
 	ck_assert_err(call, TM_EINVAL); \
 	ck_assert_uint_gt(strlen(tm_last_error()), 0); \
 } while (0)
-	NULL_CALL(tm_register(NULL, &d));
-	NULL_CALL(tm_trigger(NULL, "job", NULL, 0, &out));
-	ck_assert_ptr_null(out);
-	NULL_CALL(tm_list_recent(NULL, "job", 1, 10, 0, &out));
-	ck_assert_ptr_null(out);
-	NULL_CALL(tm_get(NULL, "job", "AAAAAAAAAAAAAAAAAAAA", 0, &out));
-	ck_assert_ptr_null(out);
-	NULL_CALL(tm_patch(NULL, "job", "AAAAAAAAAAAAAAAAAAAA", "{}", &out));
-	ck_assert_ptr_null(out);
-	NULL_CALL(tm_cancel(NULL, "job", "AAAAAAAAAAAAAAAAAAAA", &out));
-	ck_assert_ptr_null(out);
-	NULL_CALL(tm_notify(NULL, "job", 1));
-	NULL_CALL(tm_stats(NULL, &out));
-	ck_assert_ptr_null(out);
-	NULL_CALL(tm_check(NULL, &out));
-	ck_assert_ptr_null(out);
-	NULL_CALL(tm_trigger(NULL, "job", NULL, 0, NULL));
-#undef NULL_CALL
+
+/* ... and one with an output leaves it NULL. */
+#define ASSERT_NULL_CALL_OUT(call) do { \
+	tt_clear_error(); \
+	ck_assert_refused(call, TM_EINVAL, out); \
+	ck_assert_uint_gt(strlen(tm_last_error()), 0); \
+} while (0)
+
+START_TEST(every_call_on_a_null_manager_is_invalid)
+{
+	const char *id = "AAAAAAAAAAAAAAAAAAAA";
+	tm_job_def d = TM_JOB_DEF_INIT;
+	char *out;
+
+	d.name = "job";
+	ASSERT_NULL_CALL(tm_register(NULL, &d));
+	ASSERT_NULL_CALL(tm_notify(NULL, "job", 1));
+	ASSERT_NULL_CALL(tm_trigger(NULL, "job", NULL, 0, NULL));
+	ASSERT_NULL_CALL_OUT(tm_trigger(NULL, "job", NULL, 0, &out));
+	ASSERT_NULL_CALL_OUT(tm_list_recent(NULL, "job", 1, 10, 0, &out));
+	ASSERT_NULL_CALL_OUT(tm_get(NULL, "job", id, 0, &out));
+	ASSERT_NULL_CALL_OUT(tm_patch(NULL, "job", id, "{}", &out));
+	ASSERT_NULL_CALL_OUT(tm_cancel(NULL, "job", id, &out));
+	ASSERT_NULL_CALL_OUT(tm_stats(NULL, &out));
+	ASSERT_NULL_CALL_OUT(tm_check(NULL, &out));
 }
 END_TEST
 
 START_TEST(close_and_free_of_null_are_no_ops)
 {
+	char id[21];
+	tm_manager *tm = tt_open(dir, 0);
+
+	tt_register_with_task(tm, "job", 0, NULL, id);
+	tm_errorf(TM_EWRONG_DATA, "%s", "before");
 	tm_close(NULL);
 	tm_free(NULL);
+	/* Nothing changed: not this thread's message, not an open manager. */
+	ck_assert_str_eq(tm_last_error(), "before");
+	ck_assert_str_eq(tt_status(tm, "job", id, (char[32]){ 0 }), "REQUEST_SENT");
+	tm_close(tm);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("open");
-
-	tt_add(s, options_init_fills_the_defaults);
-	tt_add(s, open_with_workers_zero_stores_and_serves);
-	tt_add(s, null_options_or_out_is_invalid);
-	tt_add(s, missing_path_is_invalid);
-	tt_add(s, unknown_options_version_is_invalid);
-	tt_add(s, unknown_open_flags_are_invalid);
-	tt_add(s, map_size_above_its_cap_is_invalid);
-	tt_add(s, bad_retention_age_is_invalid);
-	tt_add(s, same_path_twice_in_one_process_is_invalid_until_closed);
-	tt_add(s, path_that_is_a_file_is_a_storage_error);
-	tt_add(s, directory_of_garbage_is_a_storage_error);
-	tt_add(s, missing_directories_are_created);
-	tt_add(s, every_call_on_a_null_manager_is_invalid);
-	tt_add(s, close_and_free_of_null_are_no_ops);
-	return tt_run(s);
-}
+TT_MAIN_FIXTURE("open", setup, teardown,
+	options_init_fills_the_defaults,
+	open_with_workers_zero_stores_and_serves,
+	null_options_or_out_is_invalid,
+	missing_path_is_invalid,
+	unknown_options_version_is_invalid,
+	unknown_open_flags_are_invalid,
+	map_size_above_its_cap_is_invalid,
+	bad_retention_age_is_invalid,
+	same_path_twice_in_one_process_is_invalid_until_closed,
+	path_that_is_a_file_is_a_storage_error,
+	directory_of_garbage_is_a_storage_error,
+	missing_directories_are_created,
+	every_call_on_a_null_manager_is_invalid,
+	close_and_free_of_null_are_no_ops)

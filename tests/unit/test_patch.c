@@ -1,39 +1,20 @@
-/* SPEC sections 3 and 5, tm_patch: the body, the shorthands, details merge,
- * end_time, the ordering rule, and that a refused patch changes nothing. */
+/* tm_patch (doc/api.md, "The five calls"): the body, the shorthands,
+ * details merge, end_time, the status ordering rule (doc/contract.md), and
+ * that a refused patch changes nothing. */
 #include <string.h>
 
 #include "common.h"
 
-/* The patch must fail with code, set *out_json to NULL, leave a message,
- * and leave the task byte-identical. */
+TT_STORE_FIXTURE
+
 static void assert_refused(tm_manager *tm, const char *id, const char *body, int code)
 {
-	char *before = tt_get(tm, "job", id, 0), *after;
-	char sentinel, *out = &sentinel;
-	int rc;
-
-	tt_clear_error();
-	rc = tm_patch(tm, "job", id, body, &out);
-	ck_assert_msg(rc == code, "%s gave %s (%s), expected %s",
-	              body ? body : "(null)", tm_error_name(rc), tm_last_error(),
-	              tm_error_name(code));
-	ck_assert_ptr_null(out);
-	ck_assert_msg(tm_last_error()[0] != '\0', "no message for %s",
-	              body ? body : "(null)");
-	after = tt_get(tm, "job", id, 0);
-	ck_assert_str_eq(before, after);
-	tm_free(before);
-	tm_free(after);
+	tt_assert_patch_refused(tm, "job", id, body, code);
 }
 
 static cJSON *task(tm_manager *tm, const char *id)
 {
-	return tt_json(tt_get(tm, "job", id, 0));
-}
-
-static cJSON *detail(cJSON *t, const char *key)
-{
-	return cJSON_GetObjectItem(cJSON_GetObjectItem(t, "details"), key);
+	return tt_task(tm, "job", id, 0);
 }
 
 static const char *status_of(cJSON *t)
@@ -41,29 +22,31 @@ static const char *status_of(cJSON *t)
 	return cJSON_GetObjectItem(t, "status")->valuestring;
 }
 
-/* A fresh task moved to the named status (NULL: left REQUEST_SENT). */
+/* A fresh task of "job" moved to the named status (NULL: REQUEST_SENT). */
 static void task_in(tm_manager *tm, const char *status, char id[21])
 {
-	char body[64];
-
-	tt_trigger(tm, "job", NULL, id);
-	if (status == NULL)
-		return;
-	if (strcmp(status, "CANCELLED_REQUESTED") == 0)
-		ck_assert_ok(tm_patch(tm, "job", id, "{\"status\":\"RUNNING\"}", NULL));
-	snprintf(body, sizeof(body), "{\"status\":\"%s\"}", status);
-	ck_assert_ok(tm_patch(tm, "job", id, body, NULL));
+	tt_task_in(tm, "job", status, id);
 }
 
-#define OPEN(tm, dir) \
-	char *dir = tt_tmpdir(); \
-	tm_manager *tm = tt_open(dir, 0); \
-	tt_register(tm, "job", 0)
+/* Every test's store, "job" registered in it. */
+static void setup(void)
+{
+	tt_store_setup();
+	tt_register(tm, "job", 0);
+}
 
-#define CLOSE(tm, dir) \
-	tm_close(tm); \
-	tt_rmdir(dir); \
-	free(dir)
+/* Every body refused with code by a task of "job" in status `from`. */
+static void refuse_each(const char *from, const char *const *bodies, size_t n, int code)
+{
+	char id[21];
+
+	task_in(tm, from, id);
+	for (size_t i = 0; i < n; i++)
+		assert_refused(tm, id, bodies[i], code);
+}
+
+#define REFUSE_EACH(from, bodies, code) \
+	refuse_each((from), (bodies), sizeof(bodies) / sizeof((bodies)[0]), (code))
 
 START_TEST(every_wrong_field_type_is_wrong_data)
 {
@@ -80,13 +63,8 @@ START_TEST(every_wrong_field_type_is_wrong_data)
 		"{\"failed\":\"true\"}", "{\"failed\":1}", "{\"failed\":0}",
 		"{\"failed\":null}", "{\"failed\":{}}", "{\"failed\":[true]}",
 	};
-	char id[21];
-	OPEN(tm, dir);
 
-	task_in(tm, "RUNNING", id);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, id, bodies[i], TM_EWRONG_DATA);
-	CLOSE(tm, dir);
+	REFUSE_EACH("RUNNING", bodies, TM_EWRONG_DATA);
 }
 END_TEST
 
@@ -98,13 +76,8 @@ START_TEST(unknown_fields_are_wrong_data)
 		"{\"warnings\":[]}", "{\"details\":{},\"name\":\"job\"}",
 		"{\"cancelled\":true}", "{\"\":1}",
 	};
-	char id[21];
-	OPEN(tm, dir);
 
-	task_in(tm, NULL, id);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, id, bodies[i], TM_EWRONG_DATA);
-	CLOSE(tm, dir);
+	REFUSE_EACH(NULL, bodies, TM_EWRONG_DATA);
 }
 END_TEST
 
@@ -118,15 +91,10 @@ START_TEST(malformed_bodies_are_wrong_data)
 		"{\"status\":\"RUNNING\",\"status\":\"FAILED\"}",
 		"{\"details\":{\"a\":1,\"a\":2}}",
 		"{\"details\":{\"progress\":{\"m\":1,\"m\":1}}}",
+		NULL,
 	};
-	char id[21];
-	OPEN(tm, dir);
 
-	task_in(tm, NULL, id);
-	assert_refused(tm, id, NULL, TM_EWRONG_DATA);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, id, bodies[i], TM_EWRONG_DATA);
-	CLOSE(tm, dir);
+	REFUSE_EACH(NULL, bodies, TM_EWRONG_DATA);
 }
 END_TEST
 
@@ -147,57 +115,40 @@ START_TEST(contradictory_fields_are_wrong_data)
 		"{\"completed\":true,\"failed\":true,\"status\":\"COMPLETED\"}",
 		"{\"status\":\"COMPLETED\",\"completed\":true,\"failed\":true}",
 	};
-	char id[21];
-	OPEN(tm, dir);
 
-	task_in(tm, "RUNNING", id);
-	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++)
-		assert_refused(tm, id, bodies[i], TM_EWRONG_DATA);
-	CLOSE(tm, dir);
+	REFUSE_EACH("RUNNING", bodies, TM_EWRONG_DATA);
 }
 END_TEST
 
+/* A task in status `from` patched with `body` ends in `status`, with an
+ * end_time. */
+static void assert_patch_ends(const char *from, const char *body, const char *status)
+{
+	char id[21];
+	cJSON *t;
+
+	task_in(tm, from, id);
+	ck_assert_ok(tm_patch(tm, "job", id, body, NULL));
+	t = task(tm, id);
+	ck_assert_str_eq(status_of(t), status);
+	ck_assert(cJSON_IsNumber(tt_detail(t, "end_time")));
+	cJSON_Delete(t);
+}
+
 START_TEST(completed_true_completes_the_task)
 {
-	char id[21], id2[21];
-	cJSON *t;
-	OPEN(tm, dir);
-
-	task_in(tm, "RUNNING", id);
-	ck_assert_ok(tm_patch(tm, "job", id, "{\"completed\":true}", NULL));
-	t = task(tm, id);
-	ck_assert_str_eq(status_of(t), "COMPLETED");
-	ck_assert(cJSON_IsNumber(detail(t, "end_time")));
-	cJSON_Delete(t);
+	assert_patch_ends("RUNNING", "{\"completed\":true}", "COMPLETED");
 	/* Straight from REQUEST_SENT, and beside a matching status. */
-	task_in(tm, NULL, id2);
-	ck_assert_ok(tm_patch(tm, "job", id2,
-	             "{\"status\":\"COMPLETED\",\"completed\":true,\"failed\":false}", NULL));
-	t = task(tm, id2);
-	ck_assert_str_eq(status_of(t), "COMPLETED");
-	cJSON_Delete(t);
-	CLOSE(tm, dir);
+	assert_patch_ends(NULL, "{\"status\":\"COMPLETED\",\"completed\":true,"
+	                  "\"failed\":false}", "COMPLETED");
 }
 END_TEST
 
 START_TEST(failed_true_fails_the_task)
 {
-	char id[21], id2[21];
-	cJSON *t;
-	OPEN(tm, dir);
-
-	task_in(tm, "RUNNING", id);
-	ck_assert_ok(tm_patch(tm, "job", id, "{\"failed\":true,\"completed\":false}", NULL));
-	t = task(tm, id);
-	ck_assert_str_eq(status_of(t), "FAILED");
-	ck_assert(cJSON_IsNumber(detail(t, "end_time")));
-	cJSON_Delete(t);
-	task_in(tm, "CANCELLED_REQUESTED", id2);
-	ck_assert_ok(tm_patch(tm, "job", id2, "{\"status\":\"FAILED\",\"failed\":true}", NULL));
-	t = task(tm, id2);
-	ck_assert_str_eq(status_of(t), "FAILED");
-	cJSON_Delete(t);
-	CLOSE(tm, dir);
+	assert_patch_ends("RUNNING", "{\"failed\":true,\"completed\":false}", "FAILED");
+	assert_patch_ends("CANCELLED_REQUESTED", "{\"status\":\"FAILED\",\"failed\":true}",
+	                  "FAILED");
 }
 END_TEST
 
@@ -208,7 +159,6 @@ START_TEST(false_shorthands_alone_change_nothing)
 		"{\"completed\":false,\"failed\":false}", "{\"details\":{}}",
 	};
 	char id[21], *before, *after, *out;
-	OPEN(tm, dir);
 
 	task_in(tm, "RUNNING", id);
 	before = tt_get(tm, "job", id, 0);
@@ -222,7 +172,6 @@ START_TEST(false_shorthands_alone_change_nothing)
 	ck_assert_str_eq(before, after);
 	tm_free(before);
 	tm_free(after);
-	CLOSE(tm, dir);
 }
 END_TEST
 
@@ -230,11 +179,10 @@ START_TEST(details_are_merged_and_library_keys_kept)
 {
 	char id[21];
 	cJSON *t, *want, *before_payload;
-	OPEN(tm, dir);
 
 	tt_trigger(tm, "job", "{\"context_task\":{\"p\":1}}", id);
 	t = task(tm, id);
-	before_payload = cJSON_Duplicate(detail(t, "payload"), 1);
+	before_payload = cJSON_Duplicate(tt_detail(t, "payload"), 1);
 	cJSON_Delete(t);
 	ck_assert_ok(tm_patch(tm, "job", id,
 	             "{\"details\":{\"a\":{\"b\":1,\"c\":2},\"k\":\"v\"}}", NULL));
@@ -243,18 +191,17 @@ START_TEST(details_are_merged_and_library_keys_kept)
 	             "\"progress\":{\"message\":\"m\"}}}", NULL));
 	t = task(tm, id);
 	want = cJSON_Parse("{\"c\":2,\"d\":[3]}");
-	ck_assert(cJSON_Compare(detail(t, "a"), want, 1));
-	ck_assert_ptr_null(detail(t, "k"));
-	ck_assert(cJSON_Compare(detail(t, "payload"), before_payload, 1));
-	ck_assert(cJSON_IsNumber(detail(t, "timeout_at")));
-	ck_assert(cJSON_IsString(detail(t, "create_reason")));
-	ck_assert(cJSON_IsNumber(detail(t, "attempts")));
+	ck_assert(cJSON_Compare(tt_detail(t, "a"), want, 1));
+	ck_assert_ptr_null(tt_detail(t, "k"));
+	ck_assert(cJSON_Compare(tt_detail(t, "payload"), before_payload, 1));
+	ck_assert(cJSON_IsNumber(tt_detail(t, "timeout_at")));
+	ck_assert(cJSON_IsString(tt_detail(t, "create_reason")));
+	ck_assert(cJSON_IsNumber(tt_detail(t, "attempts")));
 	ck_assert_str_eq(cJSON_GetObjectItem(t, "progress")->valuestring, "m");
 	ck_assert_str_eq(status_of(t), "REQUEST_SENT");
 	cJSON_Delete(want);
 	cJSON_Delete(before_payload);
 	cJSON_Delete(t);
-	CLOSE(tm, dir);
 }
 END_TEST
 
@@ -262,15 +209,11 @@ START_TEST(patch_output_is_the_private_view_after_the_change)
 {
 	char id[21], *out = NULL, *got;
 	cJSON *t;
-	tm_manager *pub_tm;
-	char *dir = tt_tmpdir();
 
-	pub_tm = tt_open(dir, 0);
-	tt_register(pub_tm, "pub", TM_JOB_PUBLIC);
-	tt_trigger(pub_tm, "pub", NULL, id);
-	ck_assert_ok(tm_patch(pub_tm, "pub", id,
+	tt_register_with_task(tm, "pub", TM_JOB_PUBLIC, NULL, id);
+	ck_assert_ok(tm_patch(tm, "pub", id,
 	             "{\"status\":\"RUNNING\",\"details\":{\"x\":1}}", &out));
-	got = tt_get(pub_tm, "pub", id, 0);
+	got = tt_get(tm, "pub", id, 0);
 	ck_assert_str_eq(out, got);
 	t = tt_json(out);
 	ck_assert(cJSON_IsObject(cJSON_GetObjectItem(t, "details")));
@@ -278,9 +221,8 @@ START_TEST(patch_output_is_the_private_view_after_the_change)
 	cJSON_Delete(t);
 	tm_free(got);
 	/* out_json may be NULL. */
-	ck_assert_ok(tm_patch(pub_tm, "pub", id, "{\"completed\":true}", NULL));
-	ck_assert_str_eq(tt_status(pub_tm, "pub", id, (char[32]){ 0 }), "COMPLETED");
-	CLOSE(pub_tm, dir);
+	ck_assert_ok(tm_patch(tm, "pub", id, "{\"completed\":true}", NULL));
+	ck_assert_str_eq(tt_status(tm, "pub", id, (char[32]){ 0 }), "COMPLETED");
 }
 END_TEST
 
@@ -288,7 +230,6 @@ START_TEST(running_counts_an_attempt_once)
 {
 	char id[21], *first = NULL, *again = NULL;
 	cJSON *t;
-	OPEN(tm, dir);
 
 	task_in(tm, NULL, id);
 	ck_assert_ok(tm_patch(tm, "job", id, "{\"status\":\"RUNNING\"}", &first));
@@ -296,11 +237,10 @@ START_TEST(running_counts_an_attempt_once)
 	ck_assert_ok(tm_patch(tm, "job", id, "{\"status\":\"RUNNING\"}", &again));
 	ck_assert_str_eq(first, again);
 	t = tt_json(first);
-	ck_assert_int_eq(detail(t, "attempts")->valueint, 1);
-	ck_assert_ptr_null(detail(t, "end_time"));
+	ck_assert_int_eq(tt_detail(t, "attempts")->valueint, 1);
+	ck_assert_ptr_null(tt_detail(t, "end_time"));
 	cJSON_Delete(t);
 	tm_free(again);
-	CLOSE(tm, dir);
 }
 END_TEST
 
@@ -310,7 +250,6 @@ START_TEST(end_time_is_set_on_entering_a_final_status)
 	static const char *const from[] = { NULL, "RUNNING", "CANCELLED_REQUESTED" };
 	char id[21], body[64], *first = NULL, *again = NULL;
 	cJSON *t;
-	OPEN(tm, dir);
 
 	for (int f = 0; f < 3; f++) {
 		for (int s = 0; s < 3; s++) {
@@ -318,15 +257,15 @@ START_TEST(end_time_is_set_on_entering_a_final_status)
 
 			task_in(tm, from[s], id);
 			t = task(tm, id);
-			ck_assert_ptr_null(detail(t, "end_time"));
+			ck_assert_ptr_null(tt_detail(t, "end_time"));
 			cJSON_Delete(t);
 			snprintf(body, sizeof(body), "{\"status\":\"%s\"}", finals[f]);
 			ck_assert_ok(tm_patch(tm, "job", id, body, &first));
 			t = tt_json(first);
 			ck_assert_str_eq(status_of(t), finals[f]);
-			ck_assert(cJSON_IsNumber(detail(t, "end_time")));
+			ck_assert(cJSON_IsNumber(tt_detail(t, "end_time")));
 			st = cJSON_GetObjectItem(t, "start_time")->valuedouble;
-			end = detail(t, "end_time")->valuedouble;
+			end = tt_detail(t, "end_time")->valuedouble;
 			ck_assert(end >= st);
 			cJSON_Delete(t);
 			/* The same final status again is a no-op: end_time stays. */
@@ -337,31 +276,28 @@ START_TEST(end_time_is_set_on_entering_a_final_status)
 			tm_free(again);
 		}
 	}
-	CLOSE(tm, dir);
 }
 END_TEST
 
-/* SPEC section 2: details holds, for a failure, error. */
+/* A failed task holds, in its details, an error (doc/contract.md, "details"). */
 START_TEST(failed_task_has_an_error)
 {
 	char id[21], id2[21];
 	cJSON *t;
-	OPEN(tm, dir);
 
 	task_in(tm, "RUNNING", id);
 	ck_assert_ok(tm_patch(tm, "job", id, "{\"failed\":true,\"details\":"
 	             "{\"error\":\"disk on fire\"}}", NULL));
 	t = task(tm, id);
-	ck_assert_str_eq(detail(t, "error")->valuestring, "disk on fire");
+	ck_assert_str_eq(tt_detail(t, "error")->valuestring, "disk on fire");
 	cJSON_Delete(t);
 	task_in(tm, "RUNNING", id2);
 	ck_assert_ok(tm_patch(tm, "job", id2, "{\"failed\":true}", NULL));
 	t = task(tm, id2);
 	ck_assert_str_eq(status_of(t), "FAILED");
-	ck_assert_msg(detail(t, "error") != NULL, "FAILED task without details.error: %s",
+	ck_assert_msg(tt_detail(t, "error") != NULL, "FAILED task without details.error: %s",
 	              cJSON_PrintUnformatted(t));
 	cJSON_Delete(t);
-	CLOSE(tm, dir);
 }
 END_TEST
 
@@ -369,18 +305,16 @@ START_TEST(details_of_a_final_task_can_be_patched_without_moving_end_time)
 {
 	char id[21];
 	cJSON *a, *b;
-	OPEN(tm, dir);
 
 	task_in(tm, "COMPLETED", id);
 	a = task(tm, id);
 	ck_assert_ok(tm_patch(tm, "job", id, "{\"details\":{\"note\":\"checked\"}}", NULL));
 	b = task(tm, id);
 	ck_assert_str_eq(status_of(b), "COMPLETED");
-	ck_assert_str_eq(detail(b, "note")->valuestring, "checked");
-	ck_assert(detail(a, "end_time")->valuedouble == detail(b, "end_time")->valuedouble);
+	ck_assert_str_eq(tt_detail(b, "note")->valuestring, "checked");
+	ck_assert(tt_detail(a, "end_time")->valuedouble == tt_detail(b, "end_time")->valuedouble);
 	cJSON_Delete(a);
 	cJSON_Delete(b);
-	CLOSE(tm, dir);
 }
 END_TEST
 
@@ -400,13 +334,11 @@ START_TEST(lower_status_is_refused_and_changes_nothing)
 		{ "CANCELLED", "{\"status\":\"RUNNING\"}" },
 	};
 	char id[21];
-	OPEN(tm, dir);
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		task_in(tm, cases[i].from, id);
 		assert_refused(tm, id, cases[i].body, TM_ELOWER_STATUS);
 	}
-	CLOSE(tm, dir);
 }
 END_TEST
 
@@ -415,9 +347,7 @@ START_TEST(secret_is_erased_when_the_task_ends)
 	static const char *const finish[] = {
 		"{\"completed\":true}", "{\"failed\":true}", "{\"status\":\"CANCELLED\"}",
 	};
-	char id[21], *out = NULL;
-	cJSON *c;
-	OPEN(tm, dir);
+	char id[21];
 
 	/* tm_check reports a final task that still holds a secret. */
 	for (size_t i = 0; i < sizeof(finish) / sizeof(finish[0]); i++) {
@@ -429,98 +359,69 @@ START_TEST(secret_is_erased_when_the_task_ends)
 	}
 	tt_trigger(tm, "job", "{\"refresh_token\":\"tok\"}", id);
 	ck_assert_ok(tm_cancel(tm, "job", id, NULL));
-	ck_assert_ok(tm_check(tm, &out));
-	c = tt_json(out);
-	ck_assert_msg(cJSON_IsTrue(cJSON_GetObjectItem(c, "ok")), "%s",
-	              cJSON_PrintUnformatted(c));
-	ck_assert_int_eq(cJSON_GetObjectItem(c, "tasks")->valueint, 7);
-	cJSON_Delete(c);
-	CLOSE(tm, dir);
+	tt_assert_check(tm, 7);
 }
 END_TEST
 
 START_TEST(bad_name_or_id_is_refused_before_the_body)
 {
-	char id[21], other[21], sentinel, *out;
-	OPEN(tm, dir);
+	char id[21], other[21], *out;
 
 	tt_register(tm, "other", 0);
 	task_in(tm, NULL, id);
 	tt_trigger(tm, "other", NULL, other);
-	out = &sentinel;
-	ck_assert_err(tm_patch(tm, "nope", id, "{\"completed\":true}", &out), TM_EWRONG_DATA);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_patch(tm, "nope", id, "{\"completed\":true}", &out),
+	                  TM_EWRONG_DATA, out);
 	ck_assert_err(tm_patch(tm, NULL, id, "{\"completed\":true}", NULL), TM_EWRONG_DATA);
-	out = &sentinel;
-	ck_assert_err(tm_patch(tm, "job", "AAAAAAAAAAAAAAAAAAA", "{\"completed\":true}", &out),
-	              TM_EWRONG_DATA);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_patch(tm, "job", "AAAAAAAAAAAAAAAAAAA", "{\"completed\":true}", &out),
+	                  TM_EWRONG_DATA, out);
 	ck_assert_err(tm_patch(tm, "job", "AAAAAAAAAAAAAAAAAAAAA", "{}", NULL), TM_EWRONG_DATA);
 	ck_assert_err(tm_patch(tm, "job", "AAAAAAAAAAAAAAAAAAA!", "{}", NULL), TM_EWRONG_DATA);
 	ck_assert_err(tm_patch(tm, "job", "", "{}", NULL), TM_EWRONG_DATA);
 	ck_assert_err(tm_patch(tm, "job", NULL, "{}", NULL), TM_EWRONG_DATA);
-	out = &sentinel;
-	ck_assert_err(tm_patch(tm, "job", "AAAAAAAAAAAAAAAAAAAA", "{\"completed\":true}", &out),
-	              TM_ETASK_NOT_FOUND);
-	ck_assert_ptr_null(out);
+	ck_assert_refused(tm_patch(tm, "job", "AAAAAAAAAAAAAAAAAAAA", "{\"completed\":true}", &out),
+	                  TM_ETASK_NOT_FOUND, out);
 	ck_assert_err(tm_patch(tm, "job", other, "{\"completed\":true}", NULL),
 	              TM_ETASK_NOT_FOUND);
 	ck_assert_str_eq(tt_status(tm, "other", other, (char[32]){ 0 }), "REQUEST_SENT");
 	ck_assert_str_eq(tt_status(tm, "job", id, (char[32]){ 0 }), "REQUEST_SENT");
-	CLOSE(tm, dir);
 }
 END_TEST
 
 START_TEST(stats_follow_patched_statuses)
 {
-	char id[21], *out = NULL;
-	cJSON *st, *job;
-	OPEN(tm, dir);
+	/* How many tasks of "job" to leave in each status, in tm_status order. */
+	static const int made[6] = { 1, 2, 1, 2, 1, 1 };
+	char id[21];
 
-	task_in(tm, NULL, id);
-	task_in(tm, "RUNNING", id);
-	task_in(tm, "RUNNING", id);
-	task_in(tm, "CANCELLED_REQUESTED", id);
-	task_in(tm, "COMPLETED", id);
-	task_in(tm, "FAILED", id);
-	task_in(tm, "FAILED", id);
-	task_in(tm, "CANCELLED", id);
-	assert_refused(tm, id, "{\"completed\":true}", TM_ELOWER_STATUS);
-	ck_assert_ok(tm_stats(tm, &out));
-	st = tt_json(out);
-	job = cJSON_GetObjectItem(cJSON_GetObjectItem(st, "names"), "job");
-	ck_assert_ptr_nonnull(job);
-	ck_assert_int_eq(cJSON_GetObjectItem(job, "REQUEST_SENT")->valueint, 1);
-	ck_assert_int_eq(cJSON_GetObjectItem(job, "RUNNING")->valueint, 2);
-	ck_assert_int_eq(cJSON_GetObjectItem(job, "CANCELLED_REQUESTED")->valueint, 1);
-	ck_assert_int_eq(cJSON_GetObjectItem(job, "COMPLETED")->valueint, 1);
-	ck_assert_int_eq(cJSON_GetObjectItem(job, "FAILED")->valueint, 2);
-	ck_assert_int_eq(cJSON_GetObjectItem(job, "CANCELLED")->valueint, 1);
-	cJSON_Delete(st);
-	CLOSE(tm, dir);
+	for (int st = 0; st < 6; st++)
+		for (int k = 0; k < made[st]; k++)
+			task_in(tm, st ? tt_status_names[st] : NULL, id);
+	/* A refused patch counts nothing (the last task is COMPLETED). */
+	assert_refused(tm, id, "{\"failed\":true}", TM_ELOWER_STATUS);
+	for (int st = 0; st < 6; st++)
+		ck_assert_msg(tt_stat(tm, "job", tt_status_names[st]) == made[st],
+		              "%s: tm_stats counts %g, made %d", tt_status_names[st],
+		              tt_stat(tm, "job", tt_status_names[st]), made[st]);
+	ck_assert_int_eq(tt_stat(tm, "job", "total"), 8);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("patch");
-
-	tt_add(s, every_wrong_field_type_is_wrong_data);
-	tt_add(s, unknown_fields_are_wrong_data);
-	tt_add(s, malformed_bodies_are_wrong_data);
-	tt_add(s, contradictory_fields_are_wrong_data);
-	tt_add(s, completed_true_completes_the_task);
-	tt_add(s, failed_true_fails_the_task);
-	tt_add(s, false_shorthands_alone_change_nothing);
-	tt_add(s, details_are_merged_and_library_keys_kept);
-	tt_add(s, patch_output_is_the_private_view_after_the_change);
-	tt_add(s, running_counts_an_attempt_once);
-	tt_add(s, end_time_is_set_on_entering_a_final_status);
-	tt_add(s, failed_task_has_an_error);
-	tt_add(s, details_of_a_final_task_can_be_patched_without_moving_end_time);
-	tt_add(s, lower_status_is_refused_and_changes_nothing);
-	tt_add(s, secret_is_erased_when_the_task_ends);
-	tt_add(s, bad_name_or_id_is_refused_before_the_body);
-	tt_add(s, stats_follow_patched_statuses);
-	return tt_run(s);
-}
+TT_MAIN_FIXTURE("patch", setup, tt_store_teardown,
+	every_wrong_field_type_is_wrong_data,
+	unknown_fields_are_wrong_data,
+	malformed_bodies_are_wrong_data,
+	contradictory_fields_are_wrong_data,
+	completed_true_completes_the_task,
+	failed_true_fails_the_task,
+	false_shorthands_alone_change_nothing,
+	details_are_merged_and_library_keys_kept,
+	patch_output_is_the_private_view_after_the_change,
+	running_counts_an_attempt_once,
+	end_time_is_set_on_entering_a_final_status,
+	failed_task_has_an_error,
+	details_of_a_final_task_can_be_patched_without_moving_end_time,
+	lower_status_is_refused_and_changes_nothing,
+	secret_is_erased_when_the_task_ends,
+	bad_name_or_id_is_refused_before_the_body,
+	stats_follow_patched_statuses)

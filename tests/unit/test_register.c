@@ -1,9 +1,20 @@
-/* SPEC section 5, tm_register and tm_job_def_init: defaults, and every
- * misuse answered with TM_EINVAL and a message. */
+/* tm_register and tm_job_def_init (doc/api.md, "Registering task names"):
+ * defaults, and every misuse answered with TM_EINVAL and a message. */
 #include <math.h>
 #include <string.h>
 
 #include "common.h"
+
+TT_STORE_FIXTURE
+
+/* The defaults of a definition, named. */
+static tm_job_def def_of(const char *name)
+{
+	tm_job_def d = TM_JOB_DEF_INIT;
+
+	d.name = name;
+	return d;
+}
 
 /* tm_register must refuse def with TM_EINVAL and a message, and leave the
  * name (if any) unregistered. */
@@ -27,7 +38,7 @@ START_TEST(job_def_init_fills_the_defaults)
 	tm_job_def d;
 
 	memset(&d, 0xa5, sizeof(d));
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
+	ck_assert_ok(tm_job_def_init(&d, TM_JOB_DEF_VERSION));
 	ck_assert_uint_eq(d.version, TM_JOB_DEF_VERSION);
 	ck_assert_ptr_null(d.name);
 	ck_assert_uint_eq(d.flags, 0);
@@ -41,7 +52,10 @@ START_TEST(job_def_init_fills_the_defaults)
 	ck_assert_double_eq(d.interval_s, 0.0);
 	ck_assert_uint_eq(d.change_threshold, 0);
 	ck_assert_double_eq(d.min_interval_s, 0.0);
-	tm_job_def_init(NULL, TM_JOB_DEF_VERSION); /* a no-op, not a crash */
+	/* No definition to fill: refused, with a message. */
+	tt_clear_error();
+	ck_assert_err(tm_job_def_init(NULL, TM_JOB_DEF_VERSION), TM_EINVAL);
+	ck_assert_uint_gt(strlen(tm_last_error()), 0);
 }
 END_TEST
 
@@ -51,8 +65,6 @@ START_TEST(valid_names_register)
 		"a", "Z", "0", "data_import", "ml-new.items_2", "...", "-_-",
 		"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
 
 	ck_assert_uint_eq(strlen(names[7]), TM_NAME_MAX);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
@@ -60,9 +72,6 @@ START_TEST(valid_names_register)
 		ck_assert_ok(tm_trigger(tm, names[i], NULL, 0, NULL));
 		ck_assert_int_eq(tt_count(tm, names[i]), 1);
 	}
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -72,43 +81,29 @@ START_TEST(bad_names_are_invalid)
 		"", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 		"a b", "a/b", "../x", "a\\b", ("t\xc3\xa2" "che"), "a\n", "a:b", "a\tb",
 		"name?", "*", "a%b", "a\"b",
+		NULL,
 	};
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def d;
 
 	ck_assert_uint_eq(strlen(names[1]), TM_NAME_MAX + 1);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-		d.name = names[i];
+		tm_job_def d = def_of(names[i]);
+
 		assert_invalid(tm, &d);
 	}
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	assert_invalid(tm, &d); /* name left NULL */
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(duplicate_name_is_invalid)
 {
-	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def d;
+	tm_job_def d = def_of("job");
+	char id[21];
 
-	tt_register(tm, "job", TM_JOB_EXCLUSIVE);
-	tt_trigger(tm, "job", NULL, id);
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = "job";
+	tt_register_with_task(tm, "job", TM_JOB_EXCLUSIVE, NULL, id);
 	tt_clear_error();
 	ck_assert_err(tm_register(tm, &d), TM_EINVAL);
 	ck_assert_uint_gt(strlen(tm_last_error()), 0);
 	/* The first registration stands: still exclusive. */
 	ck_assert_err(tm_trigger(tm, "job", NULL, 0, NULL), TM_EALREADY_RUNNING);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
@@ -116,34 +111,25 @@ START_TEST(unknown_flags_are_invalid)
 {
 	static const unsigned flags[] = { 0x4, 0x8, 0x100, 0x80000000u,
 		TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE | 0x4 };
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def d;
 
 	for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++) {
-		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-		d.name = "job";
+		tm_job_def d = def_of("job");
+
 		d.flags = flags[i];
 		assert_invalid(tm, &d);
 	}
 	tt_register(tm, "job", TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(bad_durations_are_invalid)
 {
 	static const double bad[] = { -1.0, -1e-9, -INFINITY, INFINITY, NAN };
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
 	tm_job_def d;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (int field = 0; field < 4; field++) {
-			tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-			d.name = "job";
+			d = def_of("job");
 			switch (field) {
 			case 0: d.timeout_s = bad[i]; break;
 			case 1: d.retry_backoff_s = bad[i]; break;
@@ -153,130 +139,89 @@ START_TEST(bad_durations_are_invalid)
 			assert_invalid(tm, &d);
 		}
 	}
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = "job";
+	d = def_of("job");
 	d.timeout_s = 0;
 	assert_invalid(tm, &d);
 	/* Zero is fine where it means "off". */
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = "job";
+	d = def_of("job");
 	d.retry_backoff_s = 0;
 	d.interval_s = 0;
 	d.min_interval_s = 0;
 	d.timeout_s = 0.5;
 	ck_assert_ok(tm_register(tm, &d));
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(zero_max_attempts_is_invalid)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def d;
+	tm_job_def d = def_of("job");
 
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = "job";
 	d.max_attempts = 0;
 	assert_invalid(tm, &d);
 	d.max_attempts = 5;
 	ck_assert_ok(tm_register(tm, &d));
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(unknown_version_is_invalid)
 {
 	static const unsigned versions[] = { 0, TM_JOB_DEF_VERSION + 1, 1000, ~0u };
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def d;
 
 	for (size_t i = 0; i < sizeof(versions) / sizeof(versions[0]); i++) {
-		tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-		d.name = "job";
+		tm_job_def d = def_of("job");
+
 		d.version = versions[i];
 		assert_invalid(tm, &d);
 	}
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(null_def_or_manager_is_invalid)
 {
-	char *dir = tt_tmpdir();
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def d;
+	tm_job_def d = def_of("job");
 
 	assert_invalid(tm, NULL);
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = "job";
 	assert_invalid(NULL, &d);
 	assert_invalid(NULL, NULL);
 	ck_assert_err(tm_trigger(tm, "job", NULL, 0, NULL), TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
 START_TEST(registration_copies_the_name)
 {
-	char *dir = tt_tmpdir(), name[16];
-	tm_manager *tm = tt_open(dir, 0);
-	tm_job_def d;
+	char name[16] = "first";
+	tm_job_def d = def_of(name);
 
-	snprintf(name, sizeof(name), "first");
-	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
-	d.name = name;
 	ck_assert_ok(tm_register(tm, &d));
 	snprintf(name, sizeof(name), "other");
 	ck_assert_ok(tm_trigger(tm, "first", NULL, 0, NULL));
 	ck_assert_err(tm_trigger(tm, "other", NULL, 0, NULL), TM_EWRONG_DATA);
-	tm_close(tm);
-	tt_rmdir(dir);
-	free(dir);
 }
 END_TEST
 
+/* This test's store and a second one. */
 START_TEST(names_are_per_manager)
 {
-	char *a = tt_tmpdir(), *b = tt_tmpdir();
-	tm_manager *ta = tt_open(a, 0), *tb = tt_open(b, 0);
+	char *b;
+	tm_manager *tb = tt_open_tmp(&b, 0);
 
-	tt_register(ta, "job", 0);
+	tt_register(tm, "job", 0);
 	ck_assert_err(tm_trigger(tb, "job", NULL, 0, NULL), TM_EWRONG_DATA);
 	tt_register(tb, "job", 0);
 	ck_assert_ok(tm_trigger(tb, "job", NULL, 0, NULL));
-	tm_close(ta);
-	tm_close(tb);
-	tt_rmdir(a);
-	free(a);
-	tt_rmdir(b);
-	free(b);
+	tt_close_tmp(tb, b);
 }
 END_TEST
 
-int main(void)
-{
-	Suite *s = suite_create("register");
-
-	tt_add(s, job_def_init_fills_the_defaults);
-	tt_add(s, valid_names_register);
-	tt_add(s, bad_names_are_invalid);
-	tt_add(s, duplicate_name_is_invalid);
-	tt_add(s, unknown_flags_are_invalid);
-	tt_add(s, bad_durations_are_invalid);
-	tt_add(s, zero_max_attempts_is_invalid);
-	tt_add(s, unknown_version_is_invalid);
-	tt_add(s, null_def_or_manager_is_invalid);
-	tt_add(s, registration_copies_the_name);
-	tt_add(s, names_are_per_manager);
-	return tt_run(s);
-}
+TT_STORE_MAIN("register",
+	job_def_init_fills_the_defaults,
+	valid_names_register,
+	bad_names_are_invalid,
+	duplicate_name_is_invalid,
+	unknown_flags_are_invalid,
+	bad_durations_are_invalid,
+	zero_max_attempts_is_invalid,
+	unknown_version_is_invalid,
+	null_def_or_manager_is_invalid,
+	registration_copies_the_name,
+	names_are_per_manager)
