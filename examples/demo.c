@@ -23,9 +23,12 @@ static void nap(long ms)
 	nanosleep(&ts, NULL);
 }
 
-/* A handler: ten steps of simulated training, stopping early on cancel. */
+/* A handler: ten steps of simulated training of one model, stopping early
+ * on cancel.  The model is named after the task, so it stays the same. */
 static tm_status retrain(tm_job *job, void *user)
 {
+	const char *model = tm_job_task_id(job);
+
 	(void)user;
 	for (int step = 1; step <= 10; step++) {
 		if (tm_job_cancelled(job)) {
@@ -33,9 +36,9 @@ static tm_status retrain(tm_job *job, void *user)
 			return TM_CANCELLED;
 		}
 		nap(100);
-		tm_job_message(job, "trained model %08x (step %d of 10)",
-		               (unsigned)step * 0x38c6744cu, step);
+		tm_job_message(job, "training model %.8s (step %d of 10)", model, step);
 	}
+	tm_job_message(job, "trained model %.8s", model);
 	return TM_COMPLETED;
 }
 

@@ -147,7 +147,15 @@ const tm__jobreg *tm__registry_lookup(tm__registry *r, const char *name,
 {
 	const tm__jobreg *e = name ? tm__registry_find(r, name) : NULL;
 
-	if (e == NULL || ((flags & TM_PUBLIC) && !(e->def.flags & TM_JOB_PUBLIC))) {
+	/* A public call learns only that no public name matches: it cannot
+	 * tell a private name from one that does not exist. */
+	if (flags & TM_PUBLIC) {
+		if (e == NULL || !(e->def.flags & TM_JOB_PUBLIC)) {
+			*err = tm_errorf(TM_EWRONG_DATA, "no public task is named "
+			                 "'%.80s'", name ? name : "(null)");
+			return NULL;
+		}
+	} else if (e == NULL) {
 		*err = tm_errorf(TM_EWRONG_DATA, "unknown task name '%.80s'",
 		                 name ? name : "(null)");
 		return NULL;

@@ -107,11 +107,20 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status,
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
+	size_t n = strlen(body);
+	char *text = malloc(n + 2);
 
-	resp = MHD_create_response_from_buffer(strlen(body), (void *)body,
-	                                       MHD_RESPMEM_MUST_COPY);
-	if (resp == NULL)
+	/* A newline ends every answer, as a terminal expects. */
+	if (text == NULL)
 		return MHD_NO;
+	memcpy(text, body, n);
+	text[n] = '\n';
+	text[n + 1] = '\0';
+	resp = MHD_create_response_from_buffer(n + 1, text, MHD_RESPMEM_MUST_FREE);
+	if (resp == NULL) {
+		free(text);
+		return MHD_NO;
+	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
 	                        "application/json");
 	if (allow)

@@ -393,8 +393,8 @@ static tm_status run_whitelist(tm_job *job, void *user)
 		char msg[320];
 		cJSON *p = cJSON_CreateObject();
 
-		snprintf(msg, sizeof(msg), "exported %zu user ids from %zu tables "
-		         "to %s", uniq, tables, c.out.name);
+		snprintf(msg, sizeof(msg), "exported %zu user ids from %zu table%s "
+		         "to %s", uniq, tables, tables == 1 ? "" : "s", c.out.name);
 		if (p && cJSON_AddStringToObject(p, "message", msg) &&
 		    cJSON_AddNumberToObject(p, "n_user_ids", (double)uniq))
 			cJSON_AddNumberToObject(p, "n_tables", (double)tables);

@@ -8,7 +8,9 @@
  * --tokens) and "listening on HOST:PORT" once connections are accepted;
  * standard error gets the access log.  SIGINT and SIGTERM stop it
  * gracefully, with exit status 0. */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
 #include <signal.h>
@@ -16,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "auth.h"
 #include "http.h"
@@ -155,9 +158,56 @@ static int make_dirs(const char *path)
 	return rc;
 }
 
+/* Copy one file; 0 on success.  An existing target is left alone. */
+static int copy_file(const char *from, const char *to)
+{
+	char buf[8192];
+	ssize_t n = 0;
+	int in = open(from, O_RDONLY | O_CLOEXEC), out = -1, rc = -1;
+
+	if (in >= 0)
+		out = open(to, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+	if (in >= 0 && out >= 0) {
+		while ((n = read(in, buf, sizeof(buf))) > 0)
+			if (write(out, buf, (size_t)n) != n)
+				break;
+		rc = n == 0 ? 0 : -1;
+	}
+	if (in >= 0)
+		close(in);
+	if (out >= 0 && close(out) < 0)
+		rc = -1;
+	return rc;
+}
+
+/* A tables directory made now starts with the example tables that the
+ * docs use (examples/tables), so their examples work as shown. */
+static void seed_tables(const char *dir)
+{
+	DIR *d = opendir(SRV_EXAMPLE_TABLES);
+	struct dirent *e;
+	char from[4096], to[4096];
+
+	if (d == NULL)
+		return; /* built elsewhere: start empty */
+	while ((e = readdir(d)) != NULL) {
+		if (e->d_name[0] == '.' ||
+		    (size_t)snprintf(from, sizeof(from), "%s/%s", SRV_EXAMPLE_TABLES,
+		                     e->d_name) >= sizeof(from) ||
+		    (size_t)snprintf(to, sizeof(to), "%s/%s", dir, e->d_name) >= sizeof(to))
+			continue;
+		if (copy_file(from, to) < 0)
+			fprintf(stderr, "taskmgr-server: cannot copy %s to %s: %s\n",
+			        from, to, strerror(errno));
+	}
+	closedir(d);
+}
+
 static int open_store(const struct args *a, tm_manager **tm)
 {
 	tm_options o;
+	struct stat st;
+	int new_tables = stat(a->tables, &st) < 0 && errno == ENOENT;
 	int err;
 
 	if (make_dirs(a->store) < 0 || make_dirs(a->tables) < 0) {
@@ -165,6 +215,8 @@ static int open_store(const struct args *a, tm_manager **tm)
 		        a->store, a->tables, strerror(errno));
 		return -1;
 	}
+	if (new_tables)
+		seed_tables(a->tables);
 	tm_options_init(&o, TM_OPTIONS_VERSION);
 	o.path = a->store;
 	o.workers = a->workers;

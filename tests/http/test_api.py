@@ -164,6 +164,43 @@ class Api(ServerTestCase):
                 self.assertError(self.req("POST", "/tasks/%s/" % bad), 400,
                                  "WRONG_DATA_TYPE", 40, "WrongData")
 
+    def test_public_call_on_a_private_name_says_no_public_name(self):
+        # The same answer as a name that does not exist: the public API
+        # does not reveal private names.
+        for bad in ["data_import", "no_such_task"]:
+            with self.subTest(name=bad):
+                r = self.req("POST", "/tasks/%s/" % bad)
+                self.assertError(r, 400, "WRONG_DATA_TYPE")
+                self.assertEqual(r[2]["message"],
+                                 "no public task is named '%s'" % bad)
+
+    def test_every_answer_ends_with_a_newline(self):
+        tid = self.ok("POST", "/tasks/ml_new_items/")["task_id"]
+        for method, path in [
+                ("GET", "/tasks/ml_new_items/recents/"),
+                ("GET", "/tasks/private/ml_new_items/%s/" % tid),
+                ("DELETE", "/tasks/private/ml_new_items/%s/" % tid),
+                ("GET", "/tasks/no_such/recents/"),
+                ("PUT", "/tasks/ml_new_items/recents/"),
+                ("GET", "/nowhere")]:
+            with self.subTest(method=method, path=path):
+                payload = self.req(method, path)[3]
+                self.assertTrue(payload.endswith(b"}\n"), payload[-20:])
+                self.assertEqual(payload.count(b"\n"), 1)
+
+    def test_a_new_tables_directory_starts_with_the_example_tables(self):
+        here = os.path.dirname(os.path.abspath(__file__))
+        shipped = os.path.join(here, "..", "..", "examples", "tables")
+        for name in sorted(os.listdir(shipped)):
+            with self.subTest(table=name):
+                with open(os.path.join(shipped, name), "rb") as f:
+                    want = f.read()
+                with open(os.path.join(self.srv.tables, name), "rb") as f:
+                    self.assertEqual(f.read(), want)
+        tid = self.ok("POST", "/tasks/private/data_import/", {"context_task": {
+            "connection": "LOCAL", "table_name": "input-myfile.csv"}})["task_id"]
+        self.assertEqual(len(tid), 20)
+
     def test_private_trigger_of_a_public_name(self):
         name = "ml_new_users"
         tid = self.ok("POST", "/tasks/private/%s/" % name,
