@@ -1,5 +1,7 @@
 /* tm-bench: libtaskmgr against raw LMDB, measured in the same run.
  *
+ *   tm-bench [--quick] [--dir DIR] [section]...   (no section: all of them)
+ *
  *   tm-bench trigger   durable tm_trigger, 1 and 8 threads, vs raw LMDB
  *                      one durable transaction per 400-byte record
  *   tm-bench e2e       durable trigger -> RUNNING -> COMPLETED, 8 triggering
@@ -12,11 +14,20 @@
  *   tm-bench size      store bytes per task; resident memory at BENCH_BIG
  *
  * Every section prints a table: the figure, the baseline, and their ratio.
- * BENCH_SCALE (default 1) multiplies the operation counts.  The machine's
- * core count heads the output.  Ratios, not absolute times, are the goals:
- * these machines are shared and noisy. */
+ * BENCH_SCALE (default 1) multiplies the operation counts.  --quick measures
+ * every ratio at a smaller scale: a quarter of the durable operations and a
+ * big store of 100k tasks, not 1M.  The machine's core count and the
+ * scale head the output.  Ratios, not absolute times, are the goals: these
+ * machines are shared and noisy.
+ *
+ * The stores go in a directory of their own, DIR/tm-bench-PID, where DIR is
+ * --dir, else BENCH_DIR, else /var/tmp/tm-bench (disk, not tmpfs).  The run
+ * says first how much free space that needs and refuses to start without
+ * it; it removes each store once measured, and the directory when it ends,
+ * also on failure and on SIGINT, SIGTERM or SIGHUP. */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -24,8 +35,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -34,8 +47,21 @@
 
 #include "taskmgr.h"
 
-static char root[256];
-static int scale = 1;
+static char root[512];     /* --dir, BENCH_DIR or the default */
+static char run_dir[600];  /* root/tm-bench-PID: this run's stores */
+static int root_made;      /* root did not exist before this run */
+static pid_t owner;        /* the process that removes run_dir */
+static int scale = 1;      /* BENCH_SCALE */
+static int quick;          /* --quick */
+static long big;           /* BENCH_BIG: the big store of list and size */
+static unsigned long long peak_bytes; /* run_dir's use, largest seen */
+
+/* Durable operation counts: BENCH_SCALE times full, a quarter with --quick.
+ * (The reads of get and list are cheap, and --quick leaves them as they are.) */
+static int ops(int full)
+{
+	return quick ? full * scale / 4 : full * scale;
+}
 
 static double now_s(void)
 {
@@ -59,31 +85,150 @@ static void die(const char *what)
 	exit(1);
 }
 
+/* "1M", "100k": a task count as the tables name it. */
+static const char *count_name(long n)
+{
+	static char s[32];
+
+	if (n >= 1000000 && n % 1000000 == 0)
+		snprintf(s, sizeof(s), "%ldM", n / 1000000);
+	else if (n >= 1000 && n % 1000 == 0)
+		snprintf(s, sizeof(s), "%ldk", n / 1000);
+	else
+		snprintf(s, sizeof(s), "%ld", n);
+	return s;
+}
+
+static void fail(const char *what, const char *path)
+{
+	fprintf(stderr, "tm-bench: %s %s: %s\n", what, path, strerror(errno));
+	exit(1);
+}
+
+/* ---- the stores' directory: made fresh, measured, removed ------------------ */
+
+static int rm_entry(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)st;
+	(void)f;
+	if ((type == FTW_DP ? rmdir(path) : unlink(path)) != 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+static int rm_tree(const char *path)
+{
+	if (nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS) != 0 && errno != ENOENT)
+		return -1;
+	return 0;
+}
+
+static unsigned long long du_sum;
+
+static int du_entry(const char *path, const struct stat *st, int type, struct FTW *f)
+{
+	(void)path;
+	(void)type;
+	(void)f;
+	du_sum += (unsigned long long)st->st_blocks * 512;
+	return 0;
+}
+
+/* Bytes the file system gives the files under path. */
+static unsigned long long du_bytes(const char *path)
+{
+	du_sum = 0;
+	nftw(path, du_entry, 16, FTW_PHYS);
+	return du_sum;
+}
+
+static pthread_mutex_t cleanup_lock = PTHREAD_MUTEX_INITIALIZER;
+static int cleaned;
+
+/* Removes this run's stores (atexit, and on a stop signal): once, and only
+ * in the process that made them, not in the latency benchmark's child. */
+static void cleanup(void)
+{
+	if (getpid() != owner)
+		return;
+	pthread_mutex_lock(&cleanup_lock);
+	if (!cleaned && run_dir[0]) {
+		cleaned = 1;
+		if (rm_tree(run_dir) != 0)
+			fprintf(stderr, "tm-bench: cannot remove %s: %s\n", run_dir,
+			        strerror(errno));
+		if (root_made)
+			rmdir(root); /* only if empty: another run may use it */
+	}
+	pthread_mutex_unlock(&cleanup_lock);
+}
+
+static sigset_t stop_signals;
+
+/* SIGINT, SIGTERM and SIGHUP are blocked in every thread and taken here,
+ * outside any handler, so the stores can be removed with ordinary calls;
+ * then the signal ends the process as it would have. */
+static void *signal_thread(void *arg)
+{
+	int sig;
+
+	(void)arg;
+	if (sigwait(&stop_signals, &sig) != 0)
+		return NULL;
+	fprintf(stderr, "\ntm-bench: %s: removing %s\n", strsignal(sig), run_dir);
+	cleanup();
+	signal(sig, SIG_DFL);
+	pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+	raise(sig);
+	_exit(128 + sig);
+}
+
 static char *fresh_dir(const char *name)
 {
-	static char path[512];
-	char cmd[600];
+	static char path[700];
 
-	snprintf(path, sizeof(path), "%s/%s", root, name);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", path);
-	if (system(cmd) != 0)
-		die("rm");
-	mkdir(path, 0755);
+	snprintf(path, sizeof(path), "%s/%s", run_dir, name);
+	if (rm_tree(path) != 0)
+		fail("cannot remove", path);
+	if (mkdir(path, 0755) != 0)
+		fail("cannot create", path);
 	return path;
 }
 
-static tm_manager *open_tm(const char *name, unsigned workers, int nosync)
+/* Removes the store name once its measurement is done; first notes the
+ * run's disk use, at its largest now that the store is full. */
+static void drop(const char *name)
 {
-	tm_options o;
-	tm_manager *tm;
+	char path[700];
+	unsigned long long used = du_bytes(run_dir);
 
-	tm_options_init(&o, TM_OPTIONS_VERSION);
-	o.path = fresh_dir(name);
+	if (used > peak_bytes)
+		peak_bytes = used;
+	snprintf(path, sizeof(path), "%s/%s", run_dir, name);
+	if (rm_tree(path) != 0)
+		fail("cannot remove", path);
+}
+
+/* The store at path, with room for every benchmark and no retention;
+ * NULL when it cannot be opened. */
+static tm_manager *open_at(const char *path, unsigned workers, int nosync)
+{
+	tm_options o = TM_OPTIONS_INIT;
+	tm_manager *tm = NULL;
+
+	o.path = path;
 	o.workers = workers;
 	o.flags = nosync ? TM_OPEN_NOSYNC : 0;
 	o.map_size_max = 64ull << 30;
 	o.keep_count = 4000000000u;
-	if (tm_open(&o, &tm) != TM_OK)
+	return tm_open(&o, &tm) == TM_OK ? tm : NULL;
+}
+
+static tm_manager *open_tm(const char *name, unsigned workers, int nosync)
+{
+	tm_manager *tm = open_at(fresh_dir(name), workers, nosync);
+
+	if (tm == NULL)
 		die("tm_open");
 	return tm;
 }
@@ -158,6 +303,7 @@ static double raw_put_rate(int n)
 	}
 	t0 = now_s() - t0;
 	mdb_env_close(env);
+	drop("raw-put");
 	return n / t0;
 }
 
@@ -207,7 +353,7 @@ static double trigger_rate(int threads, int total, unsigned workers)
 
 static int bench_trigger(void)
 {
-	int n = 3000 * scale;
+	int n = ops(3000);
 	double raw = raw_put_rate(n), one, one_plain, eight;
 	tm_manager *tm;
 
@@ -216,6 +362,7 @@ static int bench_trigger(void)
 	shared_tm = tm;
 	one = trigger_rate(1, n, 0);
 	tm_close(tm);
+	drop("trigger-1");
 	/* Without a refresh token: no key to sync beside the commit. */
 	tm = open_tm("trigger-1p", 0, 0);
 	reg(tm, "bench", NULL);
@@ -224,11 +371,13 @@ static int bench_trigger(void)
 	one_plain = trigger_rate(1, n, 0);
 	trigger_body = NULL;
 	tm_close(tm);
+	drop("trigger-1p");
 	tm = open_tm("trigger-8", 0, 0);
 	reg(tm, "bench", NULL);
 	shared_tm = tm;
 	eight = trigger_rate(8, n * 4, 0);
 	tm_close(tm);
+	drop("trigger-8");
 	header("1. durable tm_trigger vs raw LMDB, one durable transaction per 400-byte record",
 	       "raw LMDB/s");
 	row("raw LMDB, 1 thread (records/s)", raw, "/s", 0);
@@ -268,8 +417,8 @@ static long completed(tm_manager *tm)
 
 static int bench_e2e(void)
 {
-	int n = 8000 * scale;
-	double raw = raw_put_rate(3000 * scale), t0, rate;
+	int n = ops(8000);
+	double raw = raw_put_rate(ops(3000)), t0, rate;
 	tm_manager *tm = open_tm("e2e", 2, 0);
 	pthread_t t[8];
 	struct timespec ms = { 0, 1000000 };
@@ -286,6 +435,7 @@ static int bench_e2e(void)
 		nanosleep(&ms, NULL);
 	rate = n / (now_s() - t0);
 	tm_close(tm);
+	drop("e2e");
 	header("2. durable end to end: trigger -> RUNNING -> COMPLETED, 8 triggering threads, 2 workers",
 	       "raw LMDB/s");
 	row("raw LMDB single-record durable transactions", raw, "/s", 0);
@@ -328,6 +478,7 @@ static int bench_get(void)
 	}
 	ours = n / (now_s() - t0);
 	tm_close(tm);
+	drop("get");
 
 	env = raw_open("raw-get", MDB_NOSYNC);
 	mdb_txn_begin(env, NULL, 0, &txn);
@@ -358,6 +509,7 @@ static int bench_get(void)
 	}
 	raw = n / (now_s() - t0);
 	mdb_env_close(env);
+	drop("raw-get");
 	free(ids);
 	header("3. tm_get vs raw mdb_get of a record the same size (read txn per call, copied out)",
 	       "raw gets/s");
@@ -438,6 +590,7 @@ static double raw_scan_rate(long stored, size_t len, int n)
 		printf(" ");
 	t0 = now_s() - t0;
 	mdb_env_close(env);
+	drop("raw-scan");
 	free(value);
 	free(answer);
 	return n / t0;
@@ -445,13 +598,11 @@ static double raw_scan_rate(long stored, size_t len, int n)
 
 static int bench_list(void)
 {
-	const char *b = getenv("BENCH_BIG");
-	long big = b ? atol(b) : 1000000;
 	int n = 5000 * scale;
 	tm_manager *tm = open_tm("list", 0, 1);
 	double small_rate, big_rate, raw;
 	size_t len;
-	char *out;
+	char *out, label[64];
 
 	reg(tm, "bench", NULL);
 	fill(tm, 10000);
@@ -463,11 +614,12 @@ static int bench_list(void)
 	fill(tm, big - 10000);
 	big_rate = list_rate(tm, n);
 	tm_close(tm);
+	drop("list");
 	header("4. tm_list_recent(amt=64) vs a raw 64-record cursor scan", "raw scans/s");
 	row("raw cursor scan, 64 records", raw, "/s", 0);
 	row("tm_list_recent, 10k tasks stored", small_rate, "/s", raw);
-	printf("| %-50s | %12.1f %-7s | %12.1f | %6.2fx |\n", "tm_list_recent, 1M tasks stored",
-	       big_rate, "/s", small_rate, big_rate / small_rate);
+	snprintf(label, sizeof(label), "tm_list_recent, %s tasks stored", count_name(big));
+	row(label, big_rate, "/s", small_rate);
 	printf("\n(last row: ratio to 10k.)  goals: >= 0.25x raw; at %ld tasks no slower "
 	       "than 1.5x the 10k time (ratio >= 0.67)\n", big);
 	return 0;
@@ -529,29 +681,27 @@ static int bench_latency(void)
 	tm_manager *tm;
 	pid_t pid;
 	int go[2];
-	char c;
+	char c, cross_dir[512];
 
 	lat = mmap(NULL, sizeof(*lat), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
 	tm = open_tm("latency", 1, 1);
 	reg(tm, "bench", stamp);
 	measure(tm, same, n);
 	tm_close(tm);
+	drop("latency");
 
 	/* Across processes: fork first, open after (never share an LMDB env
 	 * across fork).  The child runs the jobs; this process only triggers. */
 	atomic_store(&lat->seen, 0);
-	fresh_dir("latency-x");
+	snprintf(cross_dir, sizeof(cross_dir), "%s", fresh_dir("latency-x"));
 	if (pipe(go) != 0)
 		die("pipe");
 	pid = fork();
 	if (pid == 0) {
-		tm_options o;
-
-		tm_options_init(&o, TM_OPTIONS_VERSION);
-		o.path = strcat(strcpy(malloc(600), root), "/latency-x");
-		o.workers = 1;
-		o.flags = TM_OPEN_NOSYNC;
-		if (tm_open(&o, &tm) != TM_OK)
+		/* The parent stops this child with SIGTERM, also by ending. */
+		pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
+		prctl(PR_SET_PDEATHSIG, SIGTERM);
+		if ((tm = open_at(cross_dir, 1, 1)) == NULL)
 			_exit(1);
 		reg(tm, "bench", stamp);
 		if (write(go[1], "k", 1) != 1)
@@ -561,21 +711,14 @@ static int bench_latency(void)
 	}
 	if (read(go[0], &c, 1) != 1)
 		die("child");
-	{
-		tm_options o;
-
-		tm_options_init(&o, TM_OPTIONS_VERSION);
-		o.path = strcat(strcpy(malloc(600), root), "/latency-x");
-		o.workers = 0;
-		o.flags = TM_OPEN_NOSYNC;
-		if (tm_open(&o, &tm) != TM_OK)
-			die("tm_open");
-		reg(tm, "bench", NULL);
-	}
+	if ((tm = open_at(cross_dir, 0, 1)) == NULL)
+		die("tm_open");
+	reg(tm, "bench", NULL);
 	measure(tm, cross, n / 4);
 	tm_close(tm);
 	kill(pid, SIGTERM);
 	waitpid(pid, NULL, 0);
+	drop("latency-x");
 	header("5. trigger -> handler start latency (no-sync store)", "");
 	row("same process, p50 (us)", (double)same[n / 2], "us", 0);
 	row("same process, p99 (us)", (double)same[n * 99 / 100], "us", 0);
@@ -622,8 +765,6 @@ static long store_bytes(tm_manager *tm)
 
 static int bench_size(void)
 {
-	const char *b = getenv("BENCH_BIG");
-	long big = b ? atol(b) : 1000000;
 	tm_manager *tm = open_tm("size", 0, 1);
 	long base, at10k, anon10k, file10k, anonbig, filebig;
 
@@ -652,7 +793,82 @@ static int bench_size(void)
 	       "in the number of tasks (RssFile is the page cache of the store file that "
 	       "this process touched while filling it; the kernel reclaims it)\n", big);
 	tm_close(tm);
+	drop("size");
 	return 0;
+}
+
+/* ---- disk --------------------------------------------------------------------- */
+
+/* Bytes the stores take, measured (ext4, LMDB 0.9.24): a durable task
+ * ~0.85-1.0 KB, a raw 400-byte record ~530 B, a task of the big no-sync
+ * store ~2.1 KB at 1M tasks (LMDB's free pages included), a store's own
+ * files (lock, wake, key file) up to ~0.5 MB.  Rounded up here; the sum
+ * gets a quarter more.  A section's need is all its stores together,
+ * though each is removed once measured. */
+#define TASK_B  1200ull
+#define RAW_B   700ull
+#define BIG_B   2200ull
+#define STORE_B 1000000ull
+
+static unsigned long long need_trigger(void)
+{
+	unsigned long long n = (unsigned long long)ops(3000);
+
+	return n * RAW_B + (n + n + 4 * n) * TASK_B + 4 * STORE_B;
+}
+
+static unsigned long long need_e2e(void)
+{
+	return (unsigned long long)ops(3000) * RAW_B + (unsigned long long)ops(8000) * TASK_B +
+	       2 * STORE_B;
+}
+
+static unsigned long long need_get(void)
+{
+	return 1000 * (TASK_B + RAW_B) + 2 * STORE_B;
+}
+
+static unsigned long long need_list(void)
+{
+	return (unsigned long long)big * BIG_B + 10000 * RAW_B + 2 * STORE_B;
+}
+
+static unsigned long long need_latency(void)
+{
+	return 1250 * TASK_B + 2 * STORE_B;
+}
+
+static unsigned long long need_size(void)
+{
+	return (unsigned long long)big * BIG_B + STORE_B;
+}
+
+static const char *bytes_name(unsigned long long n)
+{
+	static char s[4][32];
+	static int k;
+
+	k = (k + 1) % 4;
+	if (n >= 1000000000ull)
+		snprintf(s[k], sizeof(s[k]), "%.1f GB", (double)n / 1e9);
+	else
+		snprintf(s[k], sizeof(s[k]), "%.0f MB", (double)n / 1e6 + 0.5);
+	return s[k];
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+	        "usage: tm-bench [--quick] [--dir DIR] [trigger|e2e|get|list|latency|size]...\n"
+	        "  Runs the named sections (none named: all) and prints their tables.\n"
+	        "  --quick    every ratio at a smaller scale, in about a minute: a quarter\n"
+	        "             of the durable operations, a big store of 100k tasks (not 1M)\n"
+	        "  --dir DIR  put the stores in DIR/tm-bench-PID (default: $BENCH_DIR, else\n"
+	        "             /var/tmp/tm-bench), on disk, not tmpfs; the run says first how\n"
+	        "             much free space it needs, and removes them when it ends\n"
+	        "  environment: BENCH_SCALE multiplies the operation counts (default 1),\n"
+	        "  BENCH_BIG sets the big store's tasks (default 1000000, --quick 100000),\n"
+	        "  BENCH_DIR as --dir.\n");
 }
 
 int main(int argc, char **argv)
@@ -660,35 +876,113 @@ int main(int argc, char **argv)
 	static const struct {
 		const char *name;
 		int (*run)(void);
+		unsigned long long (*need)(void);
 	} sections[] = {
-		{ "trigger", bench_trigger }, { "e2e", bench_e2e }, { "get", bench_get },
-		{ "list", bench_list }, { "latency", bench_latency }, { "size", bench_size },
+		{ "trigger", bench_trigger, need_trigger }, { "e2e", bench_e2e, need_e2e },
+		{ "get", bench_get, need_get },             { "list", bench_list, need_list },
+		{ "latency", bench_latency, need_latency }, { "size", bench_size, need_size },
 	};
+	enum { NSECTIONS = sizeof(sections) / sizeof(sections[0]) };
 	const char *dir = getenv("BENCH_DIR");
 	const char *s = getenv("BENCH_SCALE");
-	int rc = 0, any = 0;
+	const char *b = getenv("BENCH_BIG");
+	int want[NSECTIONS] = { 0 }, any = 0, rc = 0;
+	unsigned long long need = 0, avail;
+	struct statvfs fs;
+	pthread_t stopper;
 
+	for (int a = 1; a < argc; a++) {
+		const char *arg = argv[a];
+		int known = 0;
+
+		if (strcmp(arg, "--quick") == 0) {
+			quick = known = 1;
+		} else if (strcmp(arg, "--dir") == 0) {
+			if (a + 1 == argc) {
+				fprintf(stderr, "tm-bench: --dir needs a directory\n");
+				return 2;
+			}
+			dir = argv[++a];
+			known = 1;
+		} else if (strncmp(arg, "--dir=", 6) == 0) {
+			dir = arg + 6;
+			known = 1;
+		} else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+			usage(stdout);
+			return 0;
+		}
+		for (int i = 0; i < NSECTIONS && !known; i++)
+			if (strcmp(arg, sections[i].name) == 0)
+				want[i] = any = known = 1;
+		if (!known) {
+			fprintf(stderr, "tm-bench: unknown argument '%s'\n", arg);
+			usage(stderr);
+			return 2;
+		}
+	}
+	for (int i = 0; i < NSECTIONS; i++)
+		want[i] |= !any;
 	if (s)
 		scale = atoi(s) > 0 ? atoi(s) : 1;
-	snprintf(root, sizeof(root), "%s", dir ? dir : "/var/tmp/tm-bench");
-	mkdir(root, 0755);
+	big = b && atol(b) > 0 ? atol(b) : quick ? 100000 : 1000000;
+	for (int i = 0; i < NSECTIONS; i++)
+		if (want[i] && sections[i].need() > need)
+			need = sections[i].need();
+	need += need / 4;
+
+	/* Stop signals wait for the thread that removes the stores. */
+	sigemptyset(&stop_signals);
+	sigaddset(&stop_signals, SIGINT);
+	sigaddset(&stop_signals, SIGTERM);
+	sigaddset(&stop_signals, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+	snprintf(root, sizeof(root), "%s", dir && *dir ? dir : "/var/tmp/tm-bench");
+	if (mkdir(root, 0755) == 0)
+		root_made = 1;
+	else if (errno != EEXIST)
+		fail("cannot create", root);
+	snprintf(run_dir, sizeof(run_dir), "%s/tm-bench-%ld", root, (long)getpid());
+	if (mkdir(run_dir, 0755) != 0)
+		fail("cannot create", run_dir);
+	owner = getpid();
+	atexit(cleanup);
+	if (pthread_create(&stopper, NULL, signal_thread, NULL) != 0)
+		fail("cannot start a thread for", "signals");
+	pthread_detach(stopper);
+
 	printf("tm-bench: %ld cores, libtaskmgr %s, LMDB %s, stores under %s\n",
 	       sysconf(_SC_NPROCESSORS_ONLN), tm_version(),
-	       mdb_version(NULL, NULL, NULL), root);
-	for (size_t i = 0; i < sizeof(sections) / sizeof(sections[0]); i++) {
-		int want = argc < 2;
-
-		for (int a = 1; a < argc; a++)
-			want |= strcmp(argv[a], sections[i].name) == 0;
-		if (want) {
-			any = 1;
+	       mdb_version(NULL, NULL, NULL), run_dir);
+	if (quick)
+		printf("scale: QUICK (--quick): a quarter of the full run's durable operations, "
+		       "a big store of %s tasks (full run: 1M); the full run's ratios at this "
+		       "smaller scale\n", count_name(big));
+	else
+		printf("scale: full (BENCH_SCALE=%d, a big store of %s tasks); tm-bench --quick "
+		       "gives the same ratios at a smaller scale\n", scale, count_name(big));
+	if (statvfs(run_dir, &fs) != 0)
+		fail("cannot read free space of", run_dir);
+	avail = (unsigned long long)fs.f_bavail * fs.f_frsize;
+	printf("disk: needs about %s free under %s (has %s); each store is removed once "
+	       "measured, the rest when the run ends\n", bytes_name(need), root,
+	       bytes_name(avail));
+	fflush(stdout);
+	if (avail < need) {
+		fprintf(stderr, "tm-bench: not enough free space under %s: the stores need about "
+		        "%s, the file system has %s.\n  Choose a directory on a larger file system "
+		        "(--dir DIR or BENCH_DIR=DIR), or %s.\n", root, bytes_name(need),
+		        bytes_name(avail), quick || b ? "set a smaller BENCH_BIG" : "run tm-bench --quick");
+		return 1;
+	}
+	for (int i = 0; i < NSECTIONS; i++)
+		if (want[i]) {
 			rc |= sections[i].run();
 			fflush(stdout);
 		}
-	}
-	if (!any) {
-		fprintf(stderr, "usage: %s [trigger|e2e|get|list|latency|size]...\n", argv[0]);
-		return 2;
-	}
+	if (du_bytes(run_dir) > peak_bytes)
+		peak_bytes = du_sum;
+	cleanup();
+	printf("\ndisk: at most %s used (estimate %s); stores removed\n",
+	       bytes_name(peak_bytes), bytes_name(need));
 	return rc;
 }
