@@ -126,7 +126,9 @@ typedef enum {
  */
 typedef struct tm_options {
 	unsigned int version;     /**< #TM_OPTIONS_VERSION */
-	const char *path;         /**< store directory (created if missing); copied */
+	const char *path;         /**< LMDB store directory (created if missing); copied.
+	                           *   A postgresql:// or postgres:// URI is #TM_EINVAL:
+	                           *   this build has no PostgreSQL store. */
 	unsigned int workers;     /**< worker threads (default 2; 0 = none) */
 	unsigned int flags;       /**< #TM_OPEN_NOSYNC */
 	uint64_t map_size;        /**< initial LMDB map size, bytes (default 64 MiB) */

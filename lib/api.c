@@ -224,8 +224,6 @@ int tm_open(const tm_options *opts, tm_manager **out)
 	so.map_size_max = tm->opts.map_size_max;
 	err = tm__store_open(tm->path, &so, &tm->store);
 	if (!err)
-		err = tm__wake_open(tm->path, &tm->wake);
-	if (!err)
 		err = tm__registry_new(&tm->reg);
 	if (!err)
 		err = tm__runtime_start(tm);
@@ -249,7 +247,6 @@ void tm_close(tm_manager *tm)
 
 		tm__store_scrub(tm->store, &n); /* secrets of tasks that just ended */
 	}
-	tm__wake_close(tm->wake);
 	tm__store_close(tm->store);
 	tm__registry_free(tm->reg);
 	free(tm->path);
@@ -479,7 +476,7 @@ static int change(tm_manager *tm, const char *name, const char *id,
 	}
 	if (stop_handler) {
 		tm__running_stop(tm, id, TM__STOP_CANCEL);
-		tm__wake_signal(tm->wake, false); /* the handler may run in another process */
+		tm__store_wake(tm->store, false); /* the handler may run in another process */
 	}
 	return tm__buf_take(&out, out_json);
 }

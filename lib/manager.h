@@ -8,7 +8,6 @@
 #include "registry.h"
 #include "store.h"
 #include "taskmgr.h"
-#include "wake.h"
 
 struct tm__runtime;
 
@@ -19,7 +18,6 @@ struct tm_manager {
 	tm__store *store;
 	tm__registry *reg;
 	struct tm__runtime *rt;   /* NULL until started (running.h) */
-	tm__wake *wake;           /* wake-ups across processes */
 };
 
 #endif

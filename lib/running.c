@@ -78,5 +78,5 @@ void tm__running_wake(tm_manager *tm)
 void tm__running_announce(tm_manager *tm)
 {
 	tm__running_wake(tm);
-	tm__wake_signal(tm->wake, false);
+	tm__store_wake(tm->store, false);
 }

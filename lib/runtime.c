@@ -118,7 +118,7 @@ void tm__runtime_stop(tm_manager *tm)
 	 * will find their job abandoned and touch nothing else.  A worker
 	 * whose jobs had all returned is only writing: wait for it. */
 	if (n > 0 && tm__worker_write_abandoned(tm, jobs, n) == TM_OK)
-		tm__wake_signal(tm->wake, false); /* another process may take them now */
+		tm__store_wake(tm->store, false); /* another process may take them now */
 	for (size_t i = 0; i < n; i++) {
 		for (unsigned w = 0; w < rt->n_workers; w++) {
 			if (!rt->detached[w] && !jobs[i]->returned &&
@@ -134,7 +134,7 @@ void tm__runtime_stop(tm_manager *tm)
 			pthread_join(rt->workers[w], NULL);
 	if (rt->sup_started) {
 		atomic_store(&rt->sup_stop, true);
-		tm__wake_signal(tm->wake, true);
+		tm__store_wake(tm->store, true);
 		pthread_join(rt->supervisor, NULL);
 	}
 	pthread_mutex_destroy(&rt->mu);

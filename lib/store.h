@@ -97,6 +97,16 @@ int tm__store_name_touch(tm__txn *txn, const char *name);
 typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 
+/* ---- wake-ups across the processes that share the store ---- */
+
+/* The store's wake counter, to pass to tm__store_wait. */
+uint32_t tm__store_wake_seq(tm__store *s);
+/* Wake every process sleeping in tm__store_wait on this store; this
+ * process's own sleeper only if self_too. */
+void tm__store_wake(tm__store *s, bool self_too);
+/* Sleep until a wake-up after `seen`, or ms elapse. */
+void tm__store_wait(tm__store *s, uint32_t seen, unsigned ms);
+
 /* ---- the store as a whole ---- */
 
 /* Bytes up to the data file's high-water mark, the part of them on the

@@ -136,6 +136,12 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	int rc, err;
 
 	*out = NULL;
+	/* A libpq URI names a PostgreSQL store, which this build does not
+	 * have: say so rather than make a directory called "postgresql:". */
+	if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0)
+		return tm_errorf(TM_EINVAL, "%.11s... is a PostgreSQL URI, and this "
+		                 "build of libtaskmgr has no PostgreSQL store; give an "
+		                 "LMDB store directory", path);
 	err = make_dirs(path);
 	if (err)
 		return err;
@@ -214,6 +220,8 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	}
 	mdb_reader_check(s->env, NULL); /* slots of processes that died */
 	err = open_dbis(s);
+	if (!err)
+		err = tm__wake_open(path, &s->wake);
 	if (err)
 		goto fail;
 	*out = s;
@@ -235,6 +243,7 @@ void tm__store_close(tm__store *s)
 		}
 	}
 	pthread_mutex_unlock(&open_mu);
+	tm__wake_close(s->wake);
 	while (s->n_pool > 0)
 		mdb_txn_abort(s->pool[--s->n_pool]);
 	if (s->env)
@@ -276,4 +285,21 @@ void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *free_bytes,
 		mdb_cursor_close(c);
 	}
 	*free_bytes = pages * st.ms_psize;
+}
+
+/* ---- wake-ups ------------------------------------------------------------ */
+
+uint32_t tm__store_wake_seq(tm__store *s)
+{
+	return tm__wake_seq(s->wake);
+}
+
+void tm__store_wake(tm__store *s, bool self_too)
+{
+	tm__wake_signal(s->wake, self_too);
+}
+
+void tm__store_wait(tm__store *s, uint32_t seen, unsigned ms)
+{
+	tm__wake_wait(s->wake, seen, ms);
 }

@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "store.h"
+#include "wake.h"
 
 #define SCHEMA_VERSION 1u
 #define MAX_READERS 512
@@ -55,6 +56,7 @@ struct tm__store {
 	char *dir;                /* the store directory */
 	int keys_fd;              /* the key slots file (secret.c) */
 	atomic_bool keys_dirty;   /* a key was written: sync before commit */
+	tm__wake *wake;           /* wake-ups across processes (wake.c) */
 	dev_t dev;
 	ino_t ino;
 	tm__store *next_open;

@@ -489,7 +489,7 @@ void *tm__supervisor_main(void *arg)
 	int64_t next = 0;
 
 	while (!atomic_load(&rt->sup_stop)) {
-		uint32_t seen = tm__wake_seq(tm->wake);
+		uint32_t seen = tm__store_wake_seq(tm->store);
 		int64_t now = mono_us();
 
 		if (now >= next) {
@@ -500,7 +500,7 @@ void *tm__supervisor_main(void *arg)
 		}
 		now = mono_us();
 		if (next > now && !atomic_load(&rt->sup_stop))
-			tm__wake_wait(tm->wake, seen, (unsigned)((next - now + 999) / 1000));
+			tm__store_wait(tm->store, seen, (unsigned)((next - now + 999) / 1000));
 	}
 	return NULL;
 }

@@ -105,6 +105,21 @@ START_TEST(missing_path_is_invalid)
 }
 END_TEST
 
+START_TEST(postgresql_uri_is_invalid_in_an_lmdb_only_build)
+{
+	static const char *const uris[] = {
+		"postgresql://tm@127.0.0.1:1/tasks", "postgres://localhost/db",
+	};
+	struct stat st;
+
+	ASSERT_EACH_INVALID(path, uris);
+	ck_assert_ptr_nonnull(strstr(tm_last_error(), "PostgreSQL"));
+	/* No directory named after the URI's scheme was made. */
+	ck_assert_int_ne(stat("postgresql:", &st), 0);
+	ck_assert_int_ne(stat("postgres:", &st), 0);
+}
+END_TEST
+
 START_TEST(unknown_options_version_is_invalid)
 {
 	static const unsigned versions[] = { 0, TM_OPTIONS_VERSION + 1, ~0u };
@@ -281,6 +296,7 @@ TT_MAIN_FIXTURE("open", setup, teardown,
 	open_with_workers_zero_stores_and_serves,
 	null_options_or_out_is_invalid,
 	missing_path_is_invalid,
+	postgresql_uri_is_invalid_in_an_lmdb_only_build,
 	unknown_options_version_is_invalid,
 	unknown_open_flags_are_invalid,
 	map_size_above_its_cap_is_invalid,
