@@ -132,6 +132,19 @@ class LibraryLoading(unittest.TestCase):
                 taskmgr.Manager(url, workers=0)
         self.assertEqual(seen, [url.encode()])
 
+    def test_this_build_refuses_a_postgresql_url_and_says_why(self):
+        with tempfile.TemporaryDirectory() as d:
+            cwd = os.getcwd()
+            os.chdir(d)
+            try:
+                with self.assertRaises(taskmgr.InvalidArgument) as cm:
+                    taskmgr.Manager("postgresql://tasks@127.0.0.1:1/taskmgr",
+                                    workers=0)
+                self.assertEqual(os.listdir(d), [])  # no directory was made
+            finally:
+                os.chdir(cwd)
+        self.assertIn("PostgreSQL", str(cm.exception))
+
     def test_structs_mirror_the_header_field_for_field(self):
         with open(HEADER, encoding="utf-8") as f:
             header = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
