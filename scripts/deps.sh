@@ -1,8 +1,11 @@
 # Sourced by scripts/test and scripts/example: install the Debian packages
 # the project needs, only those missing, so a second run does nothing.
+# PostgreSQL: server, client and libpq headers; scripts/pg-cluster starts a
+# throwaway server from them for the tests (and installs only these).
+PG_PACKAGES=(postgresql postgresql-client libpq-dev)
 PACKAGES=(meson ninja-build pkg-config gcc g++ libc6-dev python3
           libcjson-dev liblmdb-dev check libmicrohttpd-dev zlib1g-dev
-          clang libclang-rt-14-dev valgrind curl)
+          clang libclang-rt-14-dev valgrind curl "${PG_PACKAGES[@]}")
 
 install_deps() {
 	local missing=() p
