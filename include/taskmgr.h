@@ -27,7 +27,9 @@
  *
  * - A store directory may be opened once per process (LMDB forbids more):
  *   a second tm_open() of the same path in one process fails with #TM_EINVAL.
- *   Several processes may open the same store.
+ *   Several processes may open the same store.  The same holds for a
+ *   PostgreSQL store (one URI and schema): many processes on many machines
+ *   may open it, each once.
  * - Never use a manager across fork(): open it again in the child.
  * - Never call tm_close() from inside a handler.
  * - A handler runs on a worker thread with no store transaction held; it may
@@ -126,9 +128,10 @@ typedef enum {
  */
 typedef struct tm_options {
 	unsigned int version;     /**< #TM_OPTIONS_VERSION */
-	const char *path;         /**< LMDB store directory (created if missing); copied.
-	                           *   A postgresql:// or postgres:// URI is #TM_EINVAL:
-	                           *   this build has no PostgreSQL store. */
+	const char *path;         /**< LMDB store directory (created if missing), or a
+	                           *   postgresql:// or postgres:// libpq URI naming a
+	                           *   PostgreSQL store (doc/postgresql.md); copied.
+	                           *   A URI is #TM_EINVAL in a build without libpq. */
 	unsigned int workers;     /**< worker threads (default 2; 0 = none) */
 	unsigned int flags;       /**< #TM_OPEN_NOSYNC */
 	uint64_t map_size;        /**< initial LMDB map size, bytes (default 64 MiB) */
@@ -203,8 +206,8 @@ TM_EXTERN int tm_options_init(tm_options *opts, unsigned int version);
  * @param out  receives the manager; NULL on failure
  * @return #TM_OK; #TM_EINVAL for NULL arguments, a bad option, or a path
  *         already open in this process; #TM_ESTORAGE when the directory
- *         cannot be created or opened, or was written by a newer schema;
- *         #TM_ENOMEM.
+ *         cannot be created or opened, the database cannot be reached, or
+ *         the store was written by a newer schema; #TM_ENOMEM.
  * @note Thread-safe.
  */
 TM_EXTERN int tm_open(const tm_options *opts, tm_manager **out);
@@ -409,7 +412,9 @@ TM_EXTERN int tm_job_message(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
 /** Append a string to the task's `warnings` (printf format). */
 TM_EXTERN int tm_job_warn(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
 /** Nonzero once the task should stop: cancel requested, timed out, lease
- *  lost, or the manager closing. */
+ *  lost, or not renewed for two thirds of `lease_ms` (the store is out of
+ *  reach: doc/runtime.md, "Self-fencing"), or the manager closing.  Poll
+ *  it more often than a third of `lease_ms`. */
 TM_EXTERN int tm_job_cancelled(const tm_job *job);
 /** Record `details.error` (printf format) and return #TM_FAILED, so a handler
  *  can `return tm_job_fail(job, "...")`. */

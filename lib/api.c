@@ -342,6 +342,7 @@ struct list_ctx {
 	const char *name;
 	int page, amt, n;
 	bool with_details;
+	bool has_next;
 	tm__buf out;
 };
 
@@ -349,35 +350,46 @@ static int list_one(tm__txn *txn, const char *id, void *p)
 {
 	struct list_ctx *c = p;
 
-	if (c->n == c->amt)
+	if (c->n == c->amt) {
+		c->has_next = true; /* one task beyond the page */
 		return TM__SCAN_STOP;
+	}
 	if (c->n++ > 0)
 		tm__buf_add(&c->out, ",", 1);
 	return tm__store_render(txn, id, NULL, c->with_details, &c->out);
 }
 
+/* The page's tasks are rendered straight into the answer after room for
+ * its head; has_next is known once the scan has looked one task beyond
+ * the page, and the head then goes in front.  No count of the name's
+ * tasks: a page costs the same however many there are. */
+#define LIST_HEAD_MAX 64
+
 static int list_txn(tm__txn *txn, void *p)
 {
 	struct list_ctx *c = p;
 	size_t skip = (size_t)(c->page - 1) * (size_t)c->amt;
-	tm__name_stats st;
-	uint64_t total = 0;
-	char head[80];
-	int err = tm__store_name_stats(txn, c->name, &st);
+	char head[LIST_HEAD_MAX] = "";
+	int n, err;
 
+	if (c->out.oom) /* a read may run again: start afresh */
+		tm__buf_take(&c->out, NULL);
+	c->out.len = 0;
+	c->n = 0;
+	c->has_next = false;
+	tm__buf_add(&c->out, head, sizeof(head)); /* room, filled below */
+	err = tm__store_recent(txn, c->name, skip, list_one, c);
 	if (err)
 		return err;
-	/* The name's figures count its tasks, so has_next is known before the
-	 * scan and the tasks are rendered straight into the answer. */
-	for (int s = 0; s < TM__STATUS_COUNT; s++)
-		total += st.by_status[s];
-	snprintf(head, sizeof(head), "{\"has_next\":%s,\"next_page\":%lld,\"tasks\":[",
-	         total > skip + (size_t)c->amt ? "true" : "false", (long long)c->page + 1);
-	tm__buf_str(&c->out, head);
-	if (skip < total)
-		err = tm__store_recent(txn, c->name, skip, list_one, c);
 	tm__buf_add(&c->out, "]}", 2);
-	return err;
+	n = snprintf(head, sizeof(head), "{\"has_next\":%s,\"next_page\":%lld,\"tasks\":[",
+	             c->has_next ? "true" : "false", (long long)c->page + 1);
+	if (c->out.oom || c->out.p == NULL)
+		return tm__error_oom();
+	memmove(c->out.p + n, c->out.p + sizeof(head), c->out.len - sizeof(head) + 1);
+	memcpy(c->out.p, head, (size_t)n);
+	c->out.len -= sizeof(head) - (size_t)n;
+	return TM_OK;
 }
 
 int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <string.h>
 
 #include "error.h"
@@ -14,8 +15,21 @@
 
 static void job_free(tm_job *job);
 
+int64_t tm__mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+void tm__job_renewed(tm_job *job, int64_t began_mono_us)
+{
+	atomic_store(&job->fence_us, began_mono_us + job->lease_us * 2 / 3);
+}
+
 int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
-                tm_job **out)
+                unsigned lease_ms, int64_t claimed_mono_us, tm_job **out)
 {
 	tm_job *job = calloc(1, sizeof(*job));
 	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
@@ -30,6 +44,8 @@ int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
 	memcpy(job->name, t->name, sizeof(job->name));
 	job->attempt = tm__task_attempts(t);
 	job->owner = t->owner;
+	job->lease_us = (int64_t)lease_ms * 1000;
+	tm__job_renewed(job, claimed_mono_us);
 	pthread_mutex_init(&job->mu, NULL);
 	job->payload = pl ? tm__json_print(pl) : strdup("{}");
 	job->secret = secret ? strdup(secret) : NULL;
@@ -141,7 +157,17 @@ unsigned tm_job_attempt(const tm_job *job)
 
 int tm_job_cancelled(const tm_job *job)
 {
-	return job == NULL || atomic_load(&((tm_job *)job)->stop) != 0;
+	tm_job *j = (tm_job *)job;
+
+	if (job == NULL || atomic_load(&j->stop) != 0)
+		return 1;
+	if (tm__mono_us() > atomic_load(&j->fence_us)) {
+		/* The lease could not be renewed in time (the store is out of
+		 * reach): stop before another process may take the task. */
+		atomic_fetch_or(&j->stop, TM__STOP_LOST);
+		return 1;
+	}
+	return 0;
 }
 
 int tm_job_progress(tm_job *job, const char *progress_json)

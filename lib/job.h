@@ -33,6 +33,13 @@ struct tm_job {
 	uint64_t owner;           /* claim token: fences every write of this run */
 	pthread_t thread;
 	atomic_int stop;          /* TM__STOP_* bits */
+	int64_t lease_us;         /* the manager's lease_ms, in microseconds */
+	/* Until when (monotonic clock) the run's lease is surely still held:
+	 * two thirds of a lease after the claim or the last renewal began.
+	 * Past it, tm_job_cancelled() says stop, even while the supervisor
+	 * waits on an unreachable store: no other process can have taken
+	 * the task over yet, and the handler stops before one can. */
+	atomic_int_fast64_t fence_us;
 	atomic_int refs;          /* the worker's, plus the supervisor's while it
 	                           * syncs, plus tm_close()'s while it requeues */
 	struct tm_job *next;      /* in the runtime's running list */
@@ -52,7 +59,11 @@ struct tm_job {
 
 /* A job for the run of t that was just claimed, with one reference. */
 int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
-                tm_job **out);
+                unsigned lease_ms, int64_t claimed_mono_us, tm_job **out);
+/* The lease was renewed by a write that began at began_mono_us. */
+void tm__job_renewed(tm_job *job, int64_t began_mono_us);
+/* The monotonic clock, in microseconds. */
+int64_t tm__mono_us(void);
 void tm__job_ref(tm_job *job);
 /* Drop a reference; the last one frees the job.  NULL is a no-op. */
 void tm__job_unref(tm_job *job);

@@ -13,7 +13,7 @@
 /* ---- create ---------------------------------------------------------------- */
 
 static int new_task(const tm__jobreg *job, const cJSON *context,
-                    const char *reason, tm__task *t)
+                    const char *reason, int64_t now, tm__task *t)
 {
 	cJSON *d;
 	int err;
@@ -25,7 +25,7 @@ static int new_task(const tm__jobreg *job, const cJSON *context,
 	strcpy(t->name, job->name);
 	t->status = TM_REQUEST_SENT;
 	t->queued = true;
-	t->start_us = tm__now_us();
+	t->start_us = now;
 	t->ready_us = t->start_us;
 	t->timeout_us = t->start_us + (int64_t)(job->def.timeout_s * 1e6);
 	t->warnings = cJSON_CreateArray();
@@ -66,6 +66,12 @@ static int create_txn(tm__txn *txn, void *p)
 	int err;
 
 	c->created = false; /* a write may run again */
+	/* Checks over the name's tasks hold across processes under its lock. */
+	if (c->gate || (c->job->def.flags & TM_JOB_EXCLUSIVE)) {
+		err = tm__store_lock_name(txn, c->task->name);
+		if (err)
+			return err;
+	}
 	if (c->gate) {
 		err = c->gate(txn, c->gctx, &go);
 		if (err || !go)
@@ -97,7 +103,7 @@ int tm__lifecycle_create(tm__store *s, const tm__jobreg *job,
 {
 	tm__task task;
 	struct create_ctx c = { job, &task, secret, gate, gctx, false };
-	int err = new_task(job, context, reason, &task);
+	int err = new_task(job, context, reason, tm__store_now(s), &task);
 
 	*created = false;
 	if (err)
@@ -124,7 +130,7 @@ int tm__lifecycle_enter(tm__txn *txn, tm__task *t, tm_status st)
 		if (st == TM_FAILED && !cJSON_GetObjectItemCaseSensitive(t->details, "error"))
 			err = tm__task_set_text(t, "error", "failed");
 		if (!err)
-			err = tm__task_finish(t, st, tm__now_us());
+			err = tm__task_finish(t, st, tm__txn_now(txn));
 		return err ? err : tm__store_secret_del(txn, t->id);
 	}
 	if (st == TM_RUNNING && t->status == TM_REQUEST_SENT) {
@@ -245,7 +251,8 @@ int tm__lifecycle_claim(tm__txn *txn, tm__task *t, int64_t now, uint64_t token,
 	return TM_OK;
 }
 
-static int retry_later(tm__task *t, const tm__jobreg *reg, const char *why)
+static int retry_later(tm__task *t, const tm__jobreg *reg, const char *why,
+                       int64_t now)
 {
 	unsigned n = tm__task_attempts(t);
 	double delay = reg->def.retry_backoff_s;
@@ -256,7 +263,7 @@ static int retry_later(tm__task *t, const tm__jobreg *reg, const char *why)
 		delay *= 2; /* exponential */
 	if (delay > TM__BACKOFF_CAP_S)
 		delay = TM__BACKOFF_CAP_S;
-	requeue(t, tm__now_us() + (int64_t)(delay * 1e6));
+	requeue(t, now + (int64_t)(delay * 1e6));
 	snprintf(msg, sizeof(msg), "attempt %u of %u failed: %s", n,
 	         reg->def.max_attempts, why);
 	err = tm__task_add_warning(t, msg);
@@ -282,7 +289,7 @@ int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
 	if (closing && st != TM_COMPLETED && t->status == TM_RUNNING) {
 		/* The run stopped because the process is closing: it was not
 		 * the task's fault, so the attempt does not count. */
-		requeue(t, tm__now_us());
+		requeue(t, tm__txn_now(txn));
 		return tm__task_set_attempts(t, tm__task_attempts(t) - 1);
 	}
 	if (st == TM_COMPLETED)
@@ -291,7 +298,8 @@ int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
 		return tm__lifecycle_enter(txn, t, TM_CANCELLED);
 	e = cJSON_GetObjectItemCaseSensitive(t->details, "error");
 	if (tm__task_attempts(t) < reg->def.max_attempts)
-		return retry_later(t, reg, cJSON_IsString(e) ? e->valuestring : "handler failed");
+		return retry_later(t, reg, cJSON_IsString(e) ? e->valuestring : "handler failed",
+		                   tm__txn_now(txn));
 	if (e == NULL)
 		err = tm__task_set_text(t, "error", "handler failed");
 	return err ? err : tm__lifecycle_enter(txn, t, TM_FAILED);
@@ -329,7 +337,7 @@ int tm__lifecycle_lost(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
 	if (tm__task_attempts(t) < reg->def.max_attempts) {
 		snprintf(msg, sizeof(msg), "worker lost during attempt %u of %u; retrying",
 		         tm__task_attempts(t), reg->def.max_attempts);
-		requeue(t, tm__now_us());
+		requeue(t, tm__txn_now(txn));
 		return tm__task_set_message(t, msg);
 	}
 	err = tm__task_add_warning(t, "worker lost");

@@ -27,6 +27,7 @@ struct tm__runtime {
 	bool sup_started;
 	tm_job *running;          /* jobs whose handler runs in this process */
 	int64_t renew_at_us;      /* next lease renewal (supervisor) */
+	int64_t prune_at_us;      /* next retention pass (supervisor) */
 	int64_t flushed_at_us;    /* last progress flush (supervisor) */
 };
 

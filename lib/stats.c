@@ -61,7 +61,7 @@ static int stats_txn(tm__txn *txn, void *p)
 {
 	cJSON *out = p, *names = cJSON_AddObjectToObject(out, "names");
 	uint64_t depth, used, free_bytes, map;
-	int64_t head, now = tm__now_us();
+	int64_t head, now = tm__txn_now(txn);
 	int err;
 
 	if (names == NULL)

@@ -1,7 +1,12 @@
 /* The store: durable task records and their indexes, behind one interface.
- * Nothing above this header knows the engine; the LMDB implementation is
- * store_lmdb*.c.  Every read and write runs inside one transaction, given
- * to a callback: tm__store_read() or tm__store_write(). */
+ * Nothing above this header knows the engine.  store.c picks one by the
+ * path and dispatches to it (store_engine.h): LMDB (store_lmdb*.c) for a
+ * directory, PostgreSQL (store_pg*.c) for a postgresql:// URI.  Every read
+ * and write runs inside one transaction, given to a callback:
+ * tm__store_read() or tm__store_write().  A write transaction is
+ * serialisable with every other write on the same task records: an engine
+ * shared by several processes locks what a write reads (PostgreSQL: row
+ * locks), and runs fn again when the database asks for a retry. */
 #ifndef TM_STORE_H
 #define TM_STORE_H
 
@@ -11,18 +16,8 @@
 
 #include <cjson/cJSON.h>
 
-#include "buf.h"
-#include "status.h"
-#include "task.h"
+#include "store_types.h"
 
-typedef struct tm__store tm__store;
-typedef struct tm__txn tm__txn;
-
-typedef struct tm__store_opts {
-	bool nosync;
-	uint64_t map_size;
-	uint64_t map_size_max;
-} tm__store_opts;
 
 int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out);
 void tm__store_close(tm__store *s);
@@ -30,9 +25,15 @@ void tm__store_close(tm__store *s);
 /* Run fn inside one transaction.  A write whose fn returns an error is
  * aborted (the store is unchanged); a write that fills the map is retried
  * on a grown map, so fn must be re-runnable.  fn's return value is returned. */
-typedef int (*tm__txn_fn)(tm__txn *txn, void *ctx);
 int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx);
 int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx);
+/* The store's clock, in microseconds since the epoch: the one clock every
+ * process sharing the store agrees on (PostgreSQL: the server's). */
+int64_t tm__store_now(tm__store *s);
+/* The same clock, inside a transaction. */
+int64_t tm__txn_now(tm__txn *txn);
+/* Whether path names a PostgreSQL store (a libpq URI). */
+bool tm__store_is_uri(const char *path);
 
 /* ---- tasks, within a transaction ---- */
 
@@ -49,6 +50,10 @@ int tm__store_render(tm__txn *txn, const char *id, const char *name,
  * task.  Maintains every index and counter from the difference. */
 int tm__store_put(tm__txn *txn, const tm__task *old, const tm__task *t);
 int tm__store_delete(tm__txn *txn, const tm__task *t);
+/* Hold the name's lock until the write transaction ends: checks that span
+ * several tasks of one name (exclusivity, a concurrency limit, an
+ * automatic trigger's rule) then hold across every process. */
+int tm__store_lock_name(tm__txn *txn, const char *name);
 
 /* ---- secrets, kept apart from the task records ---- */
 
@@ -64,37 +69,29 @@ int tm__store_scrub(tm__store *s, size_t *n);
 
 /* Iterators call fn for each entry until fn returns nonzero: a negative
  * value is an error and is returned, TM__SCAN_STOP ends the scan, which
- * then returns TM_OK. */
-#define TM__SCAN_STOP 1
-typedef int (*tm__id_fn)(tm__txn *txn, const char *id, void *ctx);
-/* Tasks of name, newest first, skipping `skip`. */
+ * then returns TM_OK.  Tasks of name, newest first, skipping `skip`. */
 int tm__store_recent(tm__txn *txn, const char *name, size_t skip,
                      tm__id_fn fn, void *ctx);
 /* Tasks of name, oldest first. */
 int tm__store_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 /* Active tasks of name (name NULL: of every name). */
 int tm__store_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+/* Active tasks past their timeout at now, or run under a lease that ended
+ * before now, of every name: what the supervisor must look at. */
+int tm__store_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
 /* Waiting queue, in ready order. */
-typedef int (*tm__queue_fn)(tm__txn *txn, int64_t ready_us, const char *id,
-                            const char *name, void *ctx);
 int tm__store_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
 /* Queue depth and the ready time of its head (0 when empty). */
 int tm__store_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
 
 /* ---- per-name figures ---- */
 
-typedef struct tm__name_stats {
-	uint64_t by_status[TM__STATUS_COUNT];
-	uint64_t changes;      /* tm_notify() since the last task */
-	int64_t since_us;      /* first seen (reference of interval triggers) */
-} tm__name_stats;
 int tm__store_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
 int tm__store_add_changes(tm__txn *txn, const char *name, uint64_t n);
 int tm__store_reset_changes(tm__txn *txn, const char *name);
 /* Record the name's figures if absent; since_us = now (interval triggers). */
 int tm__store_name_touch(tm__txn *txn, const char *name);
 /* Every name that has figures, in key order (an iterator as above). */
-typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 
 /* ---- wake-ups across the processes that share the store ---- */

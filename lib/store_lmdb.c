@@ -28,7 +28,7 @@
  * open silently breaks its locking.  This list of open stores (by device
  * and inode) is the library's only process-wide state, for that reason. */
 static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
-static tm__store *open_list;
+static tm__lmdb *open_list;
 
 /* ---- open and close ---------------------------------------------------- */
 
@@ -73,17 +73,17 @@ static int reserve_lock_file(const char *dir)
 	return rc ? tm__lmdb_error(rc, path) : TM_OK;
 }
 
-static int open_dbis(tm__store *s)
+static int open_dbis(tm__lmdb *s)
 {
 	static const struct { const char *name; size_t off; } dbs[] = {
-		{ "tasks", offsetof(tm__store, tasks) },
-		{ "recent", offsetof(tm__store, recent) },
-		{ "active", offsetof(tm__store, active) },
-		{ "queue", offsetof(tm__store, queue) },
-		{ "secrets", offsetof(tm__store, secrets) },
-		{ "slots", offsetof(tm__store, slots) },
-		{ "names", offsetof(tm__store, names) },
-		{ "meta", offsetof(tm__store, meta) },
+		{ "tasks", offsetof(tm__lmdb, tasks) },
+		{ "recent", offsetof(tm__lmdb, recent) },
+		{ "active", offsetof(tm__lmdb, active) },
+		{ "queue", offsetof(tm__lmdb, queue) },
+		{ "secrets", offsetof(tm__lmdb, secrets) },
+		{ "slots", offsetof(tm__lmdb, slots) },
+		{ "names", offsetof(tm__lmdb, names) },
+		{ "meta", offsetof(tm__lmdb, meta) },
 	};
 	MDB_txn *txn;
 	MDB_val k = tm__lmdb_val("schema", 6), v;
@@ -128,20 +128,14 @@ fail:
 	return tm__lmdb_error(rc, "opening the store");
 }
 
-int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
+int tm__lmdb_open(const char *path, const tm__store_opts *o, tm__store **out)
 {
-	tm__store *s;
+	tm__lmdb *s;
 	struct stat st;
 	pthread_rwlockattr_t ra;
 	int rc, err;
 
 	*out = NULL;
-	/* A libpq URI names a PostgreSQL store, which this build does not
-	 * have: say so rather than make a directory called "postgresql:". */
-	if (strncmp(path, "postgresql://", 13) == 0 || strncmp(path, "postgres://", 11) == 0)
-		return tm_errorf(TM_EINVAL, "%.11s... is a PostgreSQL URI, and this "
-		                 "build of libtaskmgr has no PostgreSQL store; give an "
-		                 "LMDB store directory", path);
 	err = make_dirs(path);
 	if (err)
 		return err;
@@ -152,6 +146,7 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
 		return tm__error_oom();
+	s->base.ops = &tm__lmdb_ops;
 	s->dev = st.st_dev;
 	s->keys_fd = -1;
 	s->ino = st.st_ino;
@@ -163,7 +158,7 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 	}
 
 	pthread_mutex_lock(&open_mu);
-	for (tm__store *p = open_list; p; p = p->next_open) {
+	for (tm__lmdb *p = open_list; p; p = p->next_open) {
 		if (p->dev == s->dev && p->ino == s->ino) {
 			pthread_mutex_unlock(&open_mu);
 			free(s->dir);
@@ -224,19 +219,20 @@ int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 		err = tm__wake_open(path, &s->wake);
 	if (err)
 		goto fail;
-	*out = s;
+	*out = &s->base;
 	return TM_OK;
 fail:
-	tm__store_close(s);
+	tm__lmdb_close(&s->base);
 	return err;
 }
 
-void tm__store_close(tm__store *s)
+void tm__lmdb_close(tm__store *store)
 {
+	tm__lmdb *s = tm__lmdb_of(store);
 	if (s == NULL)
 		return;
 	pthread_mutex_lock(&open_mu);
-	for (tm__store **pp = &open_list; *pp; pp = &(*pp)->next_open) {
+	for (tm__lmdb **pp = &open_list; *pp; pp = &(*pp)->next_open) {
 		if (*pp == s) {
 			*pp = s->next_open;
 			break;
@@ -259,9 +255,10 @@ void tm__store_close(tm__store *s)
 	free(s);
 }
 
-void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *free_bytes,
+void tm__lmdb_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes,
                     uint64_t *map)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	MDB_envinfo info;
 	MDB_stat st;
 	MDB_cursor *c;
@@ -289,17 +286,55 @@ void tm__store_size(tm__txn *t, uint64_t *used, uint64_t *free_bytes,
 
 /* ---- wake-ups ------------------------------------------------------------ */
 
-uint32_t tm__store_wake_seq(tm__store *s)
+uint32_t tm__lmdb_wake_seq(tm__store *store)
 {
+	tm__lmdb *s = tm__lmdb_of(store);
 	return tm__wake_seq(s->wake);
 }
 
-void tm__store_wake(tm__store *s, bool self_too)
+void tm__lmdb_wake(tm__store *store, bool self_too)
 {
+	tm__lmdb *s = tm__lmdb_of(store);
 	tm__wake_signal(s->wake, self_too);
 }
 
-void tm__store_wait(tm__store *s, uint32_t seen, unsigned ms)
+void tm__lmdb_wait(tm__store *store, uint32_t seen, unsigned ms)
 {
+	tm__lmdb *s = tm__lmdb_of(store);
 	tm__wake_wait(s->wake, seen, ms);
 }
+
+/* ---- the engine -------------------------------------------------------- */
+
+/* One writer at a time holds the whole store: every write transaction is
+ * already serialised, so a name needs no lock of its own. */
+static int lock_name(tm__txn *txn, const char *name)
+{
+	(void)txn;
+	(void)name;
+	return TM_OK;
+}
+
+static int64_t now(tm__store *s)
+{
+	(void)s;
+	return tm__now_us();
+}
+
+const struct tm__store_ops tm__lmdb_ops = {
+	.name = "lmdb",
+	.close = tm__lmdb_close, .read = tm__lmdb_read, .write = tm__lmdb_write,
+	.now = now,
+	.get = tm__lmdb_get, .get_head = tm__lmdb_get_head, .render = tm__lmdb_render,
+	.put = tm__lmdb_put_task, .delete = tm__lmdb_delete, .lock_name = lock_name,
+	.secret_put = tm__lmdb_secret_put, .secret_get = tm__lmdb_secret_get,
+	.secret_del = tm__lmdb_secret_del, .scrub = tm__lmdb_scrub,
+	.recent = tm__lmdb_recent, .oldest = tm__lmdb_oldest, .active = tm__lmdb_active,
+	.expired = tm__lmdb_expired,
+	.queue = tm__lmdb_queue, .queue_head = tm__lmdb_queue_head,
+	.name_stats = tm__lmdb_name_stats, .add_changes = tm__lmdb_add_changes,
+	.reset_changes = tm__lmdb_reset_changes, .name_touch = tm__lmdb_name_touch,
+	.names = tm__lmdb_names,
+	.wake_seq = tm__lmdb_wake_seq, .wake = tm__lmdb_wake, .wait = tm__lmdb_wait,
+	.size = tm__lmdb_size, .commits = tm__lmdb_commits, .check = tm__lmdb_check,
+};

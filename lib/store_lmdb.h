@@ -15,7 +15,7 @@
 #include <lmdb.h>
 
 #include "error.h"
-#include "store.h"
+#include "store_engine.h"
 #include "wake.h"
 
 #define SCHEMA_VERSION 1u
@@ -24,7 +24,11 @@
 #define LOCK_FILE_BYTES (8192 + MAX_READERS * 64)
 #define KEY_MAX (TM_NAME_MAX + 1 + 8 + TM_TASK_ID_LEN)
 
-struct tm__store {
+typedef struct tm__lmdb tm__lmdb;
+typedef struct tm__lmdb_txn tm__lmdb_txn;
+
+struct tm__lmdb {
+	tm__store base;    /* first: a tm__store * is a tm__lmdb * */
 	MDB_env *env;
 	MDB_dbi tasks;   /* id -> record (task.c) */
 	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
@@ -59,14 +63,51 @@ struct tm__store {
 	tm__wake *wake;           /* wake-ups across processes (wake.c) */
 	dev_t dev;
 	ino_t ino;
-	tm__store *next_open;
+	tm__lmdb *next_open;
 };
 
-struct tm__txn {
-	tm__store *s;
+struct tm__lmdb_txn {
+	tm__txn base;      /* first: a tm__txn * is a tm__lmdb_txn * */
+	tm__lmdb *s;
 	MDB_txn *txn;
 	bool map_full; /* some put hit MDB_MAP_FULL: grow and run again */
 };
+
+static inline tm__lmdb *tm__lmdb_of(tm__store *s) { return (tm__lmdb *)s; }
+static inline tm__lmdb_txn *tm__lmdb_txn_of(tm__txn *t) { return (tm__lmdb_txn *)t; }
+
+/* The engine's functions, and their table (store_lmdb.c). */
+extern const struct tm__store_ops tm__lmdb_ops;
+void tm__lmdb_close(tm__store *s);
+void tm__lmdb_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes, uint64_t *map);
+uint32_t tm__lmdb_wake_seq(tm__store *s);
+void tm__lmdb_wake(tm__store *s, bool self_too);
+void tm__lmdb_wait(tm__store *s, uint32_t seen, unsigned ms);
+int tm__lmdb_read(tm__store *s, tm__txn_fn fn, void *ctx);
+int tm__lmdb_write(tm__store *s, tm__txn_fn fn, void *ctx);
+uint64_t tm__lmdb_commits(tm__store *s);
+int tm__lmdb_get(tm__txn *txn, const char *id, tm__task *out);
+int tm__lmdb_get_head(tm__txn *txn, const char *id, tm__task *out);
+int tm__lmdb_render(tm__txn *txn, const char *id, const char *name,
+                    bool with_details, tm__buf *out);
+int tm__lmdb_put_task(tm__txn *txn, const tm__task *old, const tm__task *t);
+int tm__lmdb_delete(tm__txn *txn, const tm__task *t);
+int tm__lmdb_secret_put(tm__txn *txn, const char *id, const char *secret);
+int tm__lmdb_secret_get(tm__txn *txn, const char *id, char **out);
+int tm__lmdb_secret_del(tm__txn *txn, const char *id);
+int tm__lmdb_scrub(tm__store *s, size_t *n);
+int tm__lmdb_recent(tm__txn *txn, const char *name, size_t skip, tm__id_fn fn, void *ctx);
+int tm__lmdb_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+int tm__lmdb_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+int tm__lmdb_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
+int tm__lmdb_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
+int tm__lmdb_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
+int tm__lmdb_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
+int tm__lmdb_add_changes(tm__txn *txn, const char *name, uint64_t n);
+int tm__lmdb_reset_changes(tm__txn *txn, const char *name);
+int tm__lmdb_name_touch(tm__txn *txn, const char *name);
+int tm__lmdb_names(tm__txn *txn, tm__name_fn fn, void *ctx);
+int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
 
 /* Stored per name: the figures tm_stats() reports without a scan. */
 struct tm__lmdb_name_rec {
@@ -154,14 +195,14 @@ static inline int tm__lmdb_error(int rc, const char *what)
 	return tm_errorf(TM_ESTORAGE, "%s: %s", what, mdb_strerror(rc));
 }
 
-static inline int tm__lmdb_fail(tm__txn *t, int rc, const char *what)
+static inline int tm__lmdb_fail(tm__lmdb_txn *t, int rc, const char *what)
 {
 	if (rc == MDB_MAP_FULL)
 		t->map_full = true;
 	return tm__lmdb_error(rc, what);
 }
 
-static inline int tm__lmdb_put(tm__txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, const char *what)
+static inline int tm__lmdb_put(tm__lmdb_txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, const char *what)
 {
 	int rc = mdb_put(t->txn, dbi, &k, &v, 0);
 
@@ -169,7 +210,7 @@ static inline int tm__lmdb_put(tm__txn *t, MDB_dbi dbi, MDB_val k, MDB_val v, co
 }
 
 /* Delete; a missing key is an index out of step, reported as such. */
-static inline int tm__lmdb_del(tm__txn *t, MDB_dbi dbi, MDB_val k, const char *what)
+static inline int tm__lmdb_del(tm__lmdb_txn *t, MDB_dbi dbi, MDB_val k, const char *what)
 {
 	int rc = mdb_del(t->txn, dbi, &k, NULL);
 
@@ -179,14 +220,14 @@ static inline int tm__lmdb_del(tm__txn *t, MDB_dbi dbi, MDB_val k, const char *w
 }
 
 
-static inline int tm__lmdb_cursor(tm__txn *t, MDB_dbi dbi, MDB_cursor **c)
+static inline int tm__lmdb_cursor(tm__lmdb_txn *t, MDB_dbi dbi, MDB_cursor **c)
 {
 	int rc = mdb_cursor_open(t->txn, dbi, c);
 
 	return rc ? tm__lmdb_fail(t, rc, "opening a cursor") : TM_OK;
 }
 
-static inline uint64_t tm__lmdb_entries(tm__txn *t, MDB_dbi dbi)
+static inline uint64_t tm__lmdb_entries(tm__lmdb_txn *t, MDB_dbi dbi)
 {
 	MDB_stat st;
 

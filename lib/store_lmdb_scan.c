@@ -10,7 +10,7 @@
 /* ---- scans ------------------------------------------------------------- */
 
 /* Called for each entry of a scan: 0 to go on, 1 to stop, <0 an error. */
-typedef int (*entry_fn)(tm__txn *t, const MDB_val *k, const MDB_val *v, void *ctx);
+typedef int (*entry_fn)(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *ctx);
 
 static bool has_prefix(const MDB_val *k, const unsigned char *p, size_t n)
 {
@@ -19,7 +19,7 @@ static bool has_prefix(const MDB_val *k, const unsigned char *p, size_t n)
 
 /* Every entry of dbi whose key starts with the n bytes at p (every entry
  * when n is 0), in key order or backwards. */
-static int scan(tm__txn *t, MDB_dbi dbi, const unsigned char *p, size_t n,
+static int scan(tm__lmdb_txn *t, MDB_dbi dbi, const unsigned char *p, size_t n,
                 bool backward, entry_fn each, void *ctx)
 {
 	unsigned char after[KEY_MAX];
@@ -62,7 +62,7 @@ struct ids {
 };
 
 /* Recent keys end in the inverted id, active keys in the id itself. */
-static int recent_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+static int recent_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
 {
 	struct ids *c = p;
 	const unsigned char *raw = (const unsigned char *)k->mv_data + c->prefix + 8;
@@ -78,10 +78,10 @@ static int recent_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
 	for (int i = 0; i < TM_TASK_ID_LEN; i++)
 		id[i] = (char)~raw[i];
 	id[TM_TASK_ID_LEN] = '\0';
-	return c->fn(t, id, c->ctx);
+	return c->fn(&t->base, id, c->ctx);
 }
 
-static int active_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+static int active_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
 {
 	struct ids *c = p;
 	char id[TM_TASK_ID_LEN + 1];
@@ -91,33 +91,65 @@ static int active_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
 		return 0;
 	memcpy(id, (char *)k->mv_data + k->mv_size - TM_TASK_ID_LEN, TM_TASK_ID_LEN);
 	id[TM_TASK_ID_LEN] = '\0';
-	return c->fn(t, id, c->ctx);
+	return c->fn(&t->base, id, c->ctx);
 }
 
-int tm__store_recent(tm__txn *t, const char *name, size_t skip,
+int tm__lmdb_recent(tm__txn *txn, const char *name, size_t skip,
                      tm__id_fn fn, void *ctx)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	unsigned char p[TM_NAME_MAX + 1];
 	struct ids c = { fn, ctx, skip, tm__lmdb_name_prefix(p, name) };
 
 	return scan(t, t->s->recent, p, c.prefix, false, recent_entry, &c);
 }
 
-int tm__store_oldest(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
+int tm__lmdb_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	unsigned char p[TM_NAME_MAX + 1];
 	struct ids c = { fn, ctx, 0, tm__lmdb_name_prefix(p, name) };
 
 	return scan(t, t->s->recent, p, c.prefix, true, recent_entry, &c);
 }
 
-int tm__store_active(tm__txn *t, const char *name, tm__id_fn fn, void *ctx)
+int tm__lmdb_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx)
 {
-	unsigned char p[TM_NAME_MAX + 1];
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	unsigned char p[TM_NAME_MAX + 1] = "";
 	struct ids c = { fn, ctx, 0, 0 };
 
 	return scan(t, t->s->active, p, name ? tm__lmdb_name_prefix(p, name) : 0, false,
 	            active_entry, &c);
+}
+
+/* LMDB walks every active task and reads its head: the active index is
+ * small and the walk a cursor's. */
+struct expired {
+	int64_t now;
+	tm__id_fn fn;
+	void *ctx;
+};
+
+static int expired_one(tm__txn *txn, const char *id, void *p)
+{
+	struct expired *c = p;
+	tm__task t;
+	int err = tm__lmdb_get_head(txn, id, &t);
+
+	if (err)
+		return err;
+	if (c->now >= t.timeout_us ||
+	    (t.owner != 0 && !t.queued && t.lease_us < c->now))
+		return c->fn(txn, id, c->ctx);
+	return 0;
+}
+
+int tm__lmdb_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx)
+{
+	struct expired c = { now, fn, ctx };
+
+	return tm__lmdb_active(txn, NULL, expired_one, &c);
 }
 
 struct queue_scan {
@@ -125,7 +157,7 @@ struct queue_scan {
 	void *ctx;
 };
 
-static int queue_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+static int queue_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
 {
 	struct queue_scan *c = p;
 	char id[TM_TASK_ID_LEN + 1], name[TM_NAME_MAX + 1];
@@ -136,11 +168,12 @@ static int queue_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
 	id[TM_TASK_ID_LEN] = '\0';
 	memcpy(name, v->mv_data, v->mv_size);
 	name[v->mv_size] = '\0';
-	return c->fn(t, tm__lmdb_get_time(k->mv_data), id, name, c->ctx);
+	return c->fn(&t->base, tm__lmdb_get_time(k->mv_data), id, name, c->ctx);
 }
 
-int tm__store_queue(tm__txn *t, tm__queue_fn fn, void *ctx)
+int tm__lmdb_queue(tm__txn *txn, tm__queue_fn fn, void *ctx)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	struct queue_scan c = { fn, ctx };
 
 	return scan(t, t->s->queue, NULL, 0, false, queue_entry, &c);
@@ -151,7 +184,7 @@ struct name_scan {
 	void *ctx;
 };
 
-static int name_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
+static int name_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
 {
 	struct name_scan *c = p;
 	char name[TM_NAME_MAX + 1];
@@ -161,11 +194,12 @@ static int name_entry(tm__txn *t, const MDB_val *k, const MDB_val *v, void *p)
 		return 0;
 	memcpy(name, k->mv_data, k->mv_size);
 	name[k->mv_size] = '\0';
-	return c->fn(t, name, c->ctx);
+	return c->fn(&t->base, name, c->ctx);
 }
 
-int tm__store_names(tm__txn *t, tm__name_fn fn, void *ctx)
+int tm__lmdb_names(tm__txn *txn, tm__name_fn fn, void *ctx)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	struct name_scan c = { fn, ctx };
 
 	return scan(t, t->s->names, NULL, 0, false, name_entry, &c);
@@ -183,7 +217,7 @@ static int problem(cJSON *problems, const char *fmt, const char *id)
 	return TM_OK;
 }
 
-static bool exists(tm__txn *t, MDB_dbi dbi, const void *k, size_t n)
+static bool exists(tm__lmdb_txn *t, MDB_dbi dbi, const void *k, size_t n)
 {
 	MDB_val kv = tm__lmdb_val(k, n), v;
 
@@ -192,9 +226,10 @@ static bool exists(tm__txn *t, MDB_dbi dbi, const void *k, size_t n)
 
 /* Each task's record must have its index entries, and each index exactly
  * as many entries as the records call for, so no entry can dangle. */
-int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
+int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 {
-	tm__store *s = t->s;
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	tm__lmdb *s = t->s;
 	MDB_cursor *c;
 	MDB_val k, v;
 	unsigned char key[KEY_MAX];
@@ -285,8 +320,9 @@ int tm__store_check(tm__txn *t, cJSON *problems, uint64_t *n_tasks)
 	return err;
 }
 
-int tm__store_queue_head(tm__txn *t, uint64_t *depth, int64_t *head_us)
+int tm__lmdb_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	MDB_cursor *c;
 	MDB_val k, v;
 	int rc, err = tm__lmdb_cursor(t, t->s->queue, &c);

@@ -35,7 +35,7 @@ static uint64_t slot_of(const unsigned char *k)
 }
 
 /* A free slot, or a new one past the last. */
-static int slot_take(tm__txn *t, uint64_t *slot)
+static int slot_take(tm__lmdb_txn *t, uint64_t *slot)
 {
 	MDB_cursor *c;
 	MDB_val kv = tm__lmdb_val("F", 1), v;
@@ -63,8 +63,9 @@ static int slot_take(tm__txn *t, uint64_t *slot)
 	return tm__lmdb_put(t, t->s->meta, kv, tm__lmdb_val(&next, sizeof(next)), "taking a key slot");
 }
 
-int tm__store_secret_put(tm__txn *t, const char *id, const char *secret)
+int tm__lmdb_secret_put(tm__txn *txn, const char *id, const char *secret)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	size_t n = strlen(secret);
 	unsigned char key[TM__KEY_LEN], *rec = malloc(8 + n);
 	uint64_t slot = 0;
@@ -92,7 +93,7 @@ int tm__store_secret_put(tm__txn *t, const char *id, const char *secret)
 
 /* The stored record of id's secret (key slot, then ciphertext) in *v, and
  * its slot; *found is false when the task has none. */
-static int secret_find(tm__txn *t, const char *id, const char *what,
+static int secret_find(tm__lmdb_txn *t, const char *id, const char *what,
                        MDB_val *v, uint64_t *slot, bool *found)
 {
 	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN);
@@ -110,8 +111,9 @@ static int secret_find(tm__txn *t, const char *id, const char *what,
 	return TM_OK;
 }
 
-int tm__store_secret_get(tm__txn *t, const char *id, char **out)
+int tm__lmdb_secret_get(tm__txn *txn, const char *id, char **out)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	unsigned char key[TM__KEY_LEN], zero[TM__KEY_LEN] = { 0 };
 	MDB_val v;
 	uint64_t slot;
@@ -138,8 +140,9 @@ int tm__store_secret_get(tm__txn *t, const char *id, char **out)
 	return err;
 }
 
-int tm__store_secret_del(tm__txn *t, const char *id)
+int tm__lmdb_secret_del(tm__txn *txn, const char *id)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
 	unsigned char sk[9];
 	uint64_t slot;
@@ -161,8 +164,9 @@ struct scrub {
 	size_t n;
 };
 
-static int scrub_list(tm__txn *t, void *p)
+static int scrub_list(tm__txn *txn, void *p)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	struct scrub *c = p;
 	MDB_cursor *cur;
 	MDB_val k = tm__lmdb_val("S", 1), v;
@@ -183,12 +187,13 @@ static int scrub_list(tm__txn *t, void *p)
  * store's writer lock keeps any process from handing a slot out between
  * its zeroing and its freeing, and the zeros are synced before the commit
  * that frees the slots. */
-static int scrub_txn(tm__txn *t, void *p)
+static int scrub_txn(tm__txn *txn, void *p)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	static const unsigned char zero[TM__KEY_LEN];
 	struct scrub *c = p;
 	unsigned char k[9];
-	int err = scrub_list(t, c);
+	int err = scrub_list(txn, c);
 
 	for (size_t i = 0; !err && i < c->n; i++)
 		err = tm__keys_write(t->s->keys_fd, c->slots[i], zero);
@@ -206,7 +211,7 @@ static int scrub_txn(tm__txn *t, void *p)
 	return err;
 }
 
-int tm__store_scrub(tm__store *s, size_t *n)
+int tm__lmdb_scrub(tm__store *store, size_t *n)
 {
 	struct scrub *c = malloc(sizeof(*c));
 	int err;
@@ -214,9 +219,9 @@ int tm__store_scrub(tm__store *s, size_t *n)
 	*n = 0;
 	if (c == NULL)
 		return tm__error_oom();
-	err = tm__store_read(s, scrub_list, c); /* a write only when needed */
+	err = tm__lmdb_read(store, scrub_list, c); /* a write only when needed */
 	if (!err && c->n > 0)
-		err = tm__store_write(s, scrub_txn, c);
+		err = tm__lmdb_write(store, scrub_txn, c);
 	if (!err)
 		*n = c->n;
 	free(c);

@@ -1,5 +1,5 @@
-/* The LMDB store's task records, the indexes that tm__store_put() and
- * tm__store_delete() keep in step with them, and the per-name figures. */
+/* The LMDB store's task records, the indexes that tm__lmdb_put() and
+ * tm__lmdb_delete() keep in step with them, and the per-name figures. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,7 +9,7 @@
 
 /* ---- tasks ------------------------------------------------------------- */
 
-static int get(tm__txn *t, const char *id, tm__task *out, bool head_only)
+static int get(tm__lmdb_txn *t, const char *id, tm__task *out, bool head_only)
 {
 	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
 	int rc = mdb_get(t->txn, t->s->tasks, &k, &v);
@@ -22,9 +22,10 @@ static int get(tm__txn *t, const char *id, tm__task *out, bool head_only)
 	                 : tm__task_decode(id, v.mv_data, v.mv_size, out);
 }
 
-int tm__store_render(tm__txn *t, const char *id, const char *name,
+int tm__lmdb_render(tm__txn *txn, const char *id, const char *name,
                      bool with_details, tm__buf *out)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
 	tm__task head;
 	int rc = mdb_get(t->txn, t->s->tasks, &k, &v), err;
@@ -44,17 +45,19 @@ int tm__store_render(tm__txn *t, const char *id, const char *name,
 	return tm__task_render(id, v.mv_data, v.mv_size, with_details, out);
 }
 
-int tm__store_get(tm__txn *t, const char *id, tm__task *out)
+int tm__lmdb_get(tm__txn *txn, const char *id, tm__task *out)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	return get(t, id, out, false);
 }
 
-int tm__store_get_head(tm__txn *t, const char *id, tm__task *out)
+int tm__lmdb_get_head(tm__txn *txn, const char *id, tm__task *out)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	return get(t, id, out, true);
 }
 
-static int name_get(tm__txn *t, const char *name, struct tm__lmdb_name_rec *r)
+static int name_get(tm__lmdb_txn *t, const char *name, struct tm__lmdb_name_rec *r)
 {
 	MDB_val k = tm__lmdb_val(name, strlen(name)), v;
 	int rc = mdb_get(t->txn, t->s->names, &k, &v);
@@ -72,13 +75,13 @@ static int name_get(tm__txn *t, const char *name, struct tm__lmdb_name_rec *r)
 	return TM_OK;
 }
 
-static int name_put(tm__txn *t, const char *name, const struct tm__lmdb_name_rec *r)
+static int name_put(tm__lmdb_txn *t, const char *name, const struct tm__lmdb_name_rec *r)
 {
 	return tm__lmdb_put(t, t->s->names, tm__lmdb_val(name, strlen(name)), tm__lmdb_val(r, sizeof(*r)),
 	           "writing name figures");
 }
 
-static int count_status(tm__txn *t, const char *name, int from, int to)
+static int count_status(tm__lmdb_txn *t, const char *name, int from, int to)
 {
 	struct tm__lmdb_name_rec r;
 	int err = name_get(t, name, &r);
@@ -92,9 +95,10 @@ static int count_status(tm__txn *t, const char *name, int from, int to)
 	return name_put(t, name, &r);
 }
 
-int tm__store_put(tm__txn *t, const tm__task *old, const tm__task *task)
+int tm__lmdb_put_task(tm__txn *txn, const tm__task *old, const tm__task *task)
 {
-	tm__store *s = t->s;
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	tm__lmdb *s = t->s;
 	unsigned char k[KEY_MAX];
 	void *buf;
 	size_t len;
@@ -144,9 +148,10 @@ int tm__store_put(tm__txn *t, const tm__task *old, const tm__task *task)
 	return err;
 }
 
-int tm__store_delete(tm__txn *t, const tm__task *task)
+int tm__lmdb_delete(tm__txn *txn, const tm__task *task)
 {
-	tm__store *s = t->s;
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	tm__lmdb *s = t->s;
 	unsigned char k[KEY_MAX];
 	int err;
 
@@ -159,7 +164,7 @@ int tm__store_delete(tm__txn *t, const tm__task *task)
 		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_queue_key(k, task->ready_us, task->id)),
 		          "dequeuing a task");
 	if (!err)
-		err = tm__store_secret_del(t, task->id);
+		err = tm__lmdb_secret_del(txn, task->id);
 	if (!err)
 		err = count_status(t, task->name, (int)task->status, -1);
 	return err;
@@ -167,8 +172,9 @@ int tm__store_delete(tm__txn *t, const tm__task *task)
 
 /* ---- per-name figures ---------------------------------------------------- */
 
-int tm__store_name_stats(tm__txn *t, const char *name, tm__name_stats *out)
+int tm__lmdb_name_stats(tm__txn *txn, const char *name, tm__name_stats *out)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	struct tm__lmdb_name_rec r;
 	int err = name_get(t, name, &r);
 
@@ -180,8 +186,9 @@ int tm__store_name_stats(tm__txn *t, const char *name, tm__name_stats *out)
 	return TM_OK;
 }
 
-int tm__store_add_changes(tm__txn *t, const char *name, uint64_t n)
+int tm__lmdb_add_changes(tm__txn *txn, const char *name, uint64_t n)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	struct tm__lmdb_name_rec r;
 	int err = name_get(t, name, &r);
 
@@ -191,8 +198,9 @@ int tm__store_add_changes(tm__txn *t, const char *name, uint64_t n)
 	return name_put(t, name, &r);
 }
 
-int tm__store_name_touch(tm__txn *t, const char *name)
+int tm__lmdb_name_touch(tm__txn *txn, const char *name)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	MDB_val k = tm__lmdb_val(name, strlen(name)), v;
 	struct tm__lmdb_name_rec r;
 	int rc = mdb_get(t->txn, t->s->names, &k, &v), err;
@@ -203,8 +211,9 @@ int tm__store_name_touch(tm__txn *t, const char *name)
 	return err ? err : name_put(t, name, &r);
 }
 
-int tm__store_reset_changes(tm__txn *t, const char *name)
+int tm__lmdb_reset_changes(tm__txn *txn, const char *name)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	struct tm__lmdb_name_rec r;
 	int err = name_get(t, name, &r);
 

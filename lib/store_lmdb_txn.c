@@ -17,7 +17,7 @@
 
 /* LMDB reports a write that ran out of space as EIO; say what happened
  * when the file system is in fact full. */
-static int commit_error(tm__store *s, int rc)
+static int commit_error(tm__lmdb *s, int rc)
 {
 	struct statvfs fs;
 
@@ -29,7 +29,7 @@ static int commit_error(tm__store *s, int rc)
 }
 
 /* Another process grew the map: adopt its size. */
-static void adopt_size(tm__store *s)
+static void adopt_size(tm__lmdb *s)
 {
 	pthread_rwlock_wrlock(&s->resize);
 	mdb_env_set_mapsize(s->env, 0);
@@ -38,7 +38,7 @@ static void adopt_size(tm__store *s)
 
 /* Double the map, up to the cap.  `seen` is the size the failed write ran
  * on: when several writers of one batch hit the cap, the map grows once. */
-static int grow(tm__store *s, size_t seen)
+static int grow(tm__lmdb *s, size_t seen)
 {
 	MDB_envinfo info;
 	int rc = 0;
@@ -65,7 +65,7 @@ static int grow(tm__store *s, size_t seen)
 }
 
 /* Begin a top-level transaction with the resize lock held shared. */
-static int begin(tm__store *s, bool write, MDB_txn **txn)
+static int begin(tm__lmdb *s, bool write, MDB_txn **txn)
 {
 	for (;;) {
 		int rc;
@@ -81,7 +81,7 @@ static int begin(tm__store *s, bool write, MDB_txn **txn)
 	}
 }
 
-static size_t map_size(tm__store *s)
+static size_t map_size(tm__lmdb *s)
 {
 	MDB_envinfo info;
 
@@ -89,7 +89,7 @@ static size_t map_size(tm__store *s)
 	return info.me_mapsize;
 }
 
-static MDB_txn *pool_get(tm__store *s)
+static MDB_txn *pool_get(tm__lmdb *s)
 {
 	MDB_txn *txn = NULL;
 
@@ -100,7 +100,7 @@ static MDB_txn *pool_get(tm__store *s)
 	return txn;
 }
 
-static void pool_put(tm__store *s, MDB_txn *txn)
+static void pool_put(tm__lmdb *s, MDB_txn *txn)
 {
 	mdb_txn_reset(txn);
 	pthread_mutex_lock(&s->pool_mu);
@@ -113,9 +113,10 @@ static void pool_put(tm__store *s, MDB_txn *txn)
 		mdb_txn_abort(txn);
 }
 
-int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx)
+int tm__lmdb_read(tm__store *store, tm__txn_fn fn, void *ctx)
 {
-	tm__txn t = { .s = s };
+	tm__lmdb *s = tm__lmdb_of(store);
+	tm__lmdb_txn t = { .base = { &s->base }, .s = s };
 	int err;
 
 	/* The resize lock is held for the whole read: growing the map moves
@@ -132,7 +133,7 @@ int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx)
 		if (err)
 			return err;
 	}
-	err = fn(&t, ctx);
+	err = fn(&t.base, ctx);
 	pool_put(s, t.txn);
 	pthread_rwlock_unlock(&s->resize);
 	return err;
@@ -170,9 +171,9 @@ static void settle(struct tm__wreq *r, int err, bool map_full, size_t seen)
 		snprintf(r->msg, sizeof(r->msg), "%s", tm_last_error());
 }
 
-static void run_batch(tm__store *s, struct tm__wreq *batch)
+static void run_batch(tm__lmdb *s, struct tm__wreq *batch)
 {
-	tm__txn t = { .s = s };
+	tm__lmdb_txn t = { .base = { &s->base }, .s = s };
 	int err = begin(s, true, &t.txn), rc;
 	/* Read under the resize lock begin() took: growth remaps the env. */
 	size_t seen = err ? 0 : map_size(s);
@@ -184,11 +185,11 @@ static void run_batch(tm__store *s, struct tm__wreq *batch)
 		return;
 	}
 	if (batch->next == NULL) {
-		err = batch->fn(&t, batch->ctx);
+		err = batch->fn(&t.base, batch->ctx);
 		settle(batch, err, t.map_full, seen);
 	} else {
 		for (struct tm__wreq *r = batch; r; r = r->next) {
-			tm__txn child = { .s = s };
+			tm__lmdb_txn child = { .base = { &s->base }, .s = s };
 
 			rc = mdb_txn_begin(s->env, top, 0, &child.txn);
 			if (rc) {
@@ -196,7 +197,7 @@ static void run_batch(tm__store *s, struct tm__wreq *batch)
 				       rc == MDB_MAP_FULL, seen);
 				continue;
 			}
-			err = r->fn(&child, r->ctx);
+			err = r->fn(&child.base, r->ctx);
 			if (err || child.map_full) {
 				mdb_txn_abort(child.txn);
 			} else if ((rc = mdb_txn_commit(child.txn)) != 0) {
@@ -235,7 +236,7 @@ static void run_batch(tm__store *s, struct tm__wreq *batch)
  * their next write: the next leader waits a moment for them to come back,
  * so that they share its sync instead of each paying one more.  A lone
  * writer is its own previous batch, so it never waits. */
-static void gather(tm__store *s)
+static void gather(tm__lmdb *s)
 {
 	struct timespec ts;
 
@@ -253,7 +254,7 @@ static void gather(tm__store *s)
 	s->gc_expect = 0;
 }
 
-static int write_once(tm__store *s, struct tm__wreq *r)
+static int write_once(tm__lmdb *s, struct tm__wreq *r)
 {
 	pthread_mutex_lock(&s->gc_mu);
 	r->next = NULL;
@@ -287,8 +288,9 @@ static int write_once(tm__store *s, struct tm__wreq *r)
 	return r->err;
 }
 
-int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx)
+int tm__lmdb_write(tm__store *store, tm__txn_fn fn, void *ctx)
 {
+	tm__lmdb *s = tm__lmdb_of(store);
 	for (;;) {
 		struct tm__wreq r = { .fn = fn, .ctx = ctx };
 		int err = write_once(s, &r);
@@ -309,7 +311,8 @@ int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx)
 	}
 }
 
-uint64_t tm__store_commits(tm__store *s)
+uint64_t tm__lmdb_commits(tm__store *store)
 {
+	tm__lmdb *s = tm__lmdb_of(store);
 	return atomic_load(&s->commits);
 }

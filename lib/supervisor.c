@@ -16,6 +16,7 @@
 
 #define SCAN_MAX 256  /* tasks acted on per transaction */
 #define PRUNE_MAX 64  /* tasks deleted per retention transaction */
+#define PRUNE_EVERY_US 1000000 /* retention looks at most once a second */
 
 /* ---- the tasks running here: leases, progress, outside changes ----------- */
 
@@ -37,8 +38,12 @@ static int watch_txn(tm__txn *txn, void *p)
 		tm_job *job = c->jobs[i];
 		tm__task t;
 
-		if (tm__store_get_head(txn, job->id, &t) != TM_OK ||
-		    t.owner != job->owner || tm__status_final(t.status))
+		int err = tm__store_get_head(txn, job->id, &t);
+
+		if (err != TM_OK && err != TM_ETASK_NOT_FOUND)
+			continue; /* unknown: no news; the leases decide (sync_running) */
+		if (err == TM_ETASK_NOT_FOUND || t.owner != job->owner ||
+		    tm__status_final(t.status))
 			atomic_fetch_or(&job->stop, TM__STOP_LOST);
 		else if (t.status == TM_CANCELLED_REQUESTED)
 			atomic_fetch_or(&job->stop, TM__STOP_CANCEL);
@@ -82,6 +87,7 @@ static void sync_running(tm_manager *tm, int64_t now)
 	struct tm__runtime *rt = tm->rt;
 	struct running_ctx c = { .tm = tm, .now = now };
 	bool dirty = false;
+	int64_t began;
 
 	c.jobs = tm__running_snapshot(tm, &c.n);
 	if (c.n == 0)
@@ -96,12 +102,15 @@ static void sync_running(tm_manager *tm, int64_t now)
 	if (dirty && now - rt->flushed_at_us < (int64_t)tm->opts.progress_ms * 1000)
 		dirty = false; /* coalesce: the window since the last flush is open */
 	c.marks = calloc(c.n, sizeof(*c.marks));
+	began = tm__mono_us();
 	if (c.marks && (c.renew || dirty) &&
 	    tm__store_write(tm->store, sync_txn, &c) == TM_OK) {
 		for (size_t i = 0; i < c.n; i++) {
 			pthread_mutex_lock(&c.jobs[i]->mu);
 			tm__job_written(c.jobs[i], &c.marks[i]);
 			pthread_mutex_unlock(&c.jobs[i]->mu);
+			if (c.renew)
+				tm__job_renewed(c.jobs[i], began);
 		}
 		if (c.renew)
 			rt->renew_at_us = now + (int64_t)tm->opts.lease_ms * 1000 / 3;
@@ -155,7 +164,7 @@ static int scan_txn(tm__txn *txn, void *p)
 	struct scan_ctx *c = p;
 
 	c->n = 0;
-	return tm__store_active(txn, NULL, scan_one, c);
+	return tm__store_expired(txn, c->now, scan_one, c);
 }
 
 static int resolve_txn(tm__txn *txn, void *p)
@@ -362,7 +371,10 @@ static int prune_read(tm__txn *txn, void *p)
 static int prune_write(tm__txn *txn, void *p)
 {
 	struct prune_run *r = p;
-	int err = prune_scan(txn, &r->c, r->keep);
+	int err = tm__store_lock_name(txn, r->c.name); /* prunes once, cluster-wide */
+
+	if (!err)
+		err = prune_scan(txn, &r->c, r->keep);
 
 	for (size_t i = 0; !err && i < r->c.n; i++) {
 		tm__task t;
@@ -420,7 +432,7 @@ static int due_txn(tm__txn *txn, void *p)
 
 static void supervise(tm_manager *tm)
 {
-	int64_t now = tm__now_us();
+	int64_t now = tm__store_now(tm->store);
 	const tm__jobreg **regs;
 	struct due_ctx due = { tm, now, false };
 	size_t n, scrubbed;
@@ -429,11 +441,17 @@ static void supervise(tm_manager *tm)
 	resolve_orphans(tm, now);
 	tm__store_scrub(tm->store, &scrubbed); /* erase the keys of final tasks' secrets */
 	if (tm__registry_list(tm->reg, &regs, &n) == TM_OK) {
+		/* Retention counts each name's final tasks: not on every tick. */
+		bool prune_now = now >= tm->rt->prune_at_us;
+
 		for (size_t i = 0; i < n; i++) {
 			if (regs[i]->def.interval_s > 0 || regs[i]->def.change_threshold > 0)
 				auto_trigger(tm, regs[i], now);
-			prune(tm, regs[i]->name, now);
+			if (prune_now)
+				prune(tm, regs[i]->name, now);
 		}
+		if (prune_now)
+			tm->rt->prune_at_us = now + PRUNE_EVERY_US;
 		free(regs);
 	}
 	if (tm->opts.workers > 0 && tm__store_read(tm->store, due_txn, &due) == TM_OK &&
@@ -443,7 +461,7 @@ static void supervise(tm_manager *tm)
 
 static void supervise_nudge(tm_manager *tm)
 {
-	struct due_ctx due = { tm, tm__now_us(), false };
+	struct due_ctx due = { tm, tm__store_now(tm->store), false };
 	struct running_ctx c = { .tm = tm };
 
 	c.jobs = tm__running_snapshot(tm, &c.n);

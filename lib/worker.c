@@ -31,6 +31,7 @@ struct outcome {
 struct claim_ctx {
 	tm_manager *tm;
 	int64_t now;
+	int64_t mono;                       /* when the claim began (monotonic) */
 	uint64_t token;
 	unsigned want;                      /* claim at most this many */
 	bool closing;                       /* outcomes: tm_close() is under way */
@@ -80,7 +81,12 @@ static int claim_scan(tm__txn *txn, int64_t ready_us, const char *id,
 		return 0;
 	if (reg->def.concurrency > 0) {
 		struct count_ctx cc = { 0 };
-		int err = tm__store_active(txn, name, count_running, &cc);
+		/* Counted and claimed under the name's lock: the limit holds
+		 * across processes. */
+		int err = tm__store_lock_name(txn, name);
+
+		if (!err)
+			err = tm__store_active(txn, name, count_running, &cc);
 		if (err)
 			return err;
 		if (cc.running >= reg->def.concurrency)
@@ -152,7 +158,8 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 	if (c == NULL)
 		return 0;
 	c->tm = tm;
-	c->now = tm__now_us();
+	c->now = tm__store_now(tm->store);
+	c->mono = tm__mono_us();
 	c->token = tm__random64();
 	c->outs = outs;
 	c->n_outs = n_outs;
@@ -168,7 +175,8 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 		err = tm__store_write(tm->store, claim_txn, c);
 	}
 	for (unsigned i = 0; !err && i < c->n; i++) {
-		if (tm__job_new(c->regs[i], &c->tasks[i], c->secrets[i], &jobs[n]) == TM_OK)
+		if (tm__job_new(c->regs[i], &c->tasks[i], c->secrets[i], tm->opts.lease_ms,
+		                c->mono, &jobs[n]) == TM_OK)
 			jobs[n++]->thread = pthread_self();
 		/* else: out of memory; the lease expires and recovery retries */
 	}
@@ -209,8 +217,12 @@ static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing)
 	pthread_mutex_lock(&job->mu);
 	err = tm__job_apply(job, &t, &mark, &ours);
 	pthread_mutex_unlock(&job->mu);
+	/* A run stopped because its lease was in doubt (tm_job_cancelled's
+	 * fence) was not the task's fault either: like one stopped by
+	 * tm_close(), it goes back to the queue. */
 	if (!err && ours)
-		err = tm__lifecycle_outcome(txn, &t, job->reg, st, closing);
+		err = tm__lifecycle_outcome(txn, &t, job->reg, st,
+		                            closing || (atomic_load(&job->stop) & TM__STOP_LOST));
 	if (!err && ours)
 		err = tm__store_put(txn, &old, &t);
 	tm__task_free(&t);

@@ -12,14 +12,39 @@
 
 #include "taskmgr.h"
 
+/* ---- the store under test -------------------------------------------------- */
+
+/* Every test names its store by a directory; TM_TEST_BACKEND (meson test
+ * --setup pg sets it to "pg") says what tm_open gets for it.  Unset or
+ * "lmdb": the directory itself, an LMDB store.  "pg": a PostgreSQL store
+ * in the database at TM_TEST_PG_URL, in the schema t_<16 hex digits of a
+ * 64-bit hash of the directory's path> (taskmgr_schema=, added to the
+ * URI), so that reopening a directory reopens its store, and every
+ * spelling of one directory ("d", "d/./") names the same one.
+ * tests/backend.c; tests/tmbackend.py maps paths the same way. */
+
+/* Whether the tests run against PostgreSQL (TM_TEST_BACKEND=pg). */
+int tt_backend_pg(void);
+/* The path tm_open gets for the store named by dir: dir itself, or its
+ * PostgreSQL URI (kept until tt_rmdir() of dir or a directory above it).
+ * Every path a test hands tm_open, or a helper process, comes from here. */
+const char *tt_store_path(const char *dir);
+/* Drop the PostgreSQL schemas of dir and of every path under it that
+ * this process mapped (tt_rmdir does this; nothing under LMDB). */
+void tt_store_drop(const char *dir);
+/* A test about LMDB itself (its files, map, file system): test under
+ * LMDB; under PostgreSQL NULL, which the TT_MAIN family leaves out, after
+ * printing "skipped on PostgreSQL: <test> (<reason>)". */
+const TTest *tt_lmdb_only(const TTest *test, const char *reason);
+
 /* ---- a test's store ------------------------------------------------------ */
 
 /* A fresh temporary directory for one test (malloc'd: free it after
- * tt_rmdir() removed the directory). */
+ * tt_rmdir() removed the directory and the store it names). */
 char *tt_tmpdir(void);
 void tt_rmdir(const char *dir);
 
-/* The options of a no-sync store at dir without workers. */
+/* The options of a no-sync store at dir (tt_store_path) without workers. */
 tm_options tt_options(const char *dir);
 /* Open a no-sync store at dir with `workers` threads. */
 tm_manager *tt_open(const char *dir, unsigned workers);
@@ -171,7 +196,8 @@ int tt_run(Suite *s);
 } while (0)
 /* Run the n tests as suite `name`, each in a TCase of its own named after
  * it (one behaviour per TCase), inside the checked fixture setup/teardown
- * when they are not NULL; returns the process exit code. */
+ * when they are not NULL; returns the process exit code (77, skipped,
+ * when every test is NULL: tt_lmdb_only). */
 int tt_run_tests(const char *name, const TTest *const tests[], size_t n,
                  void (*setup)(void), void (*teardown)(void));
 

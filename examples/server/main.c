@@ -1,12 +1,14 @@
 /* taskmgr-server: the Background Tasks REST API over libtaskmgr (doc/http.md).
  *
- *   taskmgr-server [--listen HOST:PORT] [--store DIR] [--tables DIR]
+ *   taskmgr-server [--listen HOST:PORT] [--store DIR|URI] [--tables DIR]
  *                  [--tokens FILE] [--workers N] [--simulate-seconds S]
  *                  [--idle-timeout S]
  *
  * Standard output gets, in this order, "root token: TOKEN" (only without
  * --tokens) and "listening on HOST:PORT" once connections are accepted;
- * standard error gets the access log.  SIGINT and SIGTERM stop it
+ * standard error gets the access log.  --store takes an LMDB directory or
+ * a postgresql:// URI: servers on several machines then share one store
+ * (doc/postgresql.md).  SIGINT and SIGTERM stop it
  * gracefully, with exit status 0. */
 #include <dirent.h>
 #include <errno.h>
@@ -34,7 +36,7 @@ struct args {
 
 static void usage(FILE *f)
 {
-	fputs("usage: taskmgr-server [--listen HOST:PORT] [--store DIR] "
+	fputs("usage: taskmgr-server [--listen HOST:PORT] [--store DIR|URI] "
 	      "[--tables DIR]\n"
 	      "                      [--tokens FILE] [--workers N] "
 	      "[--simulate-seconds S]\n"
@@ -203,16 +205,24 @@ static void seed_tables(const char *dir)
 	closedir(d);
 }
 
+static int is_uri(const char *store)
+{
+	return strncmp(store, "postgresql://", 13) == 0 ||
+	       strncmp(store, "postgres://", 11) == 0;
+}
+
 static int open_store(const struct args *a, tm_manager **tm)
 {
 	tm_options o;
 	struct stat st;
 	int new_tables = stat(a->tables, &st) < 0 && errno == ENOENT;
+	/* A URI may hold a password: never print it. */
+	const char *shown = is_uri(a->store) ? "(a PostgreSQL URI)" : a->store;
 	int err;
 
-	if (make_dirs(a->store) < 0 || make_dirs(a->tables) < 0) {
+	if ((!is_uri(a->store) && make_dirs(a->store) < 0) || make_dirs(a->tables) < 0) {
 		fprintf(stderr, "taskmgr-server: cannot create %s or %s: %s\n",
-		        a->store, a->tables, strerror(errno));
+		        shown, a->tables, strerror(errno));
 		return -1;
 	}
 	if (new_tables)
@@ -223,7 +233,7 @@ static int open_store(const struct args *a, tm_manager **tm)
 	err = tm_open(&o, tm);
 	if (err) {
 		fprintf(stderr, "taskmgr-server: cannot open the store %s: %s (%s)\n",
-		        a->store, tm_error_name(err), tm_last_error());
+		        shown, tm_error_name(err), tm_last_error());
 		return -1;
 	}
 	return 0;

@@ -12,6 +12,9 @@
  *   tm-bench latency   trigger -> handler start, p50 and p99, same process
  *                      (no-sync store) and across processes
  *   tm-bench size      store bytes per task; resident memory at BENCH_BIG
+ *   tm-bench pg        the PostgreSQL store against raw libpq on the same
+ *                      server (bench_pg.c): --pg URI, else TM_TEST_PG_URL;
+ *                      without either, or without libpq, skipped
  *
  * Every section prints a table: the figure, the baseline, and their ratio.
  * BENCH_SCALE (default 1) multiplies the operation counts.  --quick measures
@@ -45,6 +48,8 @@
 
 #include <lmdb.h>
 
+#include "bench_pg.h"
+#include "clock.h"
 #include "taskmgr.h"
 
 static char root[512];     /* --dir, BENCH_DIR or the default */
@@ -55,28 +60,13 @@ static int scale = 1;      /* BENCH_SCALE */
 static int quick;          /* --quick */
 static long big;           /* BENCH_BIG: the big store of list and size */
 static unsigned long long peak_bytes; /* run_dir's use, largest seen */
+static const char *pg_uri; /* --pg: the server of section pg */
 
 /* Durable operation counts: BENCH_SCALE times full, a quarter with --quick.
  * (The reads of get and list are cheap, and --quick leaves them as they are.) */
 static int ops(int full)
 {
 	return quick ? full * scale / 4 : full * scale;
-}
-
-static double now_s(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void die(const char *what)
@@ -151,6 +141,7 @@ static void cleanup(void)
 {
 	if (getpid() != owner)
 		return;
+	bench_pg_cleanup(); /* its node processes and schemas */
 	pthread_mutex_lock(&cleanup_lock);
 	if (!cleaned && run_dir[0]) {
 		cleaned = 1;
@@ -797,6 +788,13 @@ static int bench_size(void)
 	return 0;
 }
 
+/* ---- 7. PostgreSQL (bench_pg.c) ----------------------------------------------- */
+
+static int section_pg(void)
+{
+	return bench_pg(pg_uri ? pg_uri : getenv("TM_TEST_PG_URL"), quick, scale, big);
+}
+
 /* ---- disk --------------------------------------------------------------------- */
 
 /* Bytes the stores take, measured (ext4, LMDB 0.9.24): a durable task
@@ -843,6 +841,11 @@ static unsigned long long need_size(void)
 	return (unsigned long long)big * BIG_B + STORE_B;
 }
 
+static unsigned long long need_pg(void)
+{
+	return 0; /* on the server's disk, not here */
+}
+
 static const char *bytes_name(unsigned long long n)
 {
 	static char s[4][32];
@@ -859,13 +862,16 @@ static const char *bytes_name(unsigned long long n)
 static void usage(FILE *f)
 {
 	fprintf(f,
-	        "usage: tm-bench [--quick] [--dir DIR] [trigger|e2e|get|list|latency|size]...\n"
+	        "usage: tm-bench [--quick] [--dir DIR] [--pg URI]\n"
+	        "                [trigger|e2e|get|list|latency|size|pg]...\n"
 	        "  Runs the named sections (none named: all) and prints their tables.\n"
 	        "  --quick    every ratio at a smaller scale, in about a minute: a quarter\n"
 	        "             of the durable operations, a big store of 100k tasks (not 1M)\n"
 	        "  --dir DIR  put the stores in DIR/tm-bench-PID (default: $BENCH_DIR, else\n"
 	        "             /var/tmp/tm-bench), on disk, not tmpfs; the run says first how\n"
 	        "             much free space it needs, and removes them when it ends\n"
+	        "  --pg URI   the PostgreSQL server of section pg (default: $TM_TEST_PG_URL;\n"
+	        "             neither: pg is skipped); it makes and drops schemas tmbench_*\n"
 	        "  environment: BENCH_SCALE multiplies the operation counts (default 1),\n"
 	        "  BENCH_BIG sets the big store's tasks (default 1000000, --quick 100000),\n"
 	        "  BENCH_DIR as --dir.\n");
@@ -881,6 +887,7 @@ int main(int argc, char **argv)
 		{ "trigger", bench_trigger, need_trigger }, { "e2e", bench_e2e, need_e2e },
 		{ "get", bench_get, need_get },             { "list", bench_list, need_list },
 		{ "latency", bench_latency, need_latency }, { "size", bench_size, need_size },
+		{ "pg", section_pg, need_pg },
 	};
 	enum { NSECTIONS = sizeof(sections) / sizeof(sections[0]) };
 	const char *dir = getenv("BENCH_DIR");
@@ -906,6 +913,16 @@ int main(int argc, char **argv)
 			known = 1;
 		} else if (strncmp(arg, "--dir=", 6) == 0) {
 			dir = arg + 6;
+			known = 1;
+		} else if (strcmp(arg, "--pg") == 0) {
+			if (a + 1 == argc) {
+				fprintf(stderr, "tm-bench: --pg needs a URI\n");
+				return 2;
+			}
+			pg_uri = argv[++a];
+			known = 1;
+		} else if (strncmp(arg, "--pg=", 5) == 0) {
+			pg_uri = arg + 5;
 			known = 1;
 		} else if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
 			usage(stdout);

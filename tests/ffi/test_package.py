@@ -17,6 +17,7 @@ import textwrap
 import unittest
 
 import taskmgr
+from tmbackend import drop_under, store_path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PROJECT = os.path.normpath(os.path.join(HERE, "..", "..", "examples", "python"))
@@ -144,9 +145,11 @@ class PackageInstall(unittest.TestCase):
                                                                        "taskmgr-"))], [])
 
     def test_the_installed_package_runs_a_task_on_the_built_library(self):
+        store = store_path(os.path.join(self.tmp, "store"))
+        self.addCleanup(drop_under, self.tmp)
         got = self.in_venv("""
-            import json, os, taskmgr
-            with taskmgr.Manager(os.path.join(%r, "store"), workers=1, nosync=True) as m:
+            import json, taskmgr
+            with taskmgr.Manager(%r, workers=1, nosync=True) as m:
                 m.register("noop", run=lambda job: "COMPLETED")
                 task_id = m.trigger("noop")["task_id"]
                 task = m.wait("noop", task_id, timeout_s=30)
@@ -155,7 +158,7 @@ class PackageInstall(unittest.TestCase):
                 except taskmgr.TaskNotFound as e:
                     error = [type(e).__module__, type(e).__name__, e.error_name]
             print(json.dumps({"status": task["status"], "error": error}))
-        """ % self.tmp, preload=True, TASKMGR_LIBRARY=os.path.abspath(os.environ["TASKMGR_LIBRARY"])
+        """ % store, preload=True, TASKMGR_LIBRARY=os.path.abspath(os.environ["TASKMGR_LIBRARY"])
                         if os.environ.get("TASKMGR_LIBRARY") else "")
         self.assertEqual(got, {"status": "COMPLETED",
                                "error": ["taskmgr", "TaskNotFound", "TASK_NOT_FOUND"]})

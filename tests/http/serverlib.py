@@ -5,6 +5,11 @@ from $TASKMGR_SERVER (set by tests/http/meson.build).  Every server started
 here is killed when the test process exits, whatever happens: by stop(), by
 an atexit hook, and, should this process die first, by the kernel
 (PR_SET_PDEATHSIG).
+
+The store is the directory <workdir>/tasks, or under TM_TEST_BACKEND=pg
+(meson test --setup pg) a PostgreSQL schema of its own named after that
+directory (tests/tmbackend.py): servers sharing a workdir share a store,
+as they would its directory.
 """
 import atexit
 import ctypes
@@ -18,6 +23,8 @@ import subprocess
 import tempfile
 import time
 import unittest
+
+import tmbackend
 
 SERVER = os.environ.get("TASKMGR_SERVER", "")
 SERVER = os.path.abspath(SERVER) if SERVER else ""
@@ -80,7 +87,7 @@ class Server:
                  extra=()):
         self.own_dir = workdir is None
         self.dir = workdir or tempfile.mkdtemp(prefix="tmhttp-")
-        self.store = os.path.join(self.dir, "tasks")
+        self.store = os.path.join(self.dir, "tasks")  # the directory naming it
         self.tables = os.path.join(self.dir, "tables")
         self.tokens = tokens
         self.workers = workers
@@ -93,7 +100,8 @@ class Server:
         self.log_path = os.path.join(self.dir, "server-%d.log" % os.getpid())
 
     def argv(self):
-        a = [SERVER, "--listen", "127.0.0.1:0", "--store", self.store,
+        a = [SERVER, "--listen", "127.0.0.1:0",
+             "--store", tmbackend.store_path(self.store),
              "--tables", self.tables, "--workers", str(self.workers),
              "--simulate-seconds", str(self.simulate)]
         if self.tokens is not None:
@@ -183,6 +191,7 @@ class Server:
     def cleanup(self):
         self.kill()
         if self.own_dir:
+            tmbackend.drop_under(self.dir)
             shutil.rmtree(self.dir, ignore_errors=True)
 
     def write_table(self, name, text):

@@ -11,6 +11,7 @@ import tempfile
 import time
 import unittest
 
+import tmbackend
 from serverlib import SERVER, Server, ServerTestCase, make_tokens, wait_for
 
 MIB = 1024 * 1024
@@ -128,7 +129,8 @@ class Process(unittest.TestCase):
 
     def run_server(self, *args):
         p = subprocess.run([SERVER, "--listen", "127.0.0.1:0", "--store",
-                            os.path.join(self.dir, "s")] + list(args),
+                            tmbackend.store_path(os.path.join(self.dir, "s"))]
+                           + list(args),
                            capture_output=True, text=True, timeout=30,
                            cwd=self.dir)
         return p.returncode, p.stdout, p.stderr

@@ -17,6 +17,7 @@ import threading
 import time
 import unittest
 
+import tmbackend
 from serverlib import FINAL, ServerTestCase, make_tokens, wait_for
 
 MIB = 1024 * 1024
@@ -57,6 +58,7 @@ class Alive:
 # ---- the refresh token in the store ------------------------------------------
 
 
+@tmbackend.lmdb_only("its control finds the payload in LMDB's data.mdb")
 class StoredSecretsNoWorkers(Alive, ServerTestCase):
     """Tasks moved by requests only: PATCH to a final status, DELETE of a
     waiting task, and one task left active as the control."""

@@ -1,9 +1,10 @@
 /* A process of test_ordering.c: races on an exclusive name from threads of
  * its own and writes what it observed.
  *
- *   ordering-helper STORE_DIR START_FD NAME PROC THREADS OPS LOG_FILE
+ *   ordering-helper STORE START_FD NAME PROC THREADS OPS LOG_FILE
  *
- * Opens the store (no-sync, no workers, no retention), registers NAME
+ * STORE is what the test's tt_store_path() gave: a directory or a
+ * PostgreSQL URI.  Opens the store (no-sync, no workers, no retention), registers NAME
  * exclusive without a handler, prints "ready", waits until START_FD reaches
  * end of file (the parent closes its end: helper.h), runs THREADS threads
  * of OPS operations each (ordering_load.c), writes their log to LOG_FILE
@@ -46,7 +47,7 @@ int main(int argc, char **argv)
 	FILE *f;
 
 	if (argc != 8) {
-		fprintf(stderr, "usage: %s STORE_DIR START_FD NAME PROC THREADS OPS "
+		fprintf(stderr, "usage: %s STORE START_FD NAME PROC THREADS OPS "
 		        "LOG_FILE\n", argv[0]);
 		return 2;
 	}

@@ -1,8 +1,9 @@
 /* A process that races tm_trigger on an exclusive name (test_race.c).
  *
- *   race-helper STORE_DIR START_FD NAME [MAP_SIZE]
+ *   race-helper STORE START_FD NAME [MAP_SIZE]
  *
- * Opens the store (with an initial map of MAP_SIZE bytes when given, and a
+ * STORE is what the test's tt_store_path() gave: a directory or a
+ * PostgreSQL URI.  Opens the store (with an initial map of MAP_SIZE bytes when given, and a
  * cap of 64 MiB), registers NAME exclusive, prints "ready", waits until
  * START_FD reaches end of file (the parent closes its end), triggers once,
  * and prints "<rc> <task_id or ->".  Exit status 0 unless it could not run. */
@@ -21,7 +22,7 @@ int main(int argc, char **argv)
 	int rc;
 
 	if (argc != 4 && argc != 5) {
-		fprintf(stderr, "usage: %s STORE_DIR START_FD NAME [MAP_SIZE]\n", argv[0]);
+		fprintf(stderr, "usage: %s STORE START_FD NAME [MAP_SIZE]\n", argv[0]);
 		return 2;
 	}
 	o.path = argv[1];

@@ -229,5 +229,7 @@ END_TEST
 
 TT_MAIN("durability",
 	reopened_store_reads_back_byte_for_byte,
-	store_of_a_newer_schema_is_refused,
-	store_with_a_corrupt_schema_record_is_refused)
+	tt_lmdb_only(store_of_a_newer_schema_is_refused,
+	             "writes the schema record into LMDB's meta table directly"),
+	tt_lmdb_only(store_with_a_corrupt_schema_record_is_refused,
+	             "writes the schema record into LMDB's meta table directly"))

@@ -290,7 +290,8 @@ START_TEST(map_grown_by_another_process_is_adopted)
 	snprintf(gate_arg, sizeof(gate_arg), "%d", gate[0]);
 	snprintf(size_arg, sizeof(size_arg), "%llu", (unsigned long long)MIB);
 	/* Started before this process opens the store. */
-	pid = tt_spawn_ready((char *[]){ (char *)helper, dir, gate_arg, "excl", size_arg,
+	pid = tt_spawn_ready((char *[]){ (char *)helper, (char *)tt_store_path(dir),
+	                                 gate_arg, "excl", size_arg,
 	                                 NULL }, gate[0], &from);
 	close(gate[0]);
 

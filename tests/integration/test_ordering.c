@@ -70,7 +70,8 @@ static void spawn(const char *path, const char *dir, int gate_fd, unsigned proc,
 	snprintf(proc_arg, sizeof(proc_arg), "%u", proc);
 	snprintf(threads_arg, sizeof(threads_arg), "%d", PROC_THREADS);
 	snprintf(ops_arg, sizeof(ops_arg), "%u", ops);
-	h->pid = tt_spawn_ready((char *[]){ (char *)path, (char *)dir, fd_arg, NAME,
+	h->pid = tt_spawn_ready((char *[]){ (char *)path, (char *)tt_store_path(dir),
+	                                    fd_arg, NAME,
 	                                    proc_arg, threads_arg, ops_arg, h->log,
 	                                    NULL }, gate_fd, &h->out);
 }
@@ -283,7 +284,9 @@ START_TEST(racing_calls_keep_status_order_and_one_active_task)
 	ck_assert_uint_eq(seen_proc, 7);
 	ck_assert_uint_gt(all.busy, 0);
 	ck_assert_uint_gt(all.lower, 0);
-	ck_assert_uint_gt(all.n_trig, 10);
+	/* Several tasks came and went (how many depends on the store's speed:
+	 * PostgreSQL's round trips make fewer of them in the same calls). */
+	ck_assert_uint_gt(all.n_trig, 3);
 
 	/* Every acknowledged trigger is stored, and nothing else is. */
 	tasks = list_all(tm, &n_tasks);

@@ -125,7 +125,9 @@ START_TEST(racing_processes_on_an_exclusive_name_create_one_task)
 		ck_assert_int_eq(pipe2(gate, O_CLOEXEC), 0);
 		snprintf(gate_arg, sizeof(gate_arg), "%d", gate[0]);
 		for (int i = 0; i < HELPERS; i++)
-			pids[i] = tt_spawn_ready((char *[]){ (char *)path, dir, gate_arg, "excl",
+			pids[i] = tt_spawn_ready((char *[]){ (char *)path,
+			                                     (char *)tt_store_path(dir),
+			                                     gate_arg, "excl",
 			                                     NULL }, gate[0], &from[i]);
 		close(gate[0]);
 		close(gate[1]); /* go */

@@ -8,6 +8,8 @@ usage: harness.py [PG_CLUSTER [CHILD]]   (defaults: this tree's)
 3. SIGKILL to the whole run (what meson does to a test that outlives its
    SIGTERM): the watchdog still removes the cluster.
 4. TM_TEST_PG_URL already set: CMD gets it and no server starts.
+5. run child.py restart: `pg-cluster restart DIR` (and with DOWN) gives a
+   new postmaster on the same port with the data kept; no leftovers.
 Exit 77 (skip) only if pg-cluster reports the server binaries cannot be
 installed (its status 69).
 """
@@ -169,6 +171,15 @@ def main():
         if info["url"] != given or info["dir"] is not None:
             fail(f"run with TM_TEST_PG_URL set: child saw {info}")
         print(f"ok 4 - TM_TEST_PG_URL set: passed through, no server ({took:.1f}s)",
+              flush=True)
+
+        # 5. restart, plain and with a time down; then nothing left.
+        path = os.path.join(tmp, "restart.json")
+        rc, took = run([path, "restart", PG_CLUSTER], env)
+        if rc != 0:
+            fail(f"run child.py restart exited {rc}")
+        assert_gone(read_info(path, "restart"), "after run with restarts")
+        print(f"ok 5 - restart DIR [DOWN]: new server, same port, data kept ({took:.1f}s)",
               flush=True)
         return 0
     finally:

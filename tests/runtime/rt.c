@@ -14,11 +14,14 @@
 void rt_options(tm_options *o, const char *dir, unsigned workers)
 {
 	tm_options_init(o, TM_OPTIONS_VERSION);
-	o->path = dir;
+	o->path = tt_store_path(dir);
 	o->workers = workers;
 	o->flags = TM_OPEN_NOSYNC;
 	o->poll_ms = 20;
-	o->lease_ms = 300;
+	/* Short, so that recovery tests are quick; on PostgreSQL a renewal is
+	 * a round trip to a server that shares this loaded machine, and a
+	 * lease must outlast a few slow ticks. */
+	o->lease_ms = tt_backend_pg() ? 1500 : 300;
 	o->progress_ms = 20;
 	o->grace_ms = 2000;
 }

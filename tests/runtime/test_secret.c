@@ -189,4 +189,5 @@ TT_MAIN("runtime_secret",
 	secret_is_given_to_the_handler_and_erased_at_final,
 	retried_attempt_still_gets_the_secret,
 	secret_is_erased_at_every_final_status,
-	token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final)
+	tt_lmdb_only(token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final,
+	             "reads the bytes of LMDB's data.mdb and the store's keys file"))

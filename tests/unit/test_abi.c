@@ -96,7 +96,7 @@ START_TEST(open_and_register_read_only_version_1)
 	tm_manager *tm = NULL;
 
 	ck_assert_ok(tm_options_init((tm_options *)o, 1));
-	o->path = dir;
+	o->path = tt_store_path(dir);
 	o->workers = 0;
 	o->flags = TM_OPEN_NOSYNC;
 	ck_assert_ok(tm_open((const tm_options *)o, &tm));
@@ -181,7 +181,7 @@ START_TEST(open_and_register_refuse_unknown_versions)
 	tm_job_def d = TM_JOB_DEF_INIT;
 	tm_manager *tm = NULL;
 
-	o.path = dir;
+	o.path = tt_store_path(dir);
 	o.workers = 0;
 	o.flags = TM_OPEN_NOSYNC;
 	o.version = TM_OPTIONS_VERSION + 1;

@@ -105,15 +105,24 @@ START_TEST(missing_path_is_invalid)
 }
 END_TEST
 
-START_TEST(postgresql_uri_is_invalid_in_an_lmdb_only_build)
+/* A build with the PostgreSQL store tries the server (nothing listens on
+ * port 1): a storage error.  A build without it refuses the URI. */
+START_TEST(postgresql_uri_without_a_server_or_its_store_is_refused)
 {
 	static const char *const uris[] = {
-		"postgresql://tm@127.0.0.1:1/tasks", "postgres://localhost/db",
+		"postgresql://tm@127.0.0.1:1/tasks", "postgres://127.0.0.1:1/db",
 	};
+	const char *have = getenv("TM_TEST_HAVE_PG");
+	int want = have && strcmp(have, "1") == 0 ? TM_ESTORAGE : TM_EINVAL;
 	struct stat st;
 
-	ASSERT_EACH_INVALID(path, uris);
-	ck_assert_ptr_nonnull(strstr(tm_last_error(), "PostgreSQL"));
+	for (size_t i = 0; i < sizeof(uris) / sizeof(uris[0]); i++) {
+		tm_options o = tt_options(dir);
+
+		o.path = uris[i];
+		assert_open_fails(&o, want);
+		ck_assert_ptr_nonnull(strstr(tm_last_error(), "PostgreSQL"));
+	}
 	/* No directory named after the URI's scheme was made. */
 	ck_assert_int_ne(stat("postgresql:", &st), 0);
 	ck_assert_int_ne(stat("postgres:", &st), 0);
@@ -296,14 +305,17 @@ TT_MAIN_FIXTURE("open", setup, teardown,
 	open_with_workers_zero_stores_and_serves,
 	null_options_or_out_is_invalid,
 	missing_path_is_invalid,
-	postgresql_uri_is_invalid_in_an_lmdb_only_build,
+	postgresql_uri_without_a_server_or_its_store_is_refused,
 	unknown_options_version_is_invalid,
 	unknown_open_flags_are_invalid,
 	map_size_above_its_cap_is_invalid,
 	bad_retention_age_is_invalid,
 	same_path_twice_in_one_process_is_invalid_until_closed,
-	path_that_is_a_file_is_a_storage_error,
-	directory_of_garbage_is_a_storage_error,
-	missing_directories_are_created,
+	tt_lmdb_only(path_that_is_a_file_is_a_storage_error,
+	             "an LMDB store is a directory; a file in its way is a file-system error"),
+	tt_lmdb_only(directory_of_garbage_is_a_storage_error,
+	             "writes a garbage data.mdb, LMDB's data file"),
+	tt_lmdb_only(missing_directories_are_created,
+	             "an LMDB store makes its directory; a PostgreSQL store makes none"),
 	every_call_on_a_null_manager_is_invalid,
 	close_and_free_of_null_are_no_ops)

@@ -1,0 +1,143 @@
+/* The store interface (store.h): picks the engine by the path and hands
+ * each call to it.  No rule and no engine detail lives here. */
+#include <string.h>
+
+#include "store.h"
+#include "store_engine.h"
+
+bool tm__store_is_uri(const char *path)
+{
+	return strncmp(path, "postgresql://", 13) == 0 ||
+	       strncmp(path, "postgres://", 11) == 0;
+}
+
+int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
+{
+	return tm__store_is_uri(path) ? tm__pg_open(path, o, out)
+	                              : tm__lmdb_open(path, o, out);
+}
+
+void tm__store_close(tm__store *s)
+{
+	if (s)
+		s->ops->close(s);
+}
+
+#define OPS(txn) ((txn)->store->ops)
+
+int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx) { return s->ops->read(s, fn, ctx); }
+int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx) { return s->ops->write(s, fn, ctx); }
+int64_t tm__store_now(tm__store *s) { return s->ops->now(s); }
+int64_t tm__txn_now(tm__txn *txn) { return txn->store->ops->now(txn->store); }
+
+int tm__store_get(tm__txn *txn, const char *id, tm__task *out)
+{
+	return OPS(txn)->get(txn, id, out);
+}
+
+int tm__store_get_head(tm__txn *txn, const char *id, tm__task *out)
+{
+	return OPS(txn)->get_head(txn, id, out);
+}
+
+int tm__store_render(tm__txn *txn, const char *id, const char *name,
+                     bool with_details, tm__buf *out)
+{
+	return OPS(txn)->render(txn, id, name, with_details, out);
+}
+
+int tm__store_put(tm__txn *txn, const tm__task *old, const tm__task *t)
+{
+	return OPS(txn)->put(txn, old, t);
+}
+
+int tm__store_delete(tm__txn *txn, const tm__task *t) { return OPS(txn)->delete(txn, t); }
+
+int tm__store_lock_name(tm__txn *txn, const char *name)
+{
+	return OPS(txn)->lock_name(txn, name);
+}
+
+int tm__store_secret_put(tm__txn *txn, const char *id, const char *secret)
+{
+	return OPS(txn)->secret_put(txn, id, secret);
+}
+
+int tm__store_secret_get(tm__txn *txn, const char *id, char **out)
+{
+	return OPS(txn)->secret_get(txn, id, out);
+}
+
+int tm__store_secret_del(tm__txn *txn, const char *id) { return OPS(txn)->secret_del(txn, id); }
+int tm__store_scrub(tm__store *s, size_t *n) { return s->ops->scrub(s, n); }
+
+int tm__store_recent(tm__txn *txn, const char *name, size_t skip, tm__id_fn fn, void *ctx)
+{
+	return OPS(txn)->recent(txn, name, skip, fn, ctx);
+}
+
+int tm__store_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx)
+{
+	return OPS(txn)->oldest(txn, name, fn, ctx);
+}
+
+int tm__store_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx)
+{
+	return OPS(txn)->active(txn, name, fn, ctx);
+}
+
+int tm__store_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx)
+{
+	return OPS(txn)->expired(txn, now, fn, ctx);
+}
+
+int tm__store_queue(tm__txn *txn, tm__queue_fn fn, void *ctx)
+{
+	return OPS(txn)->queue(txn, fn, ctx);
+}
+
+int tm__store_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us)
+{
+	return OPS(txn)->queue_head(txn, depth, head_us);
+}
+
+int tm__store_name_stats(tm__txn *txn, const char *name, tm__name_stats *out)
+{
+	return OPS(txn)->name_stats(txn, name, out);
+}
+
+int tm__store_add_changes(tm__txn *txn, const char *name, uint64_t n)
+{
+	return OPS(txn)->add_changes(txn, name, n);
+}
+
+int tm__store_reset_changes(tm__txn *txn, const char *name)
+{
+	return OPS(txn)->reset_changes(txn, name);
+}
+
+int tm__store_name_touch(tm__txn *txn, const char *name)
+{
+	return OPS(txn)->name_touch(txn, name);
+}
+
+int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx)
+{
+	return OPS(txn)->names(txn, fn, ctx);
+}
+
+uint32_t tm__store_wake_seq(tm__store *s) { return s->ops->wake_seq(s); }
+void tm__store_wake(tm__store *s, bool self_too) { s->ops->wake(s, self_too); }
+void tm__store_wait(tm__store *s, uint32_t seen, unsigned ms) { s->ops->wait(s, seen, ms); }
+
+void tm__store_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes, uint64_t *map)
+{
+	OPS(txn)->size(txn, used, free_bytes, map);
+}
+
+uint64_t tm__store_commits(tm__store *s) { return s->ops->commits(s); }
+
+int tm__store_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
+{
+	return OPS(txn)->check(txn, problems, n_tasks);
+}

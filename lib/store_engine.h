@@ -1,0 +1,68 @@
+/* What a store engine provides (store.c dispatches to it): store.h's
+ * interface as a table of functions.  Included only by store.c and the
+ * engines' own files (store_lmdb*.c, store_pg*.c). */
+#ifndef TM_STORE_ENGINE_H
+#define TM_STORE_ENGINE_H
+
+#include "store_types.h"
+
+struct tm__store_ops {
+	const char *name; /* "lmdb", "postgresql" */
+	void (*close)(tm__store *s);
+	int (*read)(tm__store *s, tm__txn_fn fn, void *ctx);
+	int (*write)(tm__store *s, tm__txn_fn fn, void *ctx);
+	int64_t (*now)(tm__store *s);
+
+	int (*get)(tm__txn *txn, const char *id, tm__task *out);
+	int (*get_head)(tm__txn *txn, const char *id, tm__task *out);
+	int (*render)(tm__txn *txn, const char *id, const char *name,
+	              bool with_details, tm__buf *out);
+	int (*put)(tm__txn *txn, const tm__task *old, const tm__task *t);
+	int (*delete)(tm__txn *txn, const tm__task *t);
+	int (*lock_name)(tm__txn *txn, const char *name);
+
+	int (*secret_put)(tm__txn *txn, const char *id, const char *secret);
+	int (*secret_get)(tm__txn *txn, const char *id, char **out);
+	int (*secret_del)(tm__txn *txn, const char *id);
+	int (*scrub)(tm__store *s, size_t *n);
+
+	int (*recent)(tm__txn *txn, const char *name, size_t skip, tm__id_fn fn, void *ctx);
+	int (*oldest)(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+	int (*active)(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+	int (*expired)(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
+	int (*queue)(tm__txn *txn, tm__queue_fn fn, void *ctx);
+	int (*queue_head)(tm__txn *txn, uint64_t *depth, int64_t *head_us);
+
+	int (*name_stats)(tm__txn *txn, const char *name, tm__name_stats *out);
+	int (*add_changes)(tm__txn *txn, const char *name, uint64_t n);
+	int (*reset_changes)(tm__txn *txn, const char *name);
+	int (*name_touch)(tm__txn *txn, const char *name);
+	int (*names)(tm__txn *txn, tm__name_fn fn, void *ctx);
+
+	uint32_t (*wake_seq)(tm__store *s);
+	void (*wake)(tm__store *s, bool self_too);
+	void (*wait)(tm__store *s, uint32_t seen, unsigned ms);
+
+	void (*size)(tm__txn *txn, uint64_t *used, uint64_t *free_bytes, uint64_t *map);
+	uint64_t (*commits)(tm__store *s);
+	int (*check)(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
+};
+
+/* The head of every engine's store and transaction: an engine's own
+ * structs begin with these, so that a pointer to one is a pointer to the
+ * other. */
+struct tm__store {
+	const struct tm__store_ops *ops;
+};
+
+struct tm__txn {
+	tm__store *store;
+};
+
+/* The engines.  A URI of the form store.c recognises goes to the
+ * PostgreSQL engine; anything else is an LMDB directory.  A build without
+ * libpq has a PostgreSQL engine that refuses every URI (store_pg_none.c). */
+int tm__lmdb_open(const char *path, const tm__store_opts *o, tm__store **out);
+int tm__pg_open(const char *uri, const tm__store_opts *o, tm__store **out);
+
+#endif

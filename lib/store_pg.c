@@ -1,0 +1,962 @@
+/* The PostgreSQL store: opening a URI, the schema and its migrations,
+ * the connection pool, statements with a deadline, transactions, the
+ * server's clock, and wake-ups through LISTEN/NOTIFY.  The task records
+ * themselves are store_pg_task.c's. */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "id.h"
+#include "store_pg.h"
+
+#define DEFAULT_SCHEMA "taskmgr"
+#define DEFAULT_TIMEOUT_MS 10000u
+#define CLOCK_RESYNC_US 10000000  /* measure the server's clock every 10 s */
+#define WRITE_TRIES 20            /* runs of a write the database may ask for */
+#define MIGRATE_LOCK "7596542915640011106" /* advisory lock: schema changes */
+
+/* ---- the schema ----------------------------------------------------------
+ *
+ * Migrations, in order; migration i takes the schema from version i to
+ * i + 1.  S marks the schema.  Each runs in the transaction that opens the
+ * store, under an advisory lock, so that nodes starting together apply it
+ * once.  Never edit one that shipped: add the next. */
+#define S "\x01" /* where the schema goes: with_schema() fills it in */
+static const char *const migrations[TM__PG_SCHEMA_VERSION] = {
+	"CREATE TABLE " S ".tasks ("
+	" id text COLLATE \"C\" PRIMARY KEY,"
+	" name text COLLATE \"C\" NOT NULL,"
+	" status smallint NOT NULL CHECK (status BETWEEN 0 AND 5),"
+	" queued boolean NOT NULL,"
+	" start_us bigint NOT NULL,"
+	" ready_us bigint NOT NULL,"
+	" timeout_us bigint NOT NULL,"
+	" lease_us bigint NOT NULL,"
+	" owner bigint NOT NULL,"
+	" doc bytea NOT NULL,"
+	" CHECK (NOT queued OR status < 3));"
+	"CREATE INDEX tasks_by_name ON " S ".tasks (name, start_us, id);"
+	"CREATE INDEX tasks_queue ON " S ".tasks (ready_us, id) WHERE queued;"
+	"CREATE INDEX tasks_active ON " S ".tasks (name, start_us, id) WHERE status < 3;"
+	"CREATE INDEX tasks_timeout ON " S ".tasks (timeout_us) WHERE status < 3;"
+	"CREATE INDEX tasks_lease ON " S ".tasks (lease_us)"
+	" WHERE status < 3 AND NOT queued AND owner <> 0;"
+	"CREATE TABLE " S ".secrets ("
+	" id text COLLATE \"C\" PRIMARY KEY REFERENCES " S ".tasks (id) ON DELETE CASCADE,"
+	" secret bytea NOT NULL)"
+	" WITH (autovacuum_vacuum_threshold = 0, autovacuum_vacuum_scale_factor = 0);"
+	"CREATE TABLE " S ".names ("
+	" name text COLLATE \"C\" PRIMARY KEY,"
+	" changes bigint NOT NULL DEFAULT 0,"
+	" since_us bigint NOT NULL);",
+};
+
+#define COLS "id, doc, start_us"
+static const char *const sql_text[PG_STMT_COUNT] = {
+	[PG_GET] = "SELECT doc FROM " S ".tasks WHERE id = $1",
+	[PG_GET_LOCK] = "SELECT doc FROM " S ".tasks WHERE id = $1 FOR UPDATE",
+	[PG_RENDER] = "SELECT doc, name FROM " S ".tasks WHERE id = $1",
+	[PG_INSERT] = "INSERT INTO " S ".tasks (id, name, status, queued, start_us,"
+		" ready_us, timeout_us, lease_us, owner, doc)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	[PG_UPDATE] = "UPDATE " S ".tasks SET status = $2, queued = $3, ready_us = $4,"
+		" timeout_us = $5, lease_us = $6, owner = $7, doc = $8 WHERE id = $1",
+	[PG_DELETE] = "DELETE FROM " S ".tasks WHERE id = $1",
+	[PG_RECENT] = "SELECT " COLS " FROM " S ".tasks WHERE name = $1"
+		" ORDER BY start_us DESC, id DESC LIMIT $2 OFFSET $3",
+	[PG_RECENT_NEXT] = "SELECT " COLS " FROM " S ".tasks WHERE name = $1"
+		" AND (start_us, id) < ($3, $4) ORDER BY start_us DESC, id DESC LIMIT $2",
+	[PG_OLDEST] = "SELECT " COLS " FROM " S ".tasks WHERE name = $1"
+		" ORDER BY start_us, id LIMIT $2",
+	[PG_OLDEST_NEXT] = "SELECT " COLS " FROM " S ".tasks WHERE name = $1"
+		" AND (start_us, id) > ($3, $4) ORDER BY start_us, id LIMIT $2",
+	[PG_ACTIVE] = "SELECT " COLS " FROM " S ".tasks WHERE name = $1 AND status < 3"
+		" ORDER BY start_us, id LIMIT $2",
+	[PG_ACTIVE_NEXT] = "SELECT " COLS " FROM " S ".tasks WHERE name = $1"
+		" AND status < 3 AND (start_us, id) > ($3, $4) ORDER BY start_us, id LIMIT $2",
+	[PG_ACTIVE_ALL] = "SELECT " COLS ", name FROM " S ".tasks WHERE status < 3"
+		" ORDER BY name, start_us, id LIMIT $1",
+	[PG_ACTIVE_ALL_NEXT] = "SELECT " COLS ", name FROM " S ".tasks WHERE status < 3"
+		" AND (name, start_us, id) > ($2, $3, $4) ORDER BY name, start_us, id LIMIT $1",
+	[PG_EXPIRED] = "SELECT " COLS " FROM " S ".tasks WHERE status < 3 AND"
+		" (timeout_us <= $2 OR (owner <> 0 AND NOT queued AND lease_us < $2))"
+		" ORDER BY id LIMIT $1",
+	[PG_EXPIRED_NEXT] = "SELECT " COLS " FROM " S ".tasks WHERE status < 3 AND"
+		" (timeout_us <= $2 OR (owner <> 0 AND NOT queued AND lease_us < $2))"
+		" AND id > $3 ORDER BY id LIMIT $1",
+	[PG_QUEUE] = "SELECT id, name, ready_us FROM " S ".tasks WHERE queued"
+		" ORDER BY ready_us, id LIMIT $1",
+	[PG_QUEUE_NEXT] = "SELECT id, name, ready_us FROM " S ".tasks WHERE queued"
+		" AND (ready_us, id) > ($2, $3) ORDER BY ready_us, id LIMIT $1",
+	/* A claim reads the record and the secret with the lock: no second
+	 * round trip for either. */
+	[PG_QUEUE_LOCK] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret"
+		" FROM " S ".tasks t LEFT JOIN " S ".secrets s ON s.id = t.id WHERE t.queued"
+		" ORDER BY t.ready_us, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
+	[PG_QUEUE_LOCK_NEXT] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret"
+		" FROM " S ".tasks t LEFT JOIN " S ".secrets s ON s.id = t.id WHERE t.queued"
+		" AND (t.ready_us, t.id) > ($2, $3) ORDER BY t.ready_us, t.id LIMIT $1"
+		" FOR UPDATE OF t SKIP LOCKED",
+	[PG_QUEUE_HEAD] = "SELECT count(*), coalesce(min(ready_us), 0)"
+		" FROM " S ".tasks WHERE queued",
+	[PG_SECRET_PUT] = "INSERT INTO " S ".secrets (id, secret) VALUES ($1, $2)"
+		" ON CONFLICT (id) DO UPDATE SET secret = EXCLUDED.secret",
+	[PG_SECRET_GET] = "SELECT secret FROM " S ".secrets WHERE id = $1",
+	[PG_SECRET_DEL] = "DELETE FROM " S ".secrets WHERE id = $1",
+	[PG_NAME_STATS] = "SELECT status::int8, count(*) FROM " S ".tasks WHERE name = $1"
+		" GROUP BY status UNION ALL SELECT -1, changes FROM " S ".names WHERE name = $1"
+		" UNION ALL SELECT -2, since_us FROM " S ".names WHERE name = $1",
+	[PG_ADD_CHANGES] = "INSERT INTO " S ".names (name, changes, since_us)"
+		" VALUES ($1, $2, $3) ON CONFLICT (name) DO UPDATE SET changes ="
+		" least(" S ".names.changes::numeric + EXCLUDED.changes, 9223372036854775807)::int8",
+	[PG_RESET_CHANGES] = "UPDATE " S ".names SET changes = 0 WHERE name = $1 AND changes <> 0",
+	[PG_NAME_TOUCH] = "INSERT INTO " S ".names (name, changes, since_us)"
+		" VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING",
+	[PG_NAMES] = "SELECT name FROM " S ".names ORDER BY name",
+	[PG_LOCK_NAME] = "SELECT pg_advisory_xact_lock($1::int8)",
+	[PG_NOTIFY] = "SELECT pg_notify($1, $2)",
+	[PG_CLOCK] = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
+	[PG_SIZE] = "SELECT (pg_total_relation_size('" S ".tasks')"
+		" + pg_total_relation_size('" S ".secrets')"
+		" + pg_total_relation_size('" S ".names'))::int8",
+	[PG_CHECK] = "SELECT id, doc, name, status::int8, queued, start_us, ready_us,"
+		" timeout_us, lease_us, owner FROM " S ".tasks ORDER BY id LIMIT $1",
+	[PG_CHECK_NEXT] = "SELECT id, doc, name, status::int8, queued, start_us, ready_us,"
+		" timeout_us, lease_us, owner FROM " S ".tasks WHERE id > $2 ORDER BY id LIMIT $1",
+	[PG_CHECK_SECRETS] = "SELECT s.id FROM " S ".secrets s JOIN " S ".tasks t"
+		" ON t.id = s.id WHERE t.status >= 3",
+};
+
+/* A statement's text with the schema in place of each S (malloc'd). */
+static char *with_schema(const char *text, const char *schema)
+{
+	size_t n = 0, k = strlen(schema);
+	char *out, *o;
+
+	for (const char *p = text; *p; p++)
+		n += *p == S[0] ? k : 1;
+	out = o = malloc(n + 1);
+	if (out == NULL)
+		return NULL;
+	for (const char *p = text; *p; p++) {
+		if (*p == S[0]) {
+			memcpy(o, schema, k);
+			o += k;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* ---- time ----------------------------------------------------------------- */
+
+static int64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+static int64_t now(tm__store *store)
+{
+	tm__pg *s = tm__pg_of(store);
+
+	return tm__now_us() + atomic_load(&s->offset_us);
+}
+
+/* ---- statements with a deadline ------------------------------------------- */
+
+/* Wait until libpq has the whole answer, or the deadline passes. */
+static int await(PGconn *c, int64_t deadline)
+{
+	int rc;
+
+	while ((rc = PQflush(c)) == 1 || PQisBusy(c)) {
+		struct pollfd p = { PQsocket(c), (short)(POLLIN | (rc == 1 ? POLLOUT : 0)), 0 };
+		int64_t left = deadline - mono_us();
+
+		if (rc < 0 || p.fd < 0)
+			return -1;
+		if (left <= 0)
+			return 1;
+		if (poll(&p, 1, (int)((left + 999) / 1000)) < 0 && errno != EINTR)
+			return -1;
+		if ((p.revents & (POLLIN | POLLERR | POLLHUP)) && !PQconsumeInput(c))
+			return -1;
+	}
+	return rc < 0 ? -1 : 0;
+}
+
+/* Collect the results of what was sent: the last one goes to *res (NULL
+ * when there was none).  Returns 0, 1 on timeout, -1 on a broken link. */
+static int collect(PGconn *c, int64_t deadline, PGresult **res)
+{
+	PGresult *r;
+	int rc;
+
+	*res = NULL;
+	for (;;) {
+		rc = await(c, deadline);
+		if (rc)
+			break;
+		r = PQgetResult(c);
+		if (r == NULL)
+			return 0;
+		if (*res == NULL || PQresultStatus(*res) != PGRES_FATAL_ERROR) {
+			PQclear(*res); /* keep the first error, else the last result */
+			*res = r;
+		} else {
+			PQclear(r);
+		}
+	}
+	PQclear(*res);
+	*res = NULL;
+	return rc;
+}
+
+/* An error from a result or the connection, as TM_ESTORAGE. */
+static int pg_error(tm__pg_txn *t, PGconn *c, const PGresult *r, int link,
+                    const char *what)
+{
+	const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(c);
+	const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+	size_t n = strlen(msg);
+
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == ' '))
+		n--;
+	if (t) {
+		if (state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+			t->retry = true;
+		if (link || PQstatus(c) != CONNECTION_OK)
+			t->broken = true;
+	}
+	if (link > 0)
+		return tm_errorf(TM_ESTORAGE, "PostgreSQL: %s: no answer within %u ms",
+		                 what, t ? t->s->timeout_ms : DEFAULT_TIMEOUT_MS);
+	return tm_errorf(TM_ESTORAGE, "PostgreSQL: %s: %.*s", what, (int)n,
+	                 n ? msg : "connection lost");
+}
+
+/* A plain SQL text (no parameters) on c, waited for up to the deadline;
+ * *res (when not NULL) receives the last result in text format. */
+static int simple(tm__pg *s, tm__pg_txn *t, PGconn *c, const char *sql,
+                  const char *what, PGresult **res)
+{
+	int64_t deadline = mono_us() + (int64_t)s->timeout_ms * 1000;
+	PGresult *r = NULL;
+	int link, err = TM_OK;
+
+	if (!PQsendQuery(c, sql))
+		return pg_error(t, c, NULL, -1, what);
+	link = collect(c, deadline, &r);
+	if (link || r == NULL)
+		err = pg_error(t, c, NULL, link ? link : -1, what);
+	else if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		err = pg_error(t, c, r, 0, what);
+	if (!err && res)
+		*res = r;
+	else
+		PQclear(r);
+	return err;
+}
+
+/* Queue one statement on the pipeline (preparing it first on this
+ * connection if need be); text is for BEGIN, COMMIT and ROLLBACK. */
+static int send(tm__pg_txn *t, enum tm__pg_stmt st, const char *text, int n,
+                const char *const *vals, const int *lens, int expect)
+{
+	struct tm__pg_conn *pc = t->c;
+	char name[16];
+	int formats[12] = { 0 };
+
+	if (t->broken)
+		return tm_errorf(TM_ESTORAGE, "PostgreSQL: the connection was lost");
+	if (text != NULL) {
+		if (!PQsendQueryParams(pc->conn, text, 0, NULL, NULL, NULL, NULL, 1))
+			return pg_error(t, pc->conn, NULL, -1, "sending a statement");
+		pc->expect[pc->n_pending++] = expect;
+		return TM_OK;
+	}
+	snprintf(name, sizeof(name), "tm%d", (int)st);
+	if (!pc->prepared[st]) {
+		if (!PQsendPrepare(pc->conn, name, t->s->sql[st], 0, NULL))
+			return pg_error(t, pc->conn, NULL, -1, "preparing a statement");
+		pc->expect[pc->n_pending++] = PG_EXPECT_PREPARE;
+		pc->prepared[st] = true; /* if it fails, so does the link (flush) */
+	}
+	for (int i = 0; lens && i < n; i++)
+		formats[i] = lens[i] > 0;
+	if (!PQsendQueryPrepared(pc->conn, name, n, vals, lens, formats, 1))
+		return pg_error(t, pc->conn, NULL, -1, "sending a statement");
+	pc->expect[pc->n_pending++] = expect;
+	return TM_OK;
+}
+
+/* Send a sync and read every result sent ahead, in order; *last (when not
+ * NULL) receives the last statement's result.  The first failure is the
+ * one reported. */
+static int flush(tm__pg_txn *t, PGresult **last)
+{
+	struct tm__pg_conn *pc = t->c;
+	PGconn *c = pc->conn;
+	int64_t deadline = mono_us() + (int64_t)t->s->timeout_ms * 1000;
+	int n = pc->n_pending, err = TM_OK, link = 0;
+	PGresult *x;
+
+	if (last)
+		*last = NULL;
+	pc->n_pending = 0;
+	if (!PQpipelineSync(c))
+		return pg_error(t, c, NULL, -1, "sending a statement");
+	for (int i = 0; i < n; i++) {
+		PGresult *r = NULL;
+		ExecStatusType st;
+
+		while ((link = await(c, deadline)) == 0 && (x = PQgetResult(c)) != NULL) {
+			if (r == NULL)
+				r = x;
+			else
+				PQclear(x);
+		}
+		if (link || r == NULL) {
+			PQclear(r);
+			return pg_error(t, c, NULL, link ? link : -1, "a statement");
+		}
+		st = PQresultStatus(r);
+		if (pc->expect[i] == PG_EXPECT_PREPARE && st != PGRES_COMMAND_OK)
+			t->broken = true; /* the statement is not there: drop the session */
+		if (err) {
+			/* already failed: the rest were skipped */
+		} else if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED) {
+			err = pg_error(t, c, r, 0, "a statement");
+		} else if (pc->expect[i] >= 0 && atoi(PQcmdTuples(r)) != pc->expect[i]) {
+			err = tm_errorf(TM_ESTORAGE, "a task changed %s rows where %d were "
+			                "expected: it vanished while it was written",
+			                PQcmdTuples(r), pc->expect[i]);
+		} else if (pc->expect[i] == PG_EXPECT_COMMIT && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+			err = tm_errorf(TM_ESTORAGE, "PostgreSQL: the transaction was rolled back");
+		}
+		if (i == n - 1 && last && !err)
+			*last = r;
+		else
+			PQclear(r);
+	}
+	/* The sync's own result closes the round. */
+	if ((link = await(c, deadline)) != 0 || (x = PQgetResult(c)) == NULL) {
+		if (last) {
+			PQclear(*last);
+			*last = NULL;
+		}
+		return pg_error(t, c, NULL, link ? link : -1, "a statement");
+	}
+	if (PQresultStatus(x) != PGRES_PIPELINE_SYNC && !err)
+		err = pg_error(t, c, x, 0, "a statement");
+	PQclear(x);
+	if (err && last) {
+		PQclear(*last);
+		*last = NULL;
+	}
+	return err;
+}
+
+int tm__pg_exec(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *vals,
+                const int *lens, PGresult **res)
+{
+	int err = send(t, st, NULL, n, vals, lens, PG_EXPECT_ANY);
+
+	*res = NULL;
+	return err ? err : flush(t, res);
+}
+
+int tm__pg_defer(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *vals,
+                 const int *lens, int expect)
+{
+	int err = send(t, st, NULL, n, vals, lens, expect);
+
+	if (!err && t->c->n_pending > TM__PG_PENDING_MAX - 4)
+		err = flush(t, NULL); /* room for the next, its prepare and COMMIT */
+	return err;
+}
+
+int64_t tm__pg_int8(const PGresult *r, int row, int col)
+{
+	const unsigned char *p = (const unsigned char *)PQgetvalue(r, row, col);
+	uint64_t u = 0;
+	int len = PQgetlength(r, row, col);
+
+	for (int i = 0; i < len && i < 8; i++)
+		u = u << 8 | p[i];
+	if (len == 2) /* smallint */
+		return (int16_t)(uint16_t)u;
+	if (len == 4)
+		return (int32_t)(uint32_t)u;
+	return (int64_t)u;
+}
+
+/* ---- connections ------------------------------------------------------------ */
+
+/* The server's notices (IF NOT EXISTS, ...) are not the host's business. */
+static void quiet(void *arg, const char *msg)
+{
+	(void)arg;
+	(void)msg;
+}
+
+/* A new session; a pooled one (pipeline) runs in pipeline mode. */
+static PGconn *connect_to(tm__pg *s, bool pipeline, int *err)
+{
+	char timeout[16];
+	const char *keys[] = { "connect_timeout", "application_name", "dbname", NULL };
+	const char *vals[] = { timeout, "libtaskmgr", s->conninfo, NULL };
+	char set[256];
+	PGconn *c;
+
+	snprintf(timeout, sizeof(timeout), "%u", s->timeout_ms < 2000 ? 2 : (s->timeout_ms + 999) / 1000);
+	c = PQconnectdbParams(keys, vals, 1);
+	if (c == NULL) {
+		*err = tm__error_oom();
+		return NULL;
+	}
+	if (PQstatus(c) != CONNECTION_OK) {
+		*err = pg_error(NULL, c, NULL, -1, "connecting");
+		PQfinish(c);
+		return NULL;
+	}
+	PQsetNoticeProcessor(c, quiet, NULL);
+	/* Every wait is bounded: a statement, a lock, and a transaction left
+	 * open by a node that stopped answering (its locks are released). */
+	snprintf(set, sizeof(set),
+	         "SET synchronous_commit = %s; SET statement_timeout = %u;"
+	         " SET lock_timeout = %u; SET idle_in_transaction_session_timeout = %u",
+	         s->nosync ? "off" : "on", s->timeout_ms, s->timeout_ms, s->timeout_ms);
+	*err = simple(s, NULL, c, set, "configuring a session", NULL);
+	if (!*err && pipeline && !PQenterPipelineMode(c))
+		*err = pg_error(NULL, c, NULL, -1, "entering pipeline mode");
+	if (*err) {
+		PQfinish(c);
+		return NULL;
+	}
+	return c;
+}
+
+static int acquire(tm__pg *s, struct tm__pg_conn **out)
+{
+	struct timespec until;
+	struct tm__pg_conn *pc = NULL;
+	int err = TM_OK;
+
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += s->timeout_ms / 1000;
+	until.tv_nsec += (long)(s->timeout_ms % 1000) * 1000000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
+	}
+	pthread_mutex_lock(&s->mu);
+	while (pc == NULL) {
+		for (unsigned i = 0; i < s->n_pool && pc == NULL; i++)
+			if (!s->pool[i].busy)
+				pc = &s->pool[i];
+		if (pc == NULL && s->n_pool < TM__PG_POOL_MAX)
+			pc = &s->pool[s->n_pool++];
+		if (pc == NULL &&
+		    pthread_cond_timedwait(&s->freed, &s->mu, &until) == ETIMEDOUT) {
+			pthread_mutex_unlock(&s->mu);
+			return tm_errorf(TM_ESTORAGE, "PostgreSQL: all %d connections "
+			                 "stayed busy for %u ms", TM__PG_POOL_MAX, s->timeout_ms);
+		}
+	}
+	pc->busy = true;
+	pthread_mutex_unlock(&s->mu);
+	if (pc->conn != NULL && PQstatus(pc->conn) != CONNECTION_OK) {
+		PQfinish(pc->conn);
+		pc->conn = NULL;
+	}
+	if (pc->conn == NULL) {
+		memset(pc->prepared, 0, sizeof(pc->prepared));
+		pc->n_pending = 0;
+		pc->conn = connect_to(s, true, &err);
+	}
+	if (err) {
+		pthread_mutex_lock(&s->mu);
+		pc->busy = false;
+		pthread_cond_signal(&s->freed);
+		pthread_mutex_unlock(&s->mu);
+		return err;
+	}
+	*out = pc;
+	return TM_OK;
+}
+
+static void release(tm__pg *s, struct tm__pg_conn *pc, bool broken)
+{
+	if (broken) {
+		PQfinish(pc->conn);
+		pc->conn = NULL;
+	}
+	pthread_mutex_lock(&s->mu);
+	pc->busy = false;
+	pthread_cond_signal(&s->freed);
+	pthread_mutex_unlock(&s->mu);
+}
+
+/* Measure the server's clock against ours: times stored by every node
+ * then come from one clock, to within half a round trip. */
+static void sync_clock(tm__pg *s, tm__pg_txn *t)
+{
+	int64_t t0 = tm__now_us(), t1, m0 = mono_us();
+	PGresult *r;
+
+	if (m0 - atomic_load(&s->synced_us) < CLOCK_RESYNC_US && atomic_load(&s->synced_us))
+		return;
+	if (tm__pg_exec(t, PG_CLOCK, 0, NULL, NULL, &r) != TM_OK)
+		return;
+	t1 = tm__now_us();
+	if (PQntuples(r) == 1) {
+		int64_t off = tm__pg_int8(r, 0, 0) - (t0 + (t1 - t0) / 2);
+
+		/* The server read its clock between t0 and t1: an offset within
+		 * half the round trip cannot be told from none (a server on this
+		 * machine), and correcting by it would only add noise. */
+		if (off <= (t1 - t0) / 2 && off >= -(t1 - t0) / 2)
+			off = 0;
+		atomic_store(&s->offset_us, off);
+		atomic_store(&s->synced_us, m0);
+	}
+	PQclear(r);
+}
+
+/* ---- transactions ---------------------------------------------------------- */
+
+/* BEGIN goes ahead of the first statement; COMMIT, and the NOTIFY that
+ * tells the other nodes (in its own implicit transaction after it: a
+ * NOTIFY inside a transaction would serialise every commit), go in one
+ * round trip.  A write that only writes is one round trip in all. */
+static int run(tm__pg *s, bool write, tm__txn_fn fn, void *ctx)
+{
+	for (int attempt = 0;; attempt++) {
+		tm__pg_txn t = { .base = { &s->base }, .s = s, .write = write };
+		const char *vals[2] = { s->channel, s->token };
+		bool committing = false;
+		int err = acquire(s, &t.c);
+
+		if (err)
+			return err;
+		sync_clock(s, &t);
+		err = send(&t, 0, write ? "BEGIN" :
+		           "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL, NULL,
+		           PG_EXPECT_ANY);
+		if (!err)
+			err = fn(&t.base, ctx);
+		if (!err && (t.retry || t.broken))
+			err = tm_errorf(TM_ESTORAGE, "PostgreSQL: a statement failed");
+		if (!err) {
+			committing = true;
+			err = send(&t, 0, "COMMIT", 0, NULL, NULL, PG_EXPECT_COMMIT);
+			if (!err && t.notify)
+				err = send(&t, PG_NOTIFY, NULL, 2, vals, NULL, PG_EXPECT_ANY);
+			if (!err)
+				err = flush(&t, NULL);
+			if (!err && write)
+				atomic_fetch_add(&s->commits, 1);
+		} else if (!t.broken) {
+			/* On failure this replaces fn's message: the link is
+			 * dropped, and that is the news. */
+			if (send(&t, 0, "ROLLBACK", 0, NULL, NULL, PG_EXPECT_ANY) != TM_OK ||
+			    flush(&t, NULL) != TM_OK)
+				t.broken = true;
+		}
+		PQclear(t.held);
+		release(s, t.c, t.broken);
+		if (err && t.retry && attempt + 1 < WRITE_TRIES)
+			continue; /* a deadlock or serialisation failure: run it again */
+		if (err && t.broken && !committing && attempt == 0)
+			continue; /* the link broke before COMMIT: once more, reconnected */
+		if (err && t.broken && committing)
+			return tm_errorf(TM_ESTORAGE, "PostgreSQL: the connection was lost "
+			                 "while committing; the change may or may not have "
+			                 "been made");
+		return err;
+	}
+}
+
+static int pg_read(tm__store *store, tm__txn_fn fn, void *ctx)
+{
+	return run(tm__pg_of(store), false, fn, ctx);
+}
+
+static int pg_write(tm__store *store, tm__txn_fn fn, void *ctx)
+{
+	return run(tm__pg_of(store), true, fn, ctx);
+}
+
+static uint64_t commits(tm__store *store)
+{
+	return atomic_load(&tm__pg_of(store)->commits);
+}
+
+/* Refresh tokens are deleted with their task's final status, in the same
+ * transaction; PostgreSQL keeps nothing to zero here (doc/design.md says
+ * what remains until VACUUM). */
+static int scrub(tm__store *store, size_t *n)
+{
+	(void)store;
+	*n = 0;
+	return TM_OK;
+}
+
+/* ---- wake-ups ------------------------------------------------------------------ */
+
+static uint32_t wake_seq(tm__store *store)
+{
+	return (uint32_t)atomic_load(&tm__pg_of(store)->seq);
+}
+
+static void wake_self(tm__pg *s)
+{
+	uint64_t one = 1;
+
+	atomic_fetch_add(&s->seq, 1);
+	if (write(s->efd, &one, sizeof(one)) < 0) {
+		/* the counter is full: a wake-up is pending anyway */
+	}
+}
+
+/* Other nodes are told by the NOTIFY sent with each commit that queued
+ * work or asked a run to stop (run()); only this process's own sleeper is
+ * left to wake here. */
+static void wake(tm__store *store, bool self_too)
+{
+	if (self_too)
+		wake_self(tm__pg_of(store));
+}
+
+static void listen_up(tm__pg *s)
+{
+	char sql[96];
+	int err;
+
+	if (s->listen != NULL || mono_us() < s->listen_retry_us)
+		return;
+	s->listen = connect_to(s, false, &err);
+	snprintf(sql, sizeof(sql), "LISTEN %s", s->channel);
+	if (s->listen && simple(s, NULL, s->listen, sql, "listening", NULL) != TM_OK) {
+		PQfinish(s->listen);
+		s->listen = NULL;
+	}
+	if (s->listen == NULL) {
+		s->listen_retry_us = mono_us() + 1000000;
+		return;
+	}
+	atomic_fetch_add(&s->seq, 1); /* what was missed while down: look once */
+}
+
+static void drain(tm__pg *s)
+{
+	PGnotify *n;
+
+	if (s->listen == NULL)
+		return;
+	if (!PQconsumeInput(s->listen)) {
+		PQfinish(s->listen);
+		s->listen = NULL;
+		s->listen_retry_us = mono_us() + 1000000;
+		return;
+	}
+	while ((n = PQnotifies(s->listen)) != NULL) {
+		if (strcmp(n->extra, s->token) != 0)
+			atomic_fetch_add(&s->seq, 1);
+		PQfreemem(n);
+	}
+}
+
+static void wait_wake(tm__store *store, uint32_t seen, unsigned ms)
+{
+	tm__pg *s = tm__pg_of(store);
+	int64_t deadline = mono_us() + (int64_t)ms * 1000;
+
+	pthread_mutex_lock(&s->lmu);
+	for (;;) {
+		struct pollfd p[2] = { { s->efd, POLLIN, 0 }, { -1, POLLIN, 0 } };
+		int64_t left;
+
+		listen_up(s);
+		drain(s);
+		left = deadline - mono_us();
+		if ((uint32_t)atomic_load(&s->seq) != seen || left <= 0)
+			break;
+		if (s->listen)
+			p[1].fd = PQsocket(s->listen);
+		else if (left > 1000000)
+			left = 1000000; /* try the listener again in a second */
+		if (poll(p, 2, (int)((left + 999) / 1000)) > 0 && (p[0].revents & POLLIN)) {
+			uint64_t v;
+
+			if (read(s->efd, &v, sizeof(v)) < 0) {
+				/* drained by an earlier read */
+			}
+		}
+	}
+	pthread_mutex_unlock(&s->lmu);
+}
+
+/* ---- opening ------------------------------------------------------------------- */
+
+static pthread_mutex_t open_mu = PTHREAD_MUTEX_INITIALIZER;
+static tm__pg *open_list;
+
+static bool schema_ok(const char *v, size_t n)
+{
+	if (n == 0 || n > 58 || !(v[0] == '_' || (v[0] >= 'a' && v[0] <= 'z')))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!(v[i] == '_' || (v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9')))
+			return false;
+	return true;
+}
+
+/* Split our own parameters off the URI: taskmgr_schema (the schema that
+ * holds the store) and taskmgr_timeout_ms (the bound on each call). */
+static int parse_uri(tm__pg *s, const char *uri)
+{
+	const char *q = strchr(uri, '?');
+	size_t len = strlen(uri);
+	char *out = malloc(len + 1), *o;
+	bool first = true;
+
+	if (out == NULL)
+		return tm__error_oom();
+	strcpy(s->schema, DEFAULT_SCHEMA);
+	s->timeout_ms = DEFAULT_TIMEOUT_MS;
+	memcpy(out, uri, q ? (size_t)(q - uri) : len);
+	o = out + (q ? (size_t)(q - uri) : len);
+	while (q && *q) {
+		const char *p = q + 1, *end = strchr(p, '&'), *eq;
+		size_t n;
+
+		if (end == NULL)
+			end = p + strlen(p);
+		n = (size_t)(end - p);
+		eq = memchr(p, '=', n);
+		if (eq && (size_t)(eq - p) == 14 && memcmp(p, "taskmgr_schema", 14) == 0) {
+			size_t vn = n - 15;
+
+			if (!schema_ok(eq + 1, vn)) {
+				free(out);
+				return tm_errorf(TM_EINVAL, "taskmgr_schema must be a lower-case "
+				                 "SQL identifier of at most 58 characters "
+				                 "([a-z_][a-z0-9_]*), not '%.*s'", (int)vn, eq + 1);
+			}
+			memcpy(s->schema, eq + 1, vn);
+			s->schema[vn] = '\0';
+		} else if (eq && (size_t)(eq - p) == 18 && memcmp(p, "taskmgr_timeout_ms", 18) == 0) {
+			char *e;
+			unsigned long v = strtoul(eq + 1, &e, 10);
+
+			if (e != end || v < 100 || v > 3600000) {
+				free(out);
+				return tm_errorf(TM_EINVAL, "taskmgr_timeout_ms must be a whole "
+				                 "number of milliseconds from 100 to 3600000");
+			}
+			s->timeout_ms = (unsigned)v;
+		} else if (n > 0) {
+			*o++ = first ? '?' : '&';
+			memcpy(o, p, n);
+			o += n;
+			first = false;
+		}
+		q = *end ? end : NULL;
+	}
+	*o = '\0';
+	s->conninfo = out;
+	return TM_OK;
+}
+
+/* On a session of its own, outside the pool (not in pipeline mode: the
+ * migrations are multi-statement texts). */
+static int migrate(tm__pg *s)
+{
+	struct tm__pg_conn own = { 0 };
+	tm__pg_txn t = { .base = { &s->base }, .s = s, .write = true, .c = &own };
+	PGresult *r = NULL;
+	char *sql = NULL;
+	long version = 0;
+	int err = TM_OK;
+
+	own.conn = connect_to(s, false, &err);
+	if (err)
+		return err;
+	sql = with_schema("BEGIN; SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ");"
+	                  " CREATE SCHEMA IF NOT EXISTS " S ";"
+	                  " CREATE TABLE IF NOT EXISTS " S ".meta (key text PRIMARY KEY,"
+	                  " value bigint NOT NULL);"
+	                  " SELECT value FROM " S ".meta WHERE key = 'schema'", s->schema);
+	if (sql == NULL) {
+		PQfinish(own.conn);
+		return tm__error_oom();
+	}
+	err = simple(s, &t, t.c->conn, sql, "creating the schema", &r);
+	free(sql);
+	if (!err && PQntuples(r) == 1)
+		version = strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	if (!err && version > TM__PG_SCHEMA_VERSION)
+		err = tm_errorf(TM_ESTORAGE, "store was written by schema %ld; this "
+		                "library (%s) reads up to schema %d", version,
+		                TM_VERSION_STRING, TM__PG_SCHEMA_VERSION);
+	for (long v = version; !err && v < TM__PG_SCHEMA_VERSION; v++) {
+		if ((sql = with_schema(migrations[v], s->schema)) == NULL)
+			err = tm__error_oom();
+		if (!err)
+			err = simple(s, &t, t.c->conn, sql, "migrating the schema", NULL);
+		free(sql);
+	}
+	if (!err && version < TM__PG_SCHEMA_VERSION) {
+		if (asprintf(&sql, "INSERT INTO %s.meta VALUES ('schema', %d) ON CONFLICT"
+		             " (key) DO UPDATE SET value = EXCLUDED.value", s->schema,
+		             TM__PG_SCHEMA_VERSION) < 0)
+			err = tm__error_oom();
+		if (!err)
+			err = simple(s, &t, t.c->conn, sql, "migrating the schema", NULL);
+		free(sql);
+	}
+	if (!err)
+		err = simple(s, &t, t.c->conn, "COMMIT", "creating the schema", NULL);
+	else if (!t.broken)
+		simple(s, &t, t.c->conn, "ROLLBACK", "rolling back", NULL);
+	PQfinish(own.conn);
+	return err;
+}
+
+static void pg_close(tm__store *store)
+{
+	tm__pg *s = tm__pg_of(store);
+
+	pthread_mutex_lock(&open_mu);
+	for (tm__pg **pp = &open_list; *pp; pp = &(*pp)->next_open) {
+		if (*pp == s) {
+			*pp = s->next_open;
+			break;
+		}
+	}
+	pthread_mutex_unlock(&open_mu);
+	for (unsigned i = 0; i < s->n_pool; i++)
+		if (s->pool[i].conn)
+			PQfinish(s->pool[i].conn);
+	if (s->listen)
+		PQfinish(s->listen);
+	if (s->efd >= 0)
+		close(s->efd);
+	for (int i = 0; i < PG_STMT_COUNT; i++)
+		free(s->sql[i]);
+	free(s->conninfo);
+	free(s->key);
+	pthread_mutex_destroy(&s->mu);
+	pthread_mutex_destroy(&s->lmu);
+	pthread_cond_destroy(&s->freed);
+	free(s);
+}
+
+static const struct tm__store_ops pg_ops;
+
+static void warm(tm__pg *s)
+{
+	struct tm__pg_conn *c[3];
+	unsigned n = 0;
+
+	while (n < 3 && acquire(s, &c[n]) == TM_OK)
+		n++;
+	while (n > 0)
+		release(s, c[--n], false);
+	pthread_mutex_lock(&s->lmu);
+	listen_up(s);
+	pthread_mutex_unlock(&s->lmu);
+}
+
+int tm__pg_open(const char *uri, const tm__store_opts *o, tm__store **out)
+{
+	tm__pg *s = calloc(1, sizeof(*s));
+	uint64_t tok;
+	int err;
+
+	*out = NULL;
+	if (s == NULL)
+		return tm__error_oom();
+	s->base.ops = &pg_ops;
+	s->nosync = o->nosync;
+	s->efd = -1;
+	pthread_mutex_init(&s->mu, NULL);
+	pthread_mutex_init(&s->lmu, NULL);
+	pthread_cond_init(&s->freed, NULL);
+	err = parse_uri(s, uri);
+	if (err)
+		goto fail;
+	snprintf(s->channel, sizeof(s->channel), "%s_wake", s->schema);
+	tok = tm__random64();
+	snprintf(s->token, sizeof(s->token), "%016llx", (unsigned long long)tok);
+	for (int i = 0; i < PG_STMT_COUNT && !err; i++)
+		if ((s->sql[i] = with_schema(sql_text[i], s->schema)) == NULL)
+			err = tm__error_oom();
+	if (!err && asprintf(&s->key, "%s#%s", s->conninfo, s->schema) < 0)
+		err = tm__error_oom();
+	s->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (!err && s->efd < 0)
+		err = tm__error_sys(errno, "eventfd");
+	if (err)
+		goto fail;
+
+	pthread_mutex_lock(&open_mu);
+	for (tm__pg *p = open_list; p; p = p->next_open) {
+		if (strcmp(p->key, s->key) == 0) {
+			pthread_mutex_unlock(&open_mu);
+			err = tm_errorf(TM_EINVAL, "store %s (schema %s) is already open in "
+			                "this process; share that tm_manager", "postgresql://...",
+			                s->schema);
+			goto fail;
+		}
+	}
+	s->next_open = open_list;
+	open_list = s;
+	pthread_mutex_unlock(&open_mu);
+
+	err = migrate(s);
+	if (err) {
+		pg_close(&s->base);
+		return err;
+	}
+	/* Sessions for the runtime's first round, made now rather than on its
+	 * clock: a lease must not wait for a backend to start. */
+	warm(s);
+	*out = &s->base;
+	return TM_OK;
+fail:
+	s->next_open = NULL;
+	pg_close(&s->base);
+	return err;
+}
+
+static const struct tm__store_ops pg_ops = {
+	.name = "postgresql",
+	.close = pg_close, .read = pg_read, .write = pg_write, .now = now,
+	.get = tm__pg_get, .get_head = tm__pg_get_head, .render = tm__pg_render,
+	.put = tm__pg_put, .delete = tm__pg_delete, .lock_name = tm__pg_lock_name,
+	.secret_put = tm__pg_secret_put, .secret_get = tm__pg_secret_get,
+	.secret_del = tm__pg_secret_del, .scrub = scrub,
+	.recent = tm__pg_recent, .oldest = tm__pg_oldest, .active = tm__pg_active,
+	.expired = tm__pg_expired,
+	.queue = tm__pg_queue, .queue_head = tm__pg_queue_head,
+	.name_stats = tm__pg_name_stats, .add_changes = tm__pg_add_changes,
+	.reset_changes = tm__pg_reset_changes, .name_touch = tm__pg_name_touch,
+	.names = tm__pg_names,
+	.wake_seq = wake_seq, .wake = wake, .wait = wait_wake,
+	.size = tm__pg_size, .commits = commits, .check = tm__pg_check,
+};

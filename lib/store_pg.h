@@ -1,0 +1,146 @@
+/* The PostgreSQL store's insides, shared by its files: store_pg.c (opening,
+ * the schema, connections, transactions, wake-ups, the clock) and
+ * store_pg_task.c (task records, secrets, scans, figures).  Only these
+ * include libpq-fe.h; everything else sees store.h. */
+#ifndef TM_STORE_PG_H
+#define TM_STORE_PG_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include <libpq-fe.h>
+
+#include "store_engine.h"
+
+#define TM__PG_SCHEMA_VERSION 1
+#define TM__PG_POOL_MAX 32     /* connections per store, at most */
+#define TM__PG_SCAN_CHUNK 64   /* rows fetched per scan statement */
+
+/* The statements, prepared on each connection on first use.  S in the
+ * text stands for the store's schema (a checked identifier). */
+enum tm__pg_stmt {
+	PG_GET, PG_GET_LOCK, PG_RENDER, PG_INSERT, PG_UPDATE, PG_DELETE,
+	PG_RECENT, PG_RECENT_NEXT, PG_OLDEST, PG_OLDEST_NEXT,
+	PG_ACTIVE, PG_ACTIVE_NEXT, PG_ACTIVE_ALL, PG_ACTIVE_ALL_NEXT,
+	PG_EXPIRED, PG_EXPIRED_NEXT,
+	PG_QUEUE, PG_QUEUE_NEXT, PG_QUEUE_LOCK, PG_QUEUE_LOCK_NEXT, PG_QUEUE_HEAD,
+	PG_SECRET_PUT, PG_SECRET_GET, PG_SECRET_DEL,
+	PG_NAME_STATS, PG_ADD_CHANGES, PG_RESET_CHANGES, PG_NAME_TOUCH, PG_NAMES,
+	PG_LOCK_NAME, PG_NOTIFY, PG_CLOCK, PG_SIZE, PG_CHECK, PG_CHECK_NEXT,
+	PG_CHECK_SECRETS,
+	PG_STMT_COUNT
+};
+
+#define TM__PG_PENDING_MAX 48 /* statements sent ahead of their results */
+
+/* What a statement's result must say (a count of rows it changed, >= 0). */
+enum { PG_EXPECT_ANY = -1, PG_EXPECT_COMMIT = -2, PG_EXPECT_PREPARE = -3 };
+
+/* A pooled connection, in pipeline mode: statements whose results nobody
+ * waits for (BEGIN, writes) are sent ahead and checked at the next
+ * statement that returns rows, or at COMMIT: a trigger is one round trip. */
+struct tm__pg_conn {
+	PGconn *conn;
+	bool busy;
+	bool prepared[PG_STMT_COUNT];
+	int n_pending;
+	int expect[TM__PG_PENDING_MAX];
+};
+
+typedef struct tm__pg {
+	tm__store base;           /* first: a tm__store * is a tm__pg * */
+	char *conninfo;           /* the URI without our own parameters */
+	char *key;                /* conninfo + schema: one open per process */
+	char schema[64];
+	char channel[72];         /* LISTEN/NOTIFY channel */
+	char token[17];           /* this store's wake-up payload */
+	char *sql[PG_STMT_COUNT]; /* statement texts, schema filled in */
+	unsigned timeout_ms;      /* the bound on every call */
+	bool nosync;
+	atomic_uint_fast64_t commits;
+	atomic_int_fast64_t offset_us;  /* server clock minus ours */
+	atomic_int_fast64_t synced_us;  /* when offset_us was measured (ours) */
+
+	pthread_mutex_t mu;       /* the pool */
+	pthread_cond_t freed;
+	struct tm__pg_conn pool[TM__PG_POOL_MAX];
+	unsigned n_pool;
+
+	/* Wake-ups: a listening connection, used only by the one waiter. */
+	pthread_mutex_t lmu;
+	PGconn *listen;
+	int64_t listen_retry_us;
+	int efd;                  /* eventfd: this process's own wake-ups */
+	atomic_uint_fast32_t seq;
+	struct tm__pg *next_open;
+} tm__pg;
+
+/* The row a scan is on: render, get_head read it without a query. */
+struct tm__pg_row {
+	const PGresult *res;
+	int row;
+	int id_col, doc_col, name_col;
+};
+
+typedef struct tm__pg_txn {
+	tm__txn base;             /* first: a tm__txn * is a tm__pg_txn * */
+	tm__pg *s;
+	struct tm__pg_conn *c;
+	bool write;
+	bool retry;               /* the database asked to run it again */
+	bool broken;              /* the connection failed during it */
+	bool notify;              /* it queued work or asked a run to stop */
+	struct tm__pg_row cur;
+	/* The row a locking queue scan stopped on, kept until it is written:
+	 * its record (locked by this transaction) and secret, for the get and
+	 * secret_get of the claim that follows. */
+	PGresult *held;
+	int held_row;
+} tm__pg_txn;
+
+static inline tm__pg *tm__pg_of(tm__store *s) { return (tm__pg *)s; }
+static inline tm__pg_txn *tm__pg_txn_of(tm__txn *t) { return (tm__pg_txn *)t; }
+
+/* Run a statement of the transaction with n text parameters (vals may
+ * hold NULL for SQL NULL; lens[i] > 0 marks a binary parameter of that
+ * length).  *res receives the result (binary columns) to PQclear, on
+ * success only.  Errors are TM_ESTORAGE with the server's message; a
+ * serialisation failure or deadlock also sets t->retry. */
+int tm__pg_exec(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *vals,
+                const int *lens, PGresult **res);
+
+/* Send a statement whose rows nobody needs, ahead of its result: its
+ * failure (or, for expect >= 0, a different count of changed rows)
+ * fails the next tm__pg_exec or the commit. */
+int tm__pg_defer(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *vals,
+                 const int *lens, int expect);
+
+/* Binary result columns. */
+int64_t tm__pg_int8(const PGresult *r, int row, int col);
+
+/* The engine's functions (store_pg_task.c), for the table in store_pg.c. */
+int tm__pg_get(tm__txn *txn, const char *id, tm__task *out);
+int tm__pg_get_head(tm__txn *txn, const char *id, tm__task *out);
+int tm__pg_render(tm__txn *txn, const char *id, const char *name,
+                  bool with_details, tm__buf *out);
+int tm__pg_put(tm__txn *txn, const tm__task *old, const tm__task *t);
+int tm__pg_delete(tm__txn *txn, const tm__task *t);
+int tm__pg_lock_name(tm__txn *txn, const char *name);
+int tm__pg_secret_put(tm__txn *txn, const char *id, const char *secret);
+int tm__pg_secret_get(tm__txn *txn, const char *id, char **out);
+int tm__pg_secret_del(tm__txn *txn, const char *id);
+int tm__pg_recent(tm__txn *txn, const char *name, size_t skip, tm__id_fn fn, void *ctx);
+int tm__pg_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+int tm__pg_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
+int tm__pg_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
+int tm__pg_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
+int tm__pg_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
+int tm__pg_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
+int tm__pg_add_changes(tm__txn *txn, const char *name, uint64_t n);
+int tm__pg_reset_changes(tm__txn *txn, const char *name);
+int tm__pg_name_touch(tm__txn *txn, const char *name);
+int tm__pg_names(tm__txn *txn, tm__name_fn fn, void *ctx);
+void tm__pg_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes, uint64_t *map);
+int tm__pg_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
+
+#endif

@@ -1,0 +1,44 @@
+/* The store's vocabulary: the types that its interface (store.h) and its
+ * engines (store_engine.h) share. */
+#ifndef TM_STORE_TYPES_H
+#define TM_STORE_TYPES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "buf.h"
+#include "status.h"
+#include "task.h"
+
+typedef struct tm__store tm__store;
+typedef struct tm__txn tm__txn;
+
+typedef struct tm__store_opts {
+	bool nosync;
+	uint64_t map_size;
+	uint64_t map_size_max;
+} tm__store_opts;
+
+typedef int (*tm__txn_fn)(tm__txn *txn, void *ctx);
+
+/* Iterators call fn for each entry until fn returns nonzero: a negative
+ * value is an error and is returned, TM__SCAN_STOP ends the scan, which
+ * then returns TM_OK. */
+#define TM__SCAN_STOP 1
+typedef int (*tm__id_fn)(tm__txn *txn, const char *id, void *ctx);
+
+typedef int (*tm__queue_fn)(tm__txn *txn, int64_t ready_us, const char *id,
+                            const char *name, void *ctx);
+
+typedef struct tm__name_stats {
+	uint64_t by_status[TM__STATUS_COUNT];
+	uint64_t changes;      /* tm_notify() since the last task */
+	int64_t since_us;      /* first seen (reference of interval triggers) */
+} tm__name_stats;
+
+typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
+
+#endif
