@@ -120,12 +120,20 @@ static int claim_txn(tm__txn *txn, void *p)
 		err = write_outcome(txn, c->outs[i].job, c->outs[i].st, c->closing);
 	for (int step = 0; !err && step < CLAIM_STEPS && c->n < c->want; step++) {
 		tm__task t, old;
-		bool run = false;
+		bool run = false, stopping;
 
 		c->id[0] = '\0';
 		err = tm__store_queue(txn, claim_scan, c);
 		if (err || c->id[0] == '\0')
 			return err;
+		/* tm_close() may have begun while the scan waited (for a name's
+		 * lock, or a round trip): it takes no new task.  Checked after
+		 * the scan, so that a slot the closing freed is never taken. */
+		pthread_mutex_lock(&c->tm->rt->mu);
+		stopping = c->tm->rt->stopping;
+		pthread_mutex_unlock(&c->tm->rt->mu);
+		if (stopping)
+			break;
 		err = tm__store_get(txn, c->id, &t);
 		if (err)
 			return err;

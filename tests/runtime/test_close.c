@@ -194,9 +194,18 @@ START_TEST(close_leaves_waiting_tasks_waiting)
 	tm_close(tm); /* the handler completes; the free worker must not start more */
 	ck_assert_int_eq(atomic_load(&h.runs), 1);
 	tm = open_with(dir, 0, 5000, quick, 0);
-	ck_assert_str_eq(tt_status(tm, "job", ids[0], buf), "COMPLETED");
-	for (int i = 1; i < TASKS; i++)
-		ck_assert_str_eq(tt_status(tm, "job", ids[i], buf), "REQUEST_SENT");
+	/* The one that ran is the oldest on LMDB; on PostgreSQL, with two
+	 * workers claiming at once, possibly another (doc/postgresql.md). */
+	int completed = 0;
+	for (int i = 0; i < TASKS; i++) {
+		const char *st = tt_status(tm, "job", ids[i], buf);
+
+		if (strcmp(st, "COMPLETED") == 0)
+			completed++;
+		else
+			ck_assert_str_eq(st, "REQUEST_SENT");
+	}
+	ck_assert_int_eq(completed, 1);
 	tt_close_tmp(tm, dir);
 }
 END_TEST
