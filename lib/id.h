@@ -17,5 +17,7 @@ int tm__random_bytes(void *buf, size_t len);
 uint64_t tm__random64(void);
 /* Wall-clock time in microseconds since the epoch. */
 int64_t tm__now_us(void);
+/* The monotonic clock in microseconds: for intervals and deadlines. */
+int64_t tm__mono_us(void);
 
 #endif

@@ -5,23 +5,15 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <string.h>
 
 #include "error.h"
+#include "id.h"
 #include "job.h"
 #include "json.h"
 #include "status.h"
 
 static void job_free(tm_job *job);
-
-int64_t tm__mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 void tm__job_renewed(tm_job *job, int64_t began_mono_us)
 {

@@ -62,8 +62,6 @@ int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
                 unsigned lease_ms, int64_t claimed_mono_us, tm_job **out);
 /* The lease was renewed by a write that began at began_mono_us. */
 void tm__job_renewed(tm_job *job, int64_t began_mono_us);
-/* The monotonic clock, in microseconds. */
-int64_t tm__mono_us(void);
 void tm__job_ref(tm_job *job);
 /* Drop a reference; the last one frees the job.  NULL is a no-op. */
 void tm__job_unref(tm_job *job);

@@ -158,14 +158,6 @@ static char *with_schema(const char *text, const char *schema)
 
 /* ---- time ----------------------------------------------------------------- */
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static int64_t now(tm__store *store)
 {
 	tm__pg *s = tm__pg_of(store);
@@ -182,7 +174,7 @@ static int await(PGconn *c, int64_t deadline)
 
 	while ((rc = PQflush(c)) == 1 || PQisBusy(c)) {
 		struct pollfd p = { PQsocket(c), (short)(POLLIN | (rc == 1 ? POLLOUT : 0)), 0 };
-		int64_t left = deadline - mono_us();
+		int64_t left = deadline - tm__mono_us();
 
 		if (rc < 0 || p.fd < 0)
 			return -1;
@@ -251,7 +243,7 @@ static int pg_error(tm__pg_txn *t, PGconn *c, const PGresult *r, int link,
 static int simple(tm__pg *s, tm__pg_txn *t, PGconn *c, const char *sql,
                   const char *what, PGresult **res)
 {
-	int64_t deadline = mono_us() + (int64_t)s->timeout_ms * 1000;
+	int64_t deadline = tm__mono_us() + (int64_t)s->timeout_ms * 1000;
 	PGresult *r = NULL;
 	int link, err = TM_OK;
 
@@ -308,7 +300,7 @@ static int flush(tm__pg_txn *t, PGresult **last)
 {
 	struct tm__pg_conn *pc = t->c;
 	PGconn *c = pc->conn;
-	int64_t deadline = mono_us() + (int64_t)t->s->timeout_ms * 1000;
+	int64_t deadline = tm__mono_us() + (int64_t)t->s->timeout_ms * 1000;
 	int n = pc->n_pending, err = TM_OK, link = 0;
 	PGresult *x;
 
@@ -513,7 +505,7 @@ static void release(tm__pg *s, struct tm__pg_conn *pc, bool broken)
  * then come from one clock, to within half a round trip. */
 static void sync_clock(tm__pg *s, tm__pg_txn *t)
 {
-	int64_t t0 = tm__now_us(), t1, m0 = mono_us();
+	int64_t t0 = tm__now_us(), t1, m0 = tm__mono_us();
 	PGresult *r;
 
 	if (m0 - atomic_load(&s->synced_us) < CLOCK_RESYNC_US && atomic_load(&s->synced_us))
@@ -645,7 +637,7 @@ static void listen_up(tm__pg *s)
 	char sql[96];
 	int err;
 
-	if (s->listen != NULL || mono_us() < s->listen_retry_us)
+	if (s->listen != NULL || tm__mono_us() < s->listen_retry_us)
 		return;
 	s->listen = connect_to(s, false, &err);
 	snprintf(sql, sizeof(sql), "LISTEN %s", s->channel);
@@ -654,7 +646,7 @@ static void listen_up(tm__pg *s)
 		s->listen = NULL;
 	}
 	if (s->listen == NULL) {
-		s->listen_retry_us = mono_us() + 1000000;
+		s->listen_retry_us = tm__mono_us() + 1000000;
 		return;
 	}
 	atomic_fetch_add(&s->seq, 1); /* what was missed while down: look once */
@@ -669,7 +661,7 @@ static void drain(tm__pg *s)
 	if (!PQconsumeInput(s->listen)) {
 		PQfinish(s->listen);
 		s->listen = NULL;
-		s->listen_retry_us = mono_us() + 1000000;
+		s->listen_retry_us = tm__mono_us() + 1000000;
 		return;
 	}
 	while ((n = PQnotifies(s->listen)) != NULL) {
@@ -682,7 +674,7 @@ static void drain(tm__pg *s)
 static void wait_wake(tm__store *store, uint32_t seen, unsigned ms)
 {
 	tm__pg *s = tm__pg_of(store);
-	int64_t deadline = mono_us() + (int64_t)ms * 1000;
+	int64_t deadline = tm__mono_us() + (int64_t)ms * 1000;
 
 	pthread_mutex_lock(&s->lmu);
 	for (;;) {
@@ -691,7 +683,7 @@ static void wait_wake(tm__store *store, uint32_t seen, unsigned ms)
 
 		listen_up(s);
 		drain(s);
-		left = deadline - mono_us();
+		left = deadline - tm__mono_us();
 		if ((uint32_t)atomic_load(&s->seq) != seen || left <= 0)
 			break;
 		if (s->listen)

@@ -489,14 +489,6 @@ static unsigned supervise_delay(tm_manager *tm)
 
 /* ---- the thread ------------------------------------------------------------- */
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The supervisor runs its full round of checks every tick, and sleeps on
  * the store's wake channel in between: a wake-up from any process (a
  * trigger, a cancel, a requeue) gets the quick checks at once. */
@@ -508,15 +500,15 @@ void *tm__supervisor_main(void *arg)
 
 	while (!atomic_load(&rt->sup_stop)) {
 		uint32_t seen = tm__store_wake_seq(tm->store);
-		int64_t now = mono_us();
+		int64_t now = tm__mono_us();
 
 		if (now >= next) {
 			supervise(tm);
-			next = mono_us() + (int64_t)supervise_delay(tm) * 1000;
+			next = tm__mono_us() + (int64_t)supervise_delay(tm) * 1000;
 		} else {
 			supervise_nudge(tm);
 		}
-		now = mono_us();
+		now = tm__mono_us();
 		if (next > now && !atomic_load(&rt->sup_stop))
 			tm__store_wait(tm->store, seen, (unsigned)((next - now + 999) / 1000));
 	}

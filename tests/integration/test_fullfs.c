@@ -125,10 +125,14 @@ static tm_manager *fill_the_disk(const char *dir, char (**ids_out)[21], int *n)
 	ck_assert_int_gt(*n, 0);
 	ck_assert_uint_lt((uint64_t)*n * BLOB, 4 * MIB);
 	printf("fullfs: %d tasks acknowledged, then: %s\n", *n, msg);
-	/* A full disk refuses again, cleanly, and reads go on. */
+	/* A full disk refuses again, cleanly -- or, once LMDB has reused the
+	 * pages the failed write freed (no reader of an older snapshot holds
+	 * them any more), takes one more task.  Either way nothing is lost,
+	 * and reads go on. */
 	again = fill(tm, ids, *n, *n + 1, &rc, msg);
-	ck_assert_int_eq(again, *n);
-	ck_assert_int_eq(rc, TM_ESTORAGE);
+	ck_assert_msg(again == *n + 1 || (again == *n && rc == TM_ESTORAGE),
+	              "after a full disk: %d tasks, %s (%s)", again, tm_error_name(rc), msg);
+	*n = again;
 	assert_intact(tm, ids, *n);
 	tm_close(tm);
 
