@@ -10,7 +10,7 @@
 
 #include "error.h"
 #include "status.h"
-#include "store_pg.h"
+#include "store_pg_shared.h"
 #include "task.h"
 
 #define I8 24 /* room for an int8 as text */

@@ -1,9 +1,10 @@
 /* The PostgreSQL store's insides, shared by its files: store_pg.c (opening,
- * the schema, connections, transactions, wake-ups, the clock) and
- * store_pg_task.c (task records, secrets, scans, figures).  Only these
+ * the schema, transactions, wake-ups, the clock), store_pg_conn.c
+ * (sessions, the pipeline, the pool) and store_pg_task.c (task records,
+ * secrets, scans, figures).  Only these
  * include libpq-fe.h; everything else sees store.h. */
-#ifndef TM_STORE_PG_H
-#define TM_STORE_PG_H
+#ifndef TM_STORE_PG_SHARED_H
+#define TM_STORE_PG_SHARED_H
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -13,6 +14,7 @@
 #include "store_engine.h"
 
 #define TM__PG_SCHEMA_VERSION 1
+#define DEFAULT_TIMEOUT_MS 10000u  /* taskmgr_timeout_ms */
 #define TM__PG_POOL_MAX 32     /* connections per store, at most */
 #define TM__PG_SCAN_CHUNK 64   /* rows fetched per scan statement */
 
@@ -114,6 +116,22 @@ int tm__pg_exec(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *va
  * fails the next tm__pg_exec or the commit. */
 int tm__pg_defer(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *vals,
                  const int *lens, int expect);
+
+/* Sessions (store_pg_conn.c).  A pooled session is in pipeline mode;
+ * tm__pg_connect(pipeline false) makes one for plain SQL texts
+ * (tm__pg_simple: the schema, LISTEN).  tm__pg_acquire waits at most
+ * timeout_ms for a free session; tm__pg_release drops a broken one.
+ * tm__pg_send queues a statement (or, with text, BEGIN/COMMIT/ROLLBACK)
+ * expecting `expect` (PG_EXPECT_*, or a count of changed rows);
+ * tm__pg_flush sends a sync and checks every queued result. */
+PGconn *tm__pg_connect(tm__pg *s, bool pipeline, int *err);
+int tm__pg_acquire(tm__pg *s, struct tm__pg_conn **out);
+void tm__pg_release(tm__pg *s, struct tm__pg_conn *pc, bool broken);
+int tm__pg_simple(tm__pg *s, tm__pg_txn *t, PGconn *c, const char *sql,
+                  const char *what, PGresult **res);
+int tm__pg_send(tm__pg_txn *t, enum tm__pg_stmt st, const char *text, int n,
+                const char *const *vals, const int *lens, int expect);
+int tm__pg_flush(tm__pg_txn *t, PGresult **last);
 
 /* Binary result columns. */
 int64_t tm__pg_int8(const PGresult *r, int row, int col);
