@@ -117,7 +117,7 @@ typedef enum {
 #define TM_NAME_MAX 64
 
 /** Current version of #tm_options. */
-#define TM_OPTIONS_VERSION 1
+#define TM_OPTIONS_VERSION 2
 
 /**
  * Options of tm_open().  Initialise with #TM_OPTIONS_INIT or
@@ -142,12 +142,21 @@ typedef struct tm_options {
 	unsigned int progress_ms; /**< coalescing window of progress (default 200) */
 	unsigned int keep_count;  /**< final tasks kept per name (default 1000) */
 	double keep_age_s;        /**< final tasks older are pruned (default 30 days) */
+	/* Version 2: limits on what callers may store and ask for
+	 * (doc/reliability.md, "Limits").  A call over one fails with
+	 * #TM_EWRONG_DATA naming it, and changes nothing. */
+	uint64_t max_task_bytes;    /**< a task document (default 1 MiB) */
+	uint64_t max_details_bytes; /**< a task's `details` (default 256 KiB) */
+	unsigned int max_keys;      /**< object keys in a task's `details` (default 10000) */
+	uint64_t max_list_bytes;    /**< one tm_list_recent() answer (default 8 MiB;
+	                             *   at least twice max_task_bytes) */
 } tm_options;
 
 /** Static initialiser of #tm_options: the current version, its defaults. */
 #define TM_OPTIONS_INIT { TM_OPTIONS_VERSION, NULL, 2, 0, 64ull << 20, \
                           4096ull << 20, 250, 30000, 10000, 200, 1000, \
-                          30 * 86400.0 }
+                          30 * 86400.0, 1ull << 20, 256ull << 10, 10000, \
+                          8ull << 20 }
 
 /** Current version of #tm_job_def. */
 #define TM_JOB_DEF_VERSION 1
@@ -217,7 +226,10 @@ TM_EXTERN int tm_open(const tm_options *opts, tm_manager **out);
  * (tm_job_cancelled() becomes true), wait up to `grace_ms` for them, and
  * leave unfinished tasks to be resumed by the next open without counting an
  * attempt.  NULL is a no-op.  Call it once, from a thread that is not a
- * handler, after every other call on @p tm has returned.
+ * handler, after every other call on @p tm has returned.  As a guard
+ * against misuse, a second tm_close() of the handle does nothing and any
+ * later call on it fails with #TM_EINVAL, until a later tm_open() reuses
+ * the handle's memory (the guard is a courtesy, not a contract).
  */
 TM_EXTERN void tm_close(tm_manager *tm);
 
@@ -260,6 +272,10 @@ TM_EXTERN int tm_register(tm_manager *tm, const tm_job_def *def);
  * @param out_json  receives `{"task_id": "..."}`
  * @return #TM_OK once the task is durably stored (unless #TM_OPEN_NOSYNC);
  *         #TM_EWRONG_DATA (unregistered or non-public name, malformed body);
+ *         #TM_EWRONG_DATA also for a number a double cannot hold (an
+ *         integer beyond +-2^53, an overflow) and for a task over the
+ *         limits of #tm_options (`max_details_bytes`, `max_keys`,
+ *         `max_task_bytes`), named in the message;
  *         whatever the name's validate hook answers; #TM_EALREADY_RUNNING
  *         for an exclusive name with an active task; #TM_ESTORAGE;
  *         #TM_ENOMEM; #TM_EINVAL for a NULL manager or an unknown flag.
@@ -275,8 +291,9 @@ TM_EXTERN int tm_trigger(tm_manager *tm, const char *name,
  * @param page 1 or more; 0 means 1
  * @param amt  1..64; 0 means 50
  * @param out_json receives `{"has_next": b, "next_page": page+1, "tasks": [...]}`
- * @return #TM_OK; #TM_EWRONG_DATA for a bad name, page or amt;
- *         #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.
+ * @return #TM_OK; #TM_EWRONG_DATA for a bad name, page or amt, or a page
+ *         larger than `max_list_bytes` (ask for fewer); #TM_ESTORAGE;
+ *         #TM_ENOMEM; #TM_EINVAL.
  */
 TM_EXTERN int tm_list_recent(tm_manager *tm, const char *name, int page,
                              int amt, unsigned flags, char **out_json);
@@ -299,11 +316,16 @@ TM_EXTERN int tm_get(tm_manager *tm, const char *name, const char *task_id,
  *        of RUNNING, CANCELLED_REQUESTED, CANCELLED, FAILED, COMPLETED.
  *        `details` is merged by RFC 7396; the keys the library owns
  *        (`payload`, `timeout_at`, `create_reason`, `attempts`, `end_time`)
- *        may not be patched, and `progress` must stay an object.
+ *        may not be patched, and `progress` must stay an object.  Once a
+ *        task is final (FAILED, CANCELLED, COMPLETED), its status,
+ *        `details.error` and `details.progress` no longer change either;
+ *        other keys of `details` may still be merged.
  * @param out_json receives the updated task (private view)
  * @return #TM_OK; #TM_EWRONG_DATA (bad name, id or body, contradictory
- *         fields); #TM_ELOWER_STATUS; #TM_ETASK_NOT_FOUND; #TM_ESTORAGE;
- *         #TM_ENOMEM; #TM_EINVAL.
+ *         fields, a task over the limits of #tm_options);
+ *         #TM_ELOWER_STATUS (the ordering rule, or a change to a final
+ *         task's status, error or progress); #TM_ETASK_NOT_FOUND;
+ *         #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.
  */
 TM_EXTERN int tm_patch(tm_manager *tm, const char *name, const char *task_id,
                        const char *patch_json, char **out_json);
@@ -403,21 +425,25 @@ TM_EXTERN unsigned tm_job_attempt(const tm_job *job);
  * Merge @p progress_json (an object) into `details.progress` (RFC 7396).
  * Cheap: writes are coalesced; the last value reaches the store before the
  * task's final status.
- * @return #TM_OK; #TM_EWRONG_DATA when it is not a JSON object; #TM_ENOMEM.
+ * @return #TM_OK; #TM_EWRONG_DATA when it is not a JSON object, or when
+ *         the progress would exceed half of `max_details_bytes` or
+ *         `max_keys` (nothing changes then); #TM_ENOMEM.
  */
 TM_EXTERN int tm_job_progress(tm_job *job, const char *progress_json);
 /** Set `details.progress.message` (printf format).  Coalesced like
- *  tm_job_progress(). */
+ *  tm_job_progress(), and limited like it. */
 TM_EXTERN int tm_job_message(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
-/** Append a string to the task's `warnings` (printf format). */
+/** Append a string to the task's `warnings` (printf format).
+ *  #TM_EWRONG_DATA once this run's warnings would exceed a quarter of
+ *  `max_task_bytes`. */
 TM_EXTERN int tm_job_warn(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
 /** Nonzero once the task should stop: cancel requested, timed out, lease
  *  lost, or not renewed for two thirds of `lease_ms` (the store is out of
  *  reach: doc/runtime.md, "Self-fencing"), or the manager closing.  Poll
  *  it more often than a third of `lease_ms`. */
 TM_EXTERN int tm_job_cancelled(const tm_job *job);
-/** Record `details.error` (printf format) and return #TM_FAILED, so a handler
- *  can `return tm_job_fail(job, "...")`. */
+/** Record `details.error` (printf format; its first 4096 bytes) and return
+ *  #TM_FAILED, so a handler can `return tm_job_fail(job, "...")`. */
 TM_EXTERN tm_status tm_job_fail(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
 /**@}*/
 

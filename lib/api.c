@@ -5,6 +5,7 @@
 #include <math.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 
 static const size_t options_size[] = {
 	[1] = END_OF(tm_options, keep_age_s),
+	[2] = END_OF(tm_options, max_list_bytes),
 };
 
 static const size_t job_def_size[] = {
@@ -121,12 +123,60 @@ static pid_t current_pid(void)
 	return cached_pid;
 }
 
+/* ---- handles -----------------------------------------------------------------
+ * A closed handle's memory is kept, marked closed, and handed to the next
+ * tm_open(): a call on it until then gets TM_EINVAL, not a crash.  (Once
+ * reused, the old pointer names the new manager: the guard catches most
+ * misuse, not all.)  The spares are freed at exit, for leak checkers. */
+
+static pthread_mutex_t spare_mu = PTHREAD_MUTEX_INITIALIZER;
+static tm_manager *spares;
+
+static tm_manager *handle_new(void)
+{
+	tm_manager *tm;
+
+	pthread_mutex_lock(&spare_mu);
+	tm = spares;
+	if (tm)
+		spares = tm->spare;
+	pthread_mutex_unlock(&spare_mu);
+	if (tm == NULL)
+		return calloc(1, sizeof(*tm));
+	memset((char *)tm + offsetof(tm_manager, spare), 0,
+	       sizeof(*tm) - offsetof(tm_manager, spare));
+	return tm;
+}
+
+static void handle_keep(tm_manager *tm)
+{
+	pthread_mutex_lock(&spare_mu);
+	tm->spare = spares;
+	spares = tm;
+	pthread_mutex_unlock(&spare_mu);
+}
+
+__attribute__((destructor)) static void handles_free(void)
+{
+	pthread_mutex_lock(&spare_mu);
+	while (spares) {
+		tm_manager *tm = spares;
+
+		spares = tm->spare;
+		free(tm);
+	}
+	pthread_mutex_unlock(&spare_mu);
+}
+
 int tm__enter(tm_manager *tm, char **out)
 {
 	if (out)
 		*out = NULL;
 	if (tm == NULL)
 		return tm_errorf(TM_EINVAL, "tm_manager is NULL");
+	if (atomic_load_explicit(&tm->state, memory_order_acquire) != TM__HANDLE_OPEN)
+		return tm_errorf(TM_EINVAL, "tm_manager is closed (tm_close was "
+		                 "called), or is not one");
 	if (current_pid() != tm->pid)
 		return tm_errorf(TM_EINVAL, "tm_manager used across fork(); "
 		                 "open the store again in the child");
@@ -178,6 +228,10 @@ static int check_options(const tm_options *in, tm_options *o)
 	TAKE(progress_ms);
 	TAKE(keep_count);
 	TAKE(keep_age_s);
+	TAKE(max_task_bytes);
+	TAKE(max_details_bytes);
+	TAKE(max_keys);
+	TAKE(max_list_bytes);
 #undef TAKE
 	if (o->flags & ~TM_OPEN_NOSYNC)
 		return tm_errorf(TM_EINVAL, "unknown open flags 0x%x",
@@ -192,6 +246,12 @@ static int check_options(const tm_options *in, tm_options *o)
 		                 "least poll_ms");
 	if (!isfinite(o->keep_age_s) || o->keep_age_s < 0)
 		return tm_errorf(TM_EINVAL, "keep_age_s must be finite and non-negative");
+	if (o->max_task_bytes > UINT32_MAX || o->max_details_bytes > o->max_task_bytes)
+		return tm_errorf(TM_EINVAL, "max_details_bytes must be at most "
+		                 "max_task_bytes, and that below 4 GiB");
+	if (o->max_list_bytes / 2 < o->max_task_bytes)
+		return tm_errorf(TM_EINVAL, "max_list_bytes must be at least twice "
+		                 "max_task_bytes, so that a page of one task fits");
 	return TM_OK;
 }
 
@@ -205,9 +265,10 @@ int tm_open(const tm_options *opts, tm_manager **out)
 		*out = NULL;
 	if (out == NULL || opts == NULL)
 		return tm_errorf(TM_EINVAL, "tm_open needs options and an out pointer");
-	tm = calloc(1, sizeof(*tm));
+	tm = handle_new();
 	if (tm == NULL)
 		return tm__error_oom();
+	atomic_store(&tm->state, TM__HANDLE_OPEN);
 	err = check_options(opts, &tm->opts);
 	if (err)
 		goto fail;
@@ -217,6 +278,10 @@ int tm_open(const tm_options *opts, tm_manager **out)
 		goto fail;
 	}
 	tm->opts.path = tm->path;
+	tm->limits.task_bytes = tm->opts.max_task_bytes;
+	tm->limits.details_bytes = tm->opts.max_details_bytes;
+	tm->limits.list_bytes = tm->opts.max_list_bytes;
+	tm->limits.keys = tm->opts.max_keys;
 	pthread_once(&fork_once, watch_forks);
 	tm->pid = current_pid();
 	so.nosync = (tm->opts.flags & TM_OPEN_NOSYNC) != 0;
@@ -239,7 +304,11 @@ fail:
 
 void tm_close(tm_manager *tm)
 {
-	if (tm == NULL)
+	unsigned open = TM__HANDLE_OPEN;
+
+	/* Once: a second tm_close() of the handle does nothing. */
+	if (tm == NULL || !atomic_compare_exchange_strong(&tm->state, &open,
+	                                                  TM__HANDLE_CLOSED))
 		return;
 	tm__runtime_stop(tm);
 	if (tm->store) {
@@ -250,7 +319,7 @@ void tm_close(tm_manager *tm)
 	tm__store_close(tm->store);
 	tm__registry_free(tm->reg);
 	free(tm->path);
-	free(tm);
+	handle_keep(tm);
 }
 
 /* The name's figures start now: the reference of its interval trigger. */
@@ -321,13 +390,16 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 			tm_errorf(err, "context_task was refused by %s", name);
 	}
 	if (!err)
-		err = tm__lifecycle_create(tm->store, job, req.context, req.secret,
+		err = tm__lifecycle_create(tm->store, &tm->limits, job, req.context,
+		                           req.secret,
 		                           req.reason ? req.reason
 		                                      : "manually triggered by endpoint",
 		                           NULL, NULL, id, &created);
 	tm__trigger_req_free(&req);
-	if (created)
+	if (created && job->def.run)
 		tm__running_announce(tm);
+	else if (created) /* no handler here: only another process can run it */
+		tm__store_wake(tm->store, false);
 	if (err || out_json == NULL)
 		return err;
 	tm__buf_add(&out, "{\"task_id\":\"", 12);
@@ -340,6 +412,7 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 
 struct list_ctx {
 	const char *name;
+	uint64_t max_bytes;
 	int page, amt, n;
 	bool with_details;
 	bool has_next;
@@ -349,6 +422,7 @@ struct list_ctx {
 static int list_one(tm__txn *txn, const char *id, void *p)
 {
 	struct list_ctx *c = p;
+	int err;
 
 	if (c->n == c->amt) {
 		c->has_next = true; /* one task beyond the page */
@@ -356,7 +430,12 @@ static int list_one(tm__txn *txn, const char *id, void *p)
 	}
 	if (c->n++ > 0)
 		tm__buf_add(&c->out, ",", 1);
-	return tm__store_render(txn, id, NULL, c->with_details, &c->out);
+	err = tm__store_render(txn, id, NULL, c->with_details, &c->out);
+	if (!err && c->out.len > c->max_bytes)
+		err = tm_errorf(TM_EWRONG_DATA, "the page's first %d tasks exceed %llu "
+		                "bytes (max_list_bytes); ask for fewer (amt)", c->n,
+		                (unsigned long long)c->max_bytes);
+	return err;
 }
 
 /* The page's tasks are rendered straight into the answer after room for
@@ -413,6 +492,7 @@ int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
 	if (amt < 1 || amt > 64)
 		return tm_errorf(TM_EWRONG_DATA, "amt must be between 1 and 64");
 	c.name = name;
+	c.max_bytes = tm->opts.max_list_bytes;
 	c.page = page;
 	c.amt = amt;
 	c.with_details = !(flags & TM_PUBLIC);
@@ -480,7 +560,8 @@ static int change(tm_manager *tm, const char *name, const char *id,
 {
 	tm__buf out = { 0 };
 	bool stop_handler = false;
-	int err = tm__lifecycle_change(tm->store, name, id, ch, &out, &stop_handler);
+	int err = tm__lifecycle_change(tm->store, &tm->limits, name, id, ch, &out,
+	                               &stop_handler);
 
 	if (err) {
 		tm__buf_take(&out, NULL);

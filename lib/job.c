@@ -21,7 +21,8 @@ void tm__job_renewed(tm_job *job, int64_t began_mono_us)
 }
 
 int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
-                unsigned lease_ms, int64_t claimed_mono_us, tm_job **out)
+                unsigned lease_ms, const tm__limits *lim,
+                int64_t claimed_mono_us, tm_job **out)
 {
 	tm_job *job = calloc(1, sizeof(*job));
 	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
@@ -37,6 +38,7 @@ int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
 	job->attempt = tm__task_attempts(t);
 	job->owner = t->owner;
 	job->lease_us = (int64_t)lease_ms * 1000;
+	job->lim = lim;
 	tm__job_renewed(job, claimed_mono_us);
 	pthread_mutex_init(&job->mu, NULL);
 	job->payload = pl ? tm__json_print(pl) : strdup("{}");
@@ -162,9 +164,62 @@ int tm_job_cancelled(const tm_job *job)
 	return 0;
 }
 
+/* A handler's share of a task's limits: its progress (the message
+ * included) half of max_details_bytes, its warnings a quarter of
+ * max_task_bytes; the rest is the payload's and the runtime's. */
+static int progress_fits(const tm_job *job, const cJSON *progress)
+{
+	size_t keys = tm__json_keys(progress), n;
+	char *s;
+
+	if (keys > job->lim->keys)
+		return tm_errorf(TM_EWRONG_DATA, "progress would have %zu keys; the "
+		                 "limit is %zu (max_keys)", keys, job->lim->keys);
+	s = tm__json_print(progress);
+	if (s == NULL)
+		return tm__error_oom();
+	n = strlen(s);
+	free(s);
+	if (n > job->lim->details_bytes / 2)
+		return tm_errorf(TM_EWRONG_DATA, "progress would be %zu bytes; the limit "
+		                 "is %llu (half of max_details_bytes)", n,
+		                 (unsigned long long)job->lim->details_bytes / 2);
+	return TM_OK;
+}
+
+/* Replace the job's progress with what change() makes of a copy, if the
+ * result fits. */
+static int change_progress(tm_job *job, int (*change)(cJSON **p, void *arg),
+                           void *arg)
+{
+	cJSON *p;
+	int err;
+
+	pthread_mutex_lock(&job->mu);
+	p = cJSON_Duplicate(job->progress, 1);
+	err = p ? change(&p, arg) : tm__error_oom();
+	if (!err)
+		err = progress_fits(job, p);
+	if (!err) {
+		cJSON_Delete(job->progress);
+		job->progress = p;
+		p = NULL;
+		job->gen++;
+	}
+	pthread_mutex_unlock(&job->mu);
+	cJSON_Delete(p);
+	return err;
+}
+
+static int merge_progress(cJSON **p, void *patch)
+{
+	*p = tm__json_merge(*p, patch);
+	return *p ? TM_OK : tm__error_oom();
+}
+
 int tm_job_progress(tm_job *job, const char *progress_json)
 {
-	cJSON *patch, *merged;
+	cJSON *patch;
 	int err;
 
 	if (job == NULL || progress_json == NULL)
@@ -172,17 +227,12 @@ int tm_job_progress(tm_job *job, const char *progress_json)
 	patch = tm__json_parse(progress_json, "progress", &err);
 	if (patch == NULL)
 		return err;
-	if (!cJSON_IsObject(patch)) {
-		cJSON_Delete(patch);
-		return tm_errorf(TM_EWRONG_DATA, "progress must be a JSON object");
-	}
-	pthread_mutex_lock(&job->mu);
-	merged = tm__json_merge(job->progress, patch);
-	job->progress = merged ? merged : cJSON_CreateObject();
-	job->gen++;
-	pthread_mutex_unlock(&job->mu);
+	if (!cJSON_IsObject(patch))
+		err = tm_errorf(TM_EWRONG_DATA, "progress must be a JSON object");
+	else
+		err = change_progress(job, merge_progress, patch);
 	cJSON_Delete(patch);
-	return merged ? TM_OK : tm__error_oom();
+	return err;
 }
 
 /* printf into a malloc'd string. */
@@ -209,6 +259,19 @@ static int vstring(tm_job *job, const char *call, const char *fmt, va_list ap,
 	return *out ? TM_OK : tm__error_oom();
 }
 
+static int set_message(cJSON **p, void *m)
+{
+	cJSON *copy = cJSON_Duplicate(m, 1);
+
+	if (copy == NULL)
+		return tm__error_oom();
+	if (cJSON_GetObjectItemCaseSensitive(*p, "message"))
+		cJSON_ReplaceItemInObjectCaseSensitive(*p, "message", copy);
+	else
+		cJSON_AddItemToObject(*p, "message", copy);
+	return TM_OK;
+}
+
 int tm_job_message(tm_job *job, const char *fmt, ...)
 {
 	va_list ap;
@@ -220,20 +283,16 @@ int tm_job_message(tm_job *job, const char *fmt, ...)
 	va_end(ap);
 	if (err)
 		return err;
-	pthread_mutex_lock(&job->mu);
-	if (cJSON_GetObjectItemCaseSensitive(job->progress, "message"))
-		cJSON_ReplaceItemInObjectCaseSensitive(job->progress, "message", m);
-	else
-		cJSON_AddItemToObject(job->progress, "message", m);
-	job->gen++;
-	pthread_mutex_unlock(&job->mu);
-	return TM_OK;
+	err = change_progress(job, set_message, m);
+	cJSON_Delete(m);
+	return err;
 }
 
 int tm_job_warn(tm_job *job, const char *fmt, ...)
 {
 	va_list ap;
 	cJSON *w;
+	size_t n;
 	int err;
 
 	va_start(ap, fmt);
@@ -241,11 +300,21 @@ int tm_job_warn(tm_job *job, const char *fmt, ...)
 	va_end(ap);
 	if (err)
 		return err;
+	n = strlen(w->valuestring) + 3; /* quotes and a comma, at least */
 	pthread_mutex_lock(&job->mu);
-	cJSON_AddItemToArray(job->warnings, w);
-	job->gen++;
+	if (job->warn_bytes + n > job->lim->task_bytes / 4) {
+		err = tm_errorf(TM_EWRONG_DATA, "this run's warnings would exceed %llu "
+		                "bytes (a quarter of max_task_bytes)",
+		                (unsigned long long)job->lim->task_bytes / 4);
+	} else {
+		cJSON_AddItemToArray(job->warnings, w);
+		w = NULL;
+		job->warn_bytes += n;
+		job->gen++;
+	}
 	pthread_mutex_unlock(&job->mu);
-	return TM_OK;
+	cJSON_Delete(w);
+	return err;
 }
 
 tm_status tm_job_fail(tm_job *job, const char *fmt, ...)
@@ -258,6 +327,13 @@ tm_status tm_job_fail(tm_job *job, const char *fmt, ...)
 	va_start(ap, fmt);
 	msg = vformat(fmt, ap);
 	va_end(ap);
+	if (msg && strlen(msg) > TM__JOB_ERROR_MAX) {
+		size_t cut = TM__JOB_ERROR_MAX;
+
+		while (cut > 0 && ((unsigned char)msg[cut] & 0xC0) == 0x80)
+			cut--; /* not inside a UTF-8 sequence */
+		msg[cut] = '\0';
+	}
 	pthread_mutex_lock(&job->mu);
 	free(job->error);
 	job->error = msg ? msg : strdup("failed");

@@ -15,6 +15,9 @@
 #include "task.h"
 #include "taskmgr.h"
 
+/* tm_job_fail() keeps this many bytes of its text. */
+#define TM__JOB_ERROR_MAX 4096
+
 /* Why a handler should stop (bits of tm_job.stop). */
 enum {
 	TM__STOP_CANCEL = 1,   /* cancel requested */
@@ -34,6 +37,7 @@ struct tm_job {
 	pthread_t thread;
 	atomic_int stop;          /* TM__STOP_* bits */
 	int64_t lease_us;         /* the manager's lease_ms, in microseconds */
+	const tm__limits *lim;    /* the manager's: a handler's share of them */
 	/* Until when (monotonic clock) the run's lease is surely still held:
 	 * two thirds of a lease after the claim or the last renewal began.
 	 * Past it, tm_job_cancelled() says stop, even while the supervisor
@@ -48,6 +52,7 @@ struct tm_job {
 	cJSON *progress;          /* details.progress as the handler sees it */
 	cJSON *warnings;          /* array: this run's warnings */
 	cJSON *base_warnings;     /* the task's warnings when the run began */
+	size_t warn_bytes;        /* printed size of this run's warnings, about */
 	char *error;              /* tm_job_fail() */
 	uint64_t gen;             /* bumped by every progress, message, warning */
 	uint64_t written_gen;     /* the gen last written to the store */
@@ -59,7 +64,8 @@ struct tm_job {
 
 /* A job for the run of t that was just claimed, with one reference. */
 int tm__job_new(const tm__jobreg *reg, const tm__task *t, const char *secret,
-                unsigned lease_ms, int64_t claimed_mono_us, tm_job **out);
+                unsigned lease_ms, const tm__limits *lim,
+                int64_t claimed_mono_us, tm_job **out);
 /* The lease was renewed by a write that began at began_mono_us. */
 void tm__job_renewed(tm_job *job, int64_t began_mono_us);
 void tm__job_ref(tm_job *job);

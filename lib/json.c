@@ -1,9 +1,13 @@
 /* JSON helpers on cJSON: strict parsing, RFC 7396 merge patch, printing.
  * Debian's cJSON ships without cJSON_Utils, so the merge patch lives here. */
+#include <locale.h>
+#include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
+#include "id.h"
 #include "json.h"
 
 static int cmp_keys(const void *a, const void *b)
@@ -41,6 +45,18 @@ static bool has_duplicate_keys(const cJSON *j)
 	return dup;
 }
 
+/* True when a number in the tree is infinite. */
+static bool has_infinity(const cJSON *j)
+{
+	if (cJSON_IsNumber(j))
+		return isinf(j->valuedouble);
+	for (const cJSON *c = j->child; c != NULL; c = c->next)
+		if ((cJSON_IsObject(c) || cJSON_IsArray(c) || cJSON_IsNumber(c)) &&
+		    has_infinity(c))
+			return true;
+	return false;
+}
+
 /* ---- strict RFC 8259 check --------------------------------------------------
  * cJSON accepts more than JSON (leading zeros, "1.", raw control characters,
  * invalid UTF-8) and truncates strings at \u0000.  Bodies are checked here
@@ -50,6 +66,7 @@ static bool has_duplicate_keys(const cJSON *j)
 struct scan {
 	const unsigned char *p;
 	int depth;
+	const char *why;  /* a refusal more precise than "not valid JSON" */
 };
 
 static void ws(struct scan *s)
@@ -67,25 +84,71 @@ static bool digits(struct scan *s)
 	return s->p > start;
 }
 
+/* 2^53: integers beyond it cannot all be held exactly by a double. */
+#define EXACT_INT_DIGITS "9007199254740992"
+
+/* A number, and one a double holds without changing it beyond rounding
+ * in the last place: no integer beyond +-2^53 (its digits would change),
+ * nothing that overflows to infinity or vanishes to zero. */
 static bool number(struct scan *s)
 {
+	const unsigned char *int_at, *sig = NULL;
+	long ndigits, point = 0, exp = 0, e10;
+	bool exact = true;
+
 	if (*s->p == '-')
 		s->p++;
+	int_at = s->p;
 	if (*s->p == '0')
 		s->p++;
 	else if (!(*s->p >= '1' && *s->p <= '9') || !digits(s))
 		return false;
+	ndigits = (long)(s->p - int_at);
+	point = ndigits; /* the decimal point's place among the digits */
+	if (*int_at != '0')
+		sig = int_at;
 	if (*s->p == '.') {
-		s->p++;
+		const unsigned char *f = ++s->p;
+
+		exact = false;
 		if (!digits(s))
 			return false;
+		for (const unsigned char *q = f; sig == NULL && q < s->p; q++)
+			if (*q != '0')
+				sig = q;
+		if (sig != NULL && sig >= f)
+			point = -(long)(sig - f); /* 0.00ddd: -2 */
 	}
 	if (*s->p == 'e' || *s->p == 'E') {
+		bool neg;
+
+		exact = false;
 		s->p++;
+		neg = *s->p == '-';
 		if (*s->p == '+' || *s->p == '-')
 			s->p++;
-		if (!digits(s))
+		if (!(*s->p >= '0' && *s->p <= '9'))
 			return false;
+		for (; *s->p >= '0' && *s->p <= '9'; s->p++)
+			if (exp < 100000)
+				exp = exp * 10 + (*s->p - '0');
+		if (neg)
+			exp = -exp;
+	}
+	if (exact && (ndigits > 16 || (ndigits == 16 &&
+	              memcmp(int_at, EXACT_INT_DIGITS, 16) > 0))) {
+		s->why = "an integer beyond 2^53 (9007199254740992) that a double "
+		         "cannot hold exactly";
+		return false;
+	}
+	if (sig == NULL)
+		return true; /* zero */
+	/* The decimal exponent of the first significant digit. */
+	e10 = (sig < int_at + ndigits ? point - (long)(sig - int_at) : point) - 1 + exp;
+	if (e10 > 308 || e10 < -307) {
+		s->why = "a number out of the range of a double (about 1e-307 to "
+		         "1.7e308 in magnitude)";
+		return false;
 	}
 	return true;
 }
@@ -250,31 +313,43 @@ static bool value(struct scan *s)
 	return ok;
 }
 
-bool tm__json_valid(const char *text, size_t *bad_at)
+bool tm__json_valid(const char *text, size_t *bad_at, const char **why)
 {
-	struct scan s = { (const unsigned char *)text, 0 };
+	struct scan s = { (const unsigned char *)text, 0, NULL };
 	bool ok = value(&s) && *s.p == '\0';
 
 	*bad_at = (size_t)((const char *)s.p - text);
+	*why = s.why;
 	return ok;
 }
 
 cJSON *tm__json_parse(const char *text, const char *what, int *err)
 {
-	const char *end = NULL;
+	const char *end = NULL, *why;
 	size_t at;
 	cJSON *j;
 
-	if (!tm__json_valid(text, &at)) {
-		*err = tm_errorf(TM_EWRONG_DATA, "%s is not valid JSON (near byte "
-		                 "%zu; nesting is limited to %d levels)", what, at,
-		                 TM__JSON_DEPTH_MAX);
+	if (!tm__json_valid(text, &at, &why)) {
+		if (why)
+			*err = tm_errorf(TM_EWRONG_DATA, "%s has %s (near byte %zu)",
+			                 what, why, at);
+		else
+			*err = tm_errorf(TM_EWRONG_DATA, "%s is not valid JSON (near "
+			                 "byte %zu; nesting is limited to %d levels)",
+			                 what, at, TM__JSON_DEPTH_MAX);
 		return NULL;
 	}
 	j = cJSON_ParseWithOpts(text, &end, 1);
 	if (j == NULL) {
 		/* valid JSON that cJSON could not hold: out of memory */
 		*err = tm_errorf(TM_ENOMEM, "out of memory parsing %s", what);
+		return NULL;
+	}
+	if (has_infinity(j)) {
+		/* 1.8e308: past the range check's precision, parsed as inf */
+		cJSON_Delete(j);
+		*err = tm_errorf(TM_EWRONG_DATA, "%s has a number out of the range "
+		                 "of a double (about 1e-307 to 1.7e308 in magnitude)", what);
 		return NULL;
 	}
 	if (has_duplicate_keys(j)) {
@@ -286,21 +361,129 @@ cJSON *tm__json_parse(const char *text, const char *what, int *err)
 	return j;
 }
 
-/* Merge an object patch into the object obj, in place, keeping key order. */
+/* ---- merge patch -----------------------------------------------------------
+ * Linear in the sizes of target and patch: an object with more than a few
+ * keys is looked up through a hash index of its keys built once per merge,
+ * not by cJSON's linear search per key. */
+
+/* Objects with at most this many keys are searched linearly. */
+#define INDEX_MIN 8
+
+struct key_index {
+	cJSON **slot;   /* open addressing; NULL empty, `gone` a removed key */
+	size_t mask;
+	size_t n;       /* the object's keys when the merge began */
+};
+
+static cJSON gone; /* the mark of a slot whose item left the object */
+
+static size_t key_hash(const char *k)
+{
+	return (size_t)tm__hash64(k, strlen(k));
+}
+
+/* Index obj's keys; false on out of memory.  An object with few keys gets
+ * no index (slot NULL). */
+static bool index_build(struct key_index *ix, const cJSON *obj)
+{
+	size_t n = 0, cap = 16;
+
+	ix->slot = NULL;
+	for (const cJSON *c = obj->child; c != NULL; c = c->next)
+		n++;
+	ix->n = n;
+	if (n <= INDEX_MIN)
+		return true;
+	while (cap < 2 * n)
+		cap *= 2;
+	ix->slot = calloc(cap, sizeof(*ix->slot));
+	if (ix->slot == NULL)
+		return false;
+	ix->mask = cap - 1;
+	for (cJSON *c = obj->child; c != NULL; c = c->next) {
+		size_t i = key_hash(c->string) & ix->mask;
+
+		while (ix->slot[i] != NULL)
+			i = (i + 1) & ix->mask;
+		ix->slot[i] = c;
+	}
+	return true;
+}
+
+/* obj's item under key, or NULL; *at is its slot (for index_set). */
+static cJSON *index_get(const struct key_index *ix, const cJSON *obj,
+                        const char *key, size_t *at)
+{
+	*at = 0;
+	if (ix->slot == NULL) {
+		/* Only the keys the object had can match: the merge appends
+		 * the patch's keys, and never looks one of them up again. */
+		size_t i = 0;
+
+		for (cJSON *c = obj->child; c != NULL && i < ix->n; c = c->next, i++)
+			if (strcmp(c->string, key) == 0)
+				return c;
+		return NULL;
+	}
+	for (size_t i = key_hash(key) & ix->mask;; i = (i + 1) & ix->mask) {
+		cJSON *c = ix->slot[i];
+
+		if (c == NULL)
+			return NULL;
+		if (c != &gone && strcmp(c->string, key) == 0) {
+			*at = i;
+			return c;
+		}
+	}
+}
+
+/* The item found at slot `at` was replaced by item, or removed (NULL). */
+static void index_set(struct key_index *ix, size_t at, cJSON *item)
+{
+	if (ix->slot != NULL)
+		ix->slot[at] = item ? item : &gone;
+}
+
+/* Give item the key `key` (cJSON_ReplaceItemViaPointer keeps the
+ * replacement's own). */
+static bool set_key(cJSON *item, const char *key)
+{
+	size_t n = strlen(key) + 1;
+	char *k = cJSON_malloc(n);
+
+	if (k == NULL)
+		return false;
+	memcpy(k, key, n);
+	if (!(item->type & cJSON_StringIsConst))
+		cJSON_free(item->string);
+	item->string = k;
+	item->type &= ~cJSON_StringIsConst;
+	return true;
+}
+
+/* Merge an object patch into the object obj, in place, keeping key order.
+ * The patch's keys are unique (tm__json_parse refuses duplicates, and the
+ * merges of job.c only take its output), so each is looked up once. */
 static int merge_into(cJSON *obj, const cJSON *patch)
 {
-	for (const cJSON *p = patch->child; p != NULL; p = p->next) {
-		cJSON *cur = cJSON_GetObjectItemCaseSensitive(obj, p->string);
-		cJSON *repl;
+	struct key_index ix;
+	int err = 0;
+
+	if (!index_build(&ix, obj))
+		return -1;
+	for (const cJSON *p = patch->child; p != NULL && !err; p = p->next) {
+		size_t at = 0;
+		cJSON *cur = index_get(&ix, obj, p->string, &at), *repl;
 
 		if (cJSON_IsNull(p)) {
-			if (cur != NULL)
+			if (cur != NULL) {
 				cJSON_Delete(cJSON_DetachItemViaPointer(obj, cur));
+				index_set(&ix, at, NULL);
+			}
 			continue;
 		}
 		if (cJSON_IsObject(cur) && cJSON_IsObject(p)) {
-			if (merge_into(cur, p) != 0)
-				return -1;
+			err = merge_into(cur, p);
 			continue;
 		}
 		if (cJSON_IsObject(p)) {
@@ -313,19 +496,32 @@ static int merge_into(cJSON *obj, const cJSON *patch)
 		} else {
 			repl = cJSON_Duplicate(p, 1);
 		}
-		if (repl == NULL)
-			return -1;
-		if (cur != NULL) {
-			if (!cJSON_ReplaceItemInObjectCaseSensitive(obj, p->string, repl)) {
+		if (repl == NULL) {
+			err = -1;
+		} else if (cur != NULL) {
+			if (set_key(repl, p->string) &&
+			    cJSON_ReplaceItemViaPointer(obj, cur, repl)) {
+				index_set(&ix, at, repl);
+			} else {
 				cJSON_Delete(repl);
-				return -1;
+				err = -1;
 			}
 		} else if (!cJSON_AddItemToObject(obj, p->string, repl)) {
 			cJSON_Delete(repl);
-			return -1;
+			err = -1;
 		}
 	}
-	return 0;
+	free(ix.slot);
+	return err;
+}
+
+size_t tm__json_keys(const cJSON *j)
+{
+	size_t n = 0;
+
+	for (const cJSON *c = j ? j->child : NULL; c != NULL; c = c->next)
+		n += (cJSON_IsObject(j) ? 1 : 0) + tm__json_keys(c);
+	return n;
 }
 
 cJSON *tm__json_merge(cJSON *target, const cJSON *patch)
@@ -348,10 +544,69 @@ cJSON *tm__json_merge(cJSON *target, const cJSON *patch)
 	return target;
 }
 
+/* ---- printing ----------------------------------------------------------------
+ * cJSON prints a number with 15 significant digits whenever that reads
+ * back within a relative epsilon, which changes integers such as
+ * 9007199254740992 (printed 9.00719925474099e+15).  Numbers are printed
+ * here instead, with the fewest digits that read back exactly: the tree's
+ * numbers become raw text for the print (marked, so that the raw numbers
+ * the library made itself stay as they are), then numbers again. */
+
+#define EXACT_MARK 0x400 /* a type bit cJSON does not use */
+
+static void number_text(double d, char *buf, size_t size)
+{
+	char point = localeconv()->decimal_point[0];
+
+	if (d == trunc(d) && fabs(d) <= 9007199254740992.0) {
+		snprintf(buf, size, "%.0f", d);
+		return;
+	}
+	for (int prec = 15; prec <= 17; prec++) {
+		snprintf(buf, size, "%.*g", prec, d);
+		if (strtod(buf, NULL) == d)
+			break;
+	}
+	for (char *p = buf; *p; p++)
+		if (*p == point)
+			*p = '.'; /* JSON's decimal point, whatever the locale's */
+}
+
+/* Numbers to marked raw text (to_raw), or back; false on out of memory
+ * (the caller turns the tree back either way). */
+static bool exact_numbers(cJSON *j, bool to_raw)
+{
+	for (cJSON *c = j; c != NULL; c = c->next) {
+		if (to_raw && cJSON_IsNumber(c)) {
+			char buf[40];
+
+			number_text(c->valuedouble, buf, sizeof(buf));
+			c->valuestring = cJSON_malloc(strlen(buf) + 1);
+			if (c->valuestring == NULL)
+				return false;
+			strcpy(c->valuestring, buf);
+			c->type = (c->type & ~0xFF) | cJSON_Raw | EXACT_MARK;
+		} else if (!to_raw && (c->type & EXACT_MARK)) {
+			cJSON_free(c->valuestring);
+			c->valuestring = NULL;
+			c->type = (c->type & ~(0xFF | EXACT_MARK)) | cJSON_Number;
+		}
+		if (c->child && !exact_numbers(c->child, to_raw))
+			return false;
+		if (c == j)
+			break; /* j's siblings are not part of it */
+	}
+	return true;
+}
+
 char *tm__json_print(const cJSON *j)
 {
-	char *text = cJSON_PrintUnformatted(j), *out;
+	cJSON *w = (cJSON *)j; /* turned back before returning */
+	char *text = NULL, *out = NULL;
 
+	if (exact_numbers(w, true))
+		text = cJSON_PrintUnformatted(j);
+	exact_numbers(w, false);
 	if (text == NULL)
 		return NULL;
 	/* Moved to malloc's memory: the string may be handed to a caller,

@@ -26,12 +26,14 @@
 typedef int (*tm__gate_fn)(tm__txn *txn, void *ctx, bool *go);
 
 /* Create a task of job in one write transaction: exclusivity checked, the
- * secret stored apart, the name's change counter reset.  gate (optional)
- * runs first in the same transaction; *created says whether it let the
- * task be made, and id then holds its id. */
-int tm__lifecycle_create(tm__store *s, const tm__jobreg *job,
-                         const cJSON *context, const char *secret,
-                         const char *reason, tm__gate_fn gate, void *gctx,
+ * secret stored apart, the name's change counter reset.  The new task is
+ * checked against lim first, when given.  gate (optional) runs first in
+ * the transaction; *created says whether it let the task be made, and id
+ * then holds its id. */
+int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
+                         const tm__jobreg *job, const cJSON *context,
+                         const char *secret, const char *reason,
+                         tm__gate_fn gate, void *gctx,
                          char id[TM_TASK_ID_LEN + 1], bool *created);
 
 /* A change asked by a caller: tm_patch() or tm_cancel(). */
@@ -43,9 +45,14 @@ typedef struct tm__change {
 
 /* Apply ch to task id of name in one write transaction, and render the task
  * after it (private view) into out.  *stop_handler: a handler running the
- * task must now be told to stop. */
-int tm__lifecycle_change(tm__store *s, const char *name, const char *id,
-                         const tm__change *ch, tm__buf *out, bool *stop_handler);
+ * task must now be told to stop.  A details patch is merged and checked
+ * against lim (optional) before the transaction; the transaction merges
+ * again only if the task's details changed meanwhile.  Once a task is
+ * final, its status and the library's own keys of details never change
+ * (TM_ELOWER_STATUS); other keys may still be merged. */
+int tm__lifecycle_change(tm__store *s, const tm__limits *lim, const char *name,
+                         const char *id, const tm__change *ch, tm__buf *out,
+                         bool *stop_handler);
 
 /* Move t to status st, with what entering it implies: end_time and the
  * secret erased for a final status, leaving the queue when an external

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "id.h"
 #include "registry.h"
 
 #define KNOWN_JOB_FLAGS (TM_JOB_PUBLIC | TM_JOB_EXCLUSIVE)
@@ -14,6 +15,8 @@ struct tm__registry {
 	pthread_rwlock_t lock;
 	tm__jobreg **entries; /* entries never move: callers keep pointers */
 	size_t n, cap;
+	tm__jobreg **index;   /* open addressing by name, 2 * cap slots: a
+	                       * queue scan looks a name up per task */
 };
 
 int tm__registry_new(tm__registry **out)
@@ -35,6 +38,7 @@ void tm__registry_free(tm__registry *r)
 	for (size_t i = 0; i < r->n; i++)
 		free(r->entries[i]);
 	free(r->entries);
+	free(r->index);
 	pthread_rwlock_destroy(&r->lock);
 	free(r);
 }
@@ -57,12 +61,42 @@ static bool valid_seconds(double s)
 	return isfinite(s) && s >= 0 && s < 1e10;
 }
 
+/* The slot of name in the index: its entry, or the empty slot for it. */
+static size_t slot_of(tm__jobreg *const *index, size_t cap, const char *name)
+{
+	size_t mask = 2 * cap - 1, i = (size_t)tm__hash64(name, strlen(name)) & mask;
+
+	while (index[i] != NULL && strcmp(index[i]->name, name) != 0)
+		i = (i + 1) & mask;
+	return i;
+}
+
 static const tm__jobreg *find_locked(tm__registry *r, const char *name)
 {
+	return r->n ? r->index[slot_of(r->index, r->cap, name)] : NULL;
+}
+
+/* Room for one more entry: both arrays doubled when full. */
+static int grow_locked(tm__registry *r)
+{
+	size_t cap = r->cap ? r->cap * 2 : 16;
+	tm__jobreg **e, **ix;
+
+	if (r->n < r->cap)
+		return TM_OK;
+	e = realloc(r->entries, cap * sizeof(*e));
+	if (e == NULL)
+		return tm__error_oom();
+	r->entries = e;
+	ix = calloc(2 * cap, sizeof(*ix));
+	if (ix == NULL)
+		return tm__error_oom();
 	for (size_t i = 0; i < r->n; i++)
-		if (strcmp(r->entries[i]->name, name) == 0)
-			return r->entries[i];
-	return NULL;
+		ix[slot_of(ix, cap, e[i]->name)] = e[i];
+	free(r->index);
+	r->index = ix;
+	r->cap = cap;
+	return TM_OK;
 }
 
 int tm__registry_check(const tm_job_def *def)
@@ -100,21 +134,15 @@ int tm__registry_add(tm__registry *r, const tm_job_def *def)
 	e->def.name = e->name;
 
 	pthread_rwlock_wrlock(&r->lock);
-	if (find_locked(r, def->name) != NULL) {
+	if (find_locked(r, def->name) != NULL)
 		err = tm_errorf(TM_EINVAL, "task name %s is already registered",
 		                def->name);
-	} else if (r->n == r->cap) {
-		size_t cap = r->cap ? r->cap * 2 : 16;
-		tm__jobreg **p = realloc(r->entries, cap * sizeof(*p));
-		if (p == NULL) {
-			err = tm__error_oom();
-		} else {
-			r->entries = p;
-			r->cap = cap;
-		}
-	}
-	if (!err)
+	else
+		err = grow_locked(r);
+	if (!err) {
 		r->entries[r->n++] = e;
+		r->index[slot_of(r->index, r->cap, e->name)] = e;
+	}
 	pthread_rwlock_unlock(&r->lock);
 	if (err)
 		free(e);

@@ -43,13 +43,13 @@ static int make_dirs(const char *path)
 		if (*s != '/')
 			continue;
 		*s = '\0';
-		if (mkdir(p, 0755) != 0 && errno != EEXIST)
+		if (mkdir(p, 0700) != 0 && errno != EEXIST)
 			err = tm__error_sys(errno, p);
 		*s = '/';
 		if (err)
 			break;
 	}
-	if (!err && mkdir(p, 0755) != 0 && errno != EEXIST)
+	if (!err && mkdir(p, 0700) != 0 && errno != EEXIST)
 		err = tm__error_sys(errno, p);
 	free(p);
 	return err;
@@ -65,7 +65,7 @@ static int reserve_lock_file(const char *dir)
 
 	if ((size_t)snprintf(path, sizeof(path), "%s/lock.mdb", dir) >= sizeof(path))
 		return tm_errorf(TM_EINVAL, "store path is too long");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return tm__error_sys(errno, path);
 	rc = posix_fallocate(fd, 0, LOCK_FILE_BYTES);
@@ -208,7 +208,7 @@ int tm__lmdb_open(const char *path, const tm__store_opts *o, tm__store **out)
 	/* MDB_NOTLS: read transactions are not tied to threads, because the
 	 * host's threads, not ours, call in. */
 	rc = mdb_env_open(s->env, path,
-	                  MDB_NOTLS | (o->nosync ? MDB_NOSYNC : 0), 0644);
+	                  MDB_NOTLS | (o->nosync ? MDB_NOSYNC : 0), 0600);
 	if (rc) {
 		err = tm__lmdb_error(rc, path);
 		goto fail;

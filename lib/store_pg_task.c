@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "error.h"
+#include "id.h"
 #include "status.h"
 #include "store_pg_shared.h"
 #include "task.h"
@@ -198,15 +199,12 @@ int tm__pg_delete(tm__txn *txn, const tm__task *task)
 int tm__pg_lock_name(tm__txn *txn, const char *name)
 {
 	tm__pg_txn *t = tm__pg_txn_of(txn);
-	uint64_t h = 1469598103934665603ULL;
+	uint64_t h = tm__hash64(t->s->schema, strlen(t->s->schema) + 1);
 	char key[I8];
 	const char *vals[1] = { key };
 
-	for (const char *p = t->s->schema; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
-	h = (h ^ 0xff) * 1099511628211ULL;
-	for (const char *p = name; *p; p++)
-		h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+	/* The NUL ends the schema: the same (schema, name) hash as ever. */
+	h = tm__hash64_more(h, name, strlen(name));
 	i8(key, (int64_t)h);
 	/* Sent ahead: the statements after it wait for it on the server. */
 	return tm__pg_defer(t, PG_LOCK_NAME, 1, vals, NULL, PG_EXPECT_ANY);

@@ -311,8 +311,8 @@ static void auto_trigger(tm_manager *tm, const tm__jobreg *reg, int64_t now)
 		return;
 	empty = cJSON_CreateObject();
 	if (empty &&
-	    tm__lifecycle_create(tm->store, reg, empty, NULL, c.reason, auto_decide,
-	                         &c, id, &created) == TM_OK && created)
+	    tm__lifecycle_create(tm->store, NULL, reg, empty, NULL, c.reason,
+	                         auto_decide, &c, id, &created) == TM_OK && created)
 		tm__running_announce(tm);
 	cJSON_Delete(empty);
 }

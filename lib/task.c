@@ -6,6 +6,8 @@
 #include <string.h>
 
 #include "error.h"
+#include "id.h"
+#include "json.h"
 #include "task.h"
 
 /* Record layout (native byte order; an LMDB store is never moved between
@@ -137,10 +139,9 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 
 	settle_times(t->details);
 	msg = cJSON_CreateString(progress_message(t));
-	/* Temporaries of cJSON's own allocator: they never leave this call. */
-	w = cJSON_PrintUnformatted(t->warnings);
-	d = cJSON_PrintUnformatted(t->details);
-	m = msg ? cJSON_PrintUnformatted(msg) : NULL;
+	w = tm__json_print(t->warnings);
+	d = tm__json_print(t->details);
+	m = msg ? tm__json_print(msg) : NULL;
 	cJSON_Delete(msg);
 	if (w == NULL || d == NULL || m == NULL)
 		goto oom;
@@ -161,14 +162,14 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 	memcpy(out, d, h.details_len);
 	out += h.details_len;
 	memcpy(out, m, h.message_len);
-	cJSON_free(w);
-	cJSON_free(d);
-	cJSON_free(m);
+	free(w);
+	free(d);
+	free(m);
 	return TM_OK;
 oom:
-	cJSON_free(w);
-	cJSON_free(d);
-	cJSON_free(m);
+	free(w);
+	free(d);
+	free(m);
 	return tm_errorf(TM_ENOMEM, "out of memory encoding task %s", t->id);
 }
 
@@ -207,6 +208,7 @@ static int decode(const char *id, const void *buf, size_t len, tm__task *t,
 	if (head_only)
 		return TM_OK;
 	p += h.name_len;
+	t->details_hash = tm__hash64(p + h.warnings_len, h.details_len);
 	t->warnings = cJSON_ParseWithLength(p, h.warnings_len);
 	t->details = cJSON_ParseWithLength(p + h.warnings_len, h.details_len);
 	if (!cJSON_IsArray(t->warnings) || !cJSON_IsObject(t->details)) {
@@ -226,6 +228,46 @@ int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t)
 int tm__task_decode_head(const char *id, const void *buf, size_t len, tm__task *t)
 {
 	return decode(id, buf, len, t, true);
+}
+
+/* ---- limits ------------------------------------------------------------------ */
+
+/* The printed size of j, or 0 on out of memory. */
+static size_t printed_size(const cJSON *j)
+{
+	char *s = tm__json_print(j);
+	size_t n = s ? strlen(s) : 0;
+
+	free(s);
+	return n;
+}
+
+int tm__task_check_limits(const tm__task *t, const tm__limits *l, const char *what)
+{
+	size_t keys = tm__json_keys(t->details), dn, wn, n;
+	const cJSON *pr, *m;
+
+	if (keys > l->keys)
+		return tm_errorf(TM_EWRONG_DATA, "%s would give the task's details %zu "
+		                 "keys; the limit is %zu (max_keys)", what, keys, l->keys);
+	dn = printed_size(t->details);
+	wn = printed_size(t->warnings);
+	if (dn == 0 || wn == 0)
+		return tm_errorf(TM_ENOMEM, "out of memory checking task %s", t->id);
+	if (dn > l->details_bytes)
+		return tm_errorf(TM_EWRONG_DATA, "%s would make the task's details %zu "
+		                 "bytes; the limit is %llu (max_details_bytes)", what, dn,
+		                 (unsigned long long)l->details_bytes);
+	/* The message is stored twice: in details.progress, and apart for
+	 * the top-level "progress". */
+	pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
+	m = cJSON_GetObjectItemCaseSensitive(pr, "message");
+	n = dn + wn + strlen(t->name) + (cJSON_IsString(m) ? printed_size(m) : 2);
+	if (n > l->task_bytes)
+		return tm_errorf(TM_EWRONG_DATA, "%s would make the task document "
+		                 "%zu bytes; the limit is %llu (max_task_bytes)", what,
+		                 n, (unsigned long long)l->task_bytes);
+	return TM_OK;
 }
 
 /* ---- the task JSON ----------------------------------------------------------- */

@@ -28,7 +28,22 @@ typedef struct tm__task {
 	uint64_t owner;         /* claim token of the run; 0 = none */
 	cJSON *warnings;        /* array of strings */
 	cJSON *details;         /* object */
+	uint64_t details_hash;  /* of the stored details' bytes (set by decode):
+	                         * tells whether they changed since a read */
 } tm__task;
+
+/* The caps on what callers may store and ask for (tm_options, version 2). */
+typedef struct tm__limits {
+	uint64_t task_bytes;     /* a task document: its record's JSON parts */
+	uint64_t details_bytes;  /* its details, printed */
+	uint64_t list_bytes;     /* one tm_list_recent() answer */
+	size_t keys;             /* object keys in its details, at every depth */
+} tm__limits;
+
+/* Check t against the limits after a caller's change: its details' keys
+ * and printed size, and the whole document.  TM_EWRONG_DATA naming the
+ * limit and `what` (the call's input, for the message); TM_ENOMEM. */
+int tm__task_check_limits(const tm__task *t, const tm__limits *l, const char *what);
 
 void tm__task_free(tm__task *t);
 /* Encode to one malloc'd buffer. */

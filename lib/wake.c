@@ -40,7 +40,7 @@ int tm__wake_open(const char *dir, tm__wake **out)
 	*out = NULL;
 	if ((size_t)snprintf(path, sizeof(path), "%s/wake", dir) >= sizeof(path))
 		return tm_errorf(TM_EINVAL, "store path is too long");
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0)
 		return tm__error_sys(errno, path);
 	/* Allocate the page now: touching a hole of a full file system

@@ -184,7 +184,7 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 	}
 	for (unsigned i = 0; !err && i < c->n; i++) {
 		if (tm__job_new(c->regs[i], &c->tasks[i], c->secrets[i], tm->opts.lease_ms,
-		                c->mono, &jobs[n]) == TM_OK)
+		                &tm->limits, c->mono, &jobs[n]) == TM_OK)
 			jobs[n++]->thread = pthread_self();
 		/* else: out of memory; the lease expires and recovery retries */
 	}

@@ -162,7 +162,64 @@ START_TEST(last_progress_reaches_the_store_with_the_final_status)
 }
 END_TEST
 
+/* A handler's share of the limits: progress up to half of
+ * max_details_bytes (4 KiB here), warnings up to a quarter of
+ * max_task_bytes (4 KiB); a call over them is refused and changes
+ * nothing; tm_job_fail keeps 4096 bytes of its text. */
+static tm_status overreach(tm_job *job, void *user)
+{
+	static char big[8192];
+	int n = 0, *bad = user;
+
+	memset(big, 'x', sizeof(big) - 1);
+	if (tm_job_progress(job, "{\"rows\": 1}") != TM_OK)
+		(*bad)++;
+	big[3000] = '\0';
+	if (tm_job_message(job, "%s", big) != TM_OK)
+		(*bad)++;
+	big[3000] = 'x';
+	big[5000] = '\0';
+	if (tm_job_message(job, "%s", big) != TM_EWRONG_DATA)
+		(*bad)++;
+	if (strstr(tm_last_error(), "max_details_bytes") == NULL)
+		(*bad)++;
+	big[5000] = 'x';
+	while (tm_job_warn(job, "warning %d", n) == TM_OK && n < 100000)
+		n++;
+	if (n < 300 || n > 400 || strstr(tm_last_error(), "max_task_bytes") == NULL)
+		(*bad)++; /* "warning N" takes about 13 bytes of 4096 */
+	return tm_job_fail(job, "%s", big);
+}
+
+START_TEST(a_handler_is_held_to_its_share_of_the_limits)
+{
+	char *dir = tt_tmpdir(), id[21];
+	int bad = 0;
+	tm_options o;
+	tm_manager *tm;
+	tm_job_def d = rt_def("job", overreach, &bad);
+	cJSON *task;
+
+	rt_options(&o, dir, 1);
+	o.max_task_bytes = 16 << 10;
+	o.max_details_bytes = 8 << 10;
+	o.max_list_bytes = 32 << 10;
+	tm = rt_open_with(&o);
+	ck_assert_ok(tm_register(tm, &d));
+	tt_trigger(tm, "job", NULL, id);
+	rt_await_status(tm, "job", id, "FAILED");
+	ck_assert_int_eq(bad, 0);
+	task = tt_task(tm, "job", id, 0);
+	ck_assert_int_eq((int)rt_progress_num(task, "rows"), 1);
+	ck_assert_uint_eq(strlen(rt_message(task)), 3000);
+	ck_assert_uint_eq(strlen(rt_detail_str(task, "error")), 4096);
+	cJSON_Delete(task);
+	tt_close_tmp(tm, dir);
+}
+END_TEST
+
 TT_MAIN("runtime_progress",
 	thousand_progress_calls_cost_few_commits,
 	progress_is_visible_while_running,
-	last_progress_reaches_the_store_with_the_final_status)
+	last_progress_reaches_the_store_with_the_final_status,
+	a_handler_is_held_to_its_share_of_the_limits)
