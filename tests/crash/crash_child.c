@@ -70,12 +70,16 @@ static tm_manager *open_store(const char *path, unsigned workers)
 	d.run = job;
 	d.max_attempts = 3;
 	d.retry_backoff_s = 0.01;
-	if (tm_register(tm, &d) != TM_OK)
+	if (tm_register(tm, &d) != TM_OK) {
+		fprintf(stderr, "register crash_job: %s\n", tm_last_error());
 		exit(2);
+	}
 	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
 	d.name = "ext"; /* driven by tm_patch, as an external worker would */
-	if (tm_register(tm, &d) != TM_OK)
+	if (tm_register(tm, &d) != TM_OK) {
+		fprintf(stderr, "register ext: %s\n", tm_last_error());
 		exit(2);
+	}
 	return tm;
 }
 
@@ -151,8 +155,10 @@ static int check(const char *path, const char *acks)
 	int bad = 0, n = 0;
 	cJSON *j;
 
-	if (f == NULL)
+	if (f == NULL) {
+		perror(acks);
 		return 2;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		char op, name[32], id[32], st[32] = "";
 		int min = 0, have;
@@ -192,8 +198,10 @@ static int check(const char *path, const char *acks)
 	for (int waited = 0;; waited += 20) {
 		int active = 0;
 
-		if (tm_stats(tm, &out) != TM_OK)
+		if (tm_stats(tm, &out) != TM_OK) {
+			fprintf(stderr, "stats: %s\n", tm_last_error());
 			return 2;
+		}
 		j = cJSON_Parse(out);
 		tm_free(out);
 		{
