@@ -284,6 +284,28 @@ TM_EXTERN int tm_trigger(tm_manager *tm, const char *name,
                          const char *body_json, unsigned flags,
                          char **out_json);
 
+/** Most bodies one tm_trigger_many() takes. */
+#define TM_TRIGGER_MANY_MAX 1000
+
+/**
+ * Create tasks of @p name in bulk: one write transaction, all or nothing.
+ *
+ * @param bodies_json a JSON array of 1 to #TM_TRIGGER_MANY_MAX trigger
+ *        bodies, each as tm_trigger() takes it (`{}` for none).
+ * @param out_json  receives `{"task_ids": [...]}`, in the order of the bodies
+ * @return #TM_OK once every task is durably stored; #TM_EWRONG_DATA for a
+ *         bad name or array, or a bad body (the message names its index),
+ *         or a task over the limits of #tm_options, or a batch whose tasks
+ *         add up to more than `max_list_bytes`: nothing is stored then;
+ *         what the name's validate hook answers for any body;
+ *         #TM_EALREADY_RUNNING for an exclusive name with an active task,
+ *         or with more than one body (it takes one task at a time);
+ *         #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.
+ */
+TM_EXTERN int tm_trigger_many(tm_manager *tm, const char *name,
+                              const char *bodies_json, unsigned flags,
+                              char **out_json);
+
 /**
  * List tasks of @p name, newest `start_time` first (ties: `task_id`
  * descending).

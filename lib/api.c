@@ -355,6 +355,40 @@ int tm_register(tm_manager *tm, const tm_job_def *in)
 
 /* ---- trigger ------------------------------------------------------------- */
 
+/* The name's validate hook on one context_task, if it has one. */
+static int validate(const tm__jobreg *job, const cJSON *context)
+{
+	char *context_json;
+	int err;
+
+	if (job->def.validate == NULL)
+		return TM_OK;
+	/* Printed only for a hook: most names have none. */
+	context_json = tm__json_print(context);
+	tm__error_clear();
+	err = context_json ? job->def.validate(context_json, job->def.user)
+	                   : tm__error_oom();
+	free(context_json);
+	if (err > 0 || err < TM_EINVAL)
+		err = tm_errorf(TM_EINVAL, "the validate hook of %s returned %d, "
+		                "which is not a tm_error", job->name, err);
+	else if (err && tm_last_error()[0] == '\0')
+		tm_errorf(err, "context_task was refused by %s", job->name);
+	return err;
+}
+
+/* Tell the workers: here if the name has a handler here, else only the
+ * other processes, which alone can run it. */
+static void announce(tm_manager *tm, const tm__jobreg *job)
+{
+	if (job->def.run)
+		tm__running_announce(tm);
+	else
+		tm__store_wake(tm->store, false);
+}
+
+#define MANUAL_REASON "manually triggered by endpoint"
+
 int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
                unsigned flags, char **out_json)
 {
@@ -375,37 +409,90 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	err = tm__trigger_req_parse(body_json, &req);
 	if (err)
 		return err;
-	if (job->def.validate) {
-		/* Printed only for a hook: most names have none. */
-		char *context_json = tm__json_print(req.context);
-
-		tm__error_clear();
-		err = context_json ? job->def.validate(context_json, job->def.user)
-		                   : tm__error_oom();
-		free(context_json);
-		if (err > 0 || err < TM_EINVAL)
-			err = tm_errorf(TM_EINVAL, "the validate hook of %s returned "
-			                "%d, which is not a tm_error", name, err);
-		else if (err && tm_last_error()[0] == '\0')
-			tm_errorf(err, "context_task was refused by %s", name);
-	}
+	err = validate(job, req.context);
 	if (!err)
 		err = tm__lifecycle_create(tm->store, &tm->limits, job, req.context,
 		                           req.secret,
-		                           req.reason ? req.reason
-		                                      : "manually triggered by endpoint",
+		                           req.reason ? req.reason : MANUAL_REASON,
 		                           NULL, NULL, id, &created);
 	tm__trigger_req_free(&req);
-	if (created && job->def.run)
-		tm__running_announce(tm);
-	else if (created) /* no handler here: only another process can run it */
-		tm__store_wake(tm->store, false);
+	if (created)
+		announce(tm, job);
 	if (err || out_json == NULL)
 		return err;
 	tm__buf_add(&out, "{\"task_id\":\"", 12);
 	tm__buf_add(&out, id, TM_TASK_ID_LEN);
 	tm__buf_add(&out, "\"}", 2);
 	return tm__buf_take(&out, out_json);
+}
+
+/* ---- trigger_many ------------------------------------------------------------ */
+
+static int create_many(tm_manager *tm, const tm__jobreg *job,
+                       const tm__trigger_req *reqs, size_t n,
+                       char (*ids)[TM_TASK_ID_LEN + 1], bool *created)
+{
+	tm__new_task *items = calloc(n, sizeof(*items));
+	int err = items ? TM_OK : tm__error_oom();
+
+	for (size_t i = 0; i < n && !err; i++) {
+		items[i].context = reqs[i].context;
+		items[i].secret = reqs[i].secret;
+		items[i].reason = reqs[i].reason ? reqs[i].reason : MANUAL_REASON;
+		err = validate(job, reqs[i].context);
+		if (err) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "%s", tm_last_error());
+			tm_errorf(err, "bodies_json[%zu]: %s", i, msg);
+		}
+	}
+	if (!err)
+		err = tm__lifecycle_create_many(tm->store, &tm->limits, job, items, n,
+		                                NULL, NULL, ids, created);
+	free(items);
+	return err;
+}
+
+int tm_trigger_many(tm_manager *tm, const char *name, const char *bodies_json,
+                    unsigned flags, char **out_json)
+{
+	const tm__jobreg *job;
+	tm__trigger_req *reqs;
+	char (*ids)[TM_TASK_ID_LEN + 1] = NULL;
+	tm__buf out = { 0 };
+	bool created = false;
+	size_t n;
+	int err = tm__enter(tm, out_json);
+
+	if (!err)
+		err = check_flags(flags);
+	if (err)
+		return err;
+	job = tm__registry_lookup(tm->reg, name, flags, &err);
+	if (job == NULL)
+		return err;
+	err = tm__trigger_many_parse(bodies_json, &reqs, &n);
+	if (err)
+		return err;
+	ids = calloc(n, sizeof(*ids));
+	err = ids ? create_many(tm, job, reqs, n, ids, &created) : tm__error_oom();
+	tm__trigger_many_free(reqs, n);
+	if (created)
+		announce(tm, job);
+	if (!err && out_json) {
+		tm__buf_reserve(&out, 16 + n * (TM_TASK_ID_LEN + 3));
+		tm__buf_add(&out, "{\"task_ids\":[", 13);
+		for (size_t i = 0; i < n; i++) {
+			tm__buf_add(&out, i ? ",\"" : "\"", i ? 2 : 1);
+			tm__buf_add(&out, ids[i], TM_TASK_ID_LEN);
+			tm__buf_add(&out, "\"", 1);
+		}
+		tm__buf_add(&out, "]}", 2);
+		err = tm__buf_take(&out, out_json);
+	}
+	free(ids);
+	return err;
 }
 
 /* ---- list_recent --------------------------------------------------------- */

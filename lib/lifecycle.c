@@ -2,6 +2,7 @@
  * task inside a write transaction, or runs its own; none of them calls up
  * into the façade or the runtime. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -44,8 +45,9 @@ static int new_task(const tm__jobreg *job, const cJSON *context,
 
 struct create_ctx {
 	const tm__jobreg *job;
-	tm__task *task;
-	const char *secret;
+	tm__task *tasks;
+	const tm__new_task *items;
+	size_t n;
 	tm__gate_fn gate;
 	void *gctx;
 	bool created;
@@ -61,14 +63,15 @@ static int first_id(tm__txn *txn, const char *id, void *ctx)
 static int create_txn(tm__txn *txn, void *p)
 {
 	struct create_ctx *c = p;
+	const char *name = c->job->name;
 	char busy[TM_TASK_ID_LEN + 1] = "";
 	bool go = true;
-	int err;
+	int err = TM_OK;
 
 	c->created = false; /* a write may run again */
 	/* Checks over the name's tasks hold across processes under its lock. */
 	if (c->gate || (c->job->def.flags & TM_JOB_EXCLUSIVE)) {
-		err = tm__store_lock_name(txn, c->task->name);
+		err = tm__store_lock_name(txn, name);
 		if (err)
 			return err;
 	}
@@ -80,19 +83,87 @@ static int create_txn(tm__txn *txn, void *p)
 	/* Checked and inserted in one write transaction: the check holds
 	 * across threads and processes. */
 	if (c->job->def.flags & TM_JOB_EXCLUSIVE) {
-		err = tm__store_active(txn, c->task->name, first_id, busy);
+		err = tm__store_active(txn, name, first_id, busy);
 		if (err)
 			return err;
 		if (busy[0])
 			return tm_errorf(TM_EALREADY_RUNNING, "task %s is already "
-			                 "running (task %s)", c->task->name, busy);
+			                 "running (task %s)", name, busy);
 	}
-	err = tm__store_put(txn, NULL, c->task);
-	if (!err && c->secret)
-		err = tm__store_secret_put(txn, c->task->id, c->secret);
+	for (size_t i = 0; i < c->n && !err; i++) {
+		err = tm__store_put(txn, NULL, &c->tasks[i]);
+		if (!err && c->items[i].secret)
+			err = tm__store_secret_put(txn, c->tasks[i].id, c->items[i].secret);
+	}
 	if (!err)
-		err = tm__store_reset_changes(txn, c->task->name);
+		err = tm__store_reset_changes(txn, name);
 	c->created = !err;
+	return err;
+}
+
+/* Build the n tasks and check them against lim (when given), each and, for
+ * a batch, together; on failure none is left. */
+static int new_tasks(const tm__jobreg *job, const tm__limits *lim,
+                     const tm__new_task *items, size_t n, int64_t now,
+                     tm__task *tasks)
+{
+	uint64_t total = 0;
+	int err = TM_OK;
+	size_t i;
+
+	for (i = 0; i < n && !err; i++) {
+		size_t size = 0;
+
+		err = new_task(job, items[i].context, items[i].reason, now, &tasks[i]);
+		if (!err && lim)
+			err = tm__task_check_limits(&tasks[i], lim, "context_task", &size);
+		if (!err && lim && n > 1) {
+			total += size;
+			if (total > lim->list_bytes)
+				err = tm_errorf(TM_EWRONG_DATA, "the batch's tasks add up "
+				                "to more than %llu bytes (max_list_bytes)",
+				                (unsigned long long)lim->list_bytes);
+		}
+		if (err && n > 1 && err == TM_EWRONG_DATA) {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "%s", tm_last_error());
+			tm_errorf(err, "bodies_json[%zu]: %s", i, msg);
+		}
+	}
+	for (size_t k = 0; err && k < i; k++)
+		tm__task_free(&tasks[k]); /* a failed new_task left NULLs */
+	return err;
+}
+
+int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
+                              const tm__jobreg *job, const tm__new_task *items,
+                              size_t n, tm__gate_fn gate, void *gctx,
+                              char (*ids)[TM_TASK_ID_LEN + 1], bool *created)
+{
+	tm__task one, *tasks = n == 1 ? &one : calloc(n, sizeof(*tasks));
+	struct create_ctx c = { job, tasks, items, n, gate, gctx, false };
+	int err;
+
+	*created = false;
+	if (tasks == NULL)
+		return tm__error_oom();
+	if (n > 1 && (job->def.flags & TM_JOB_EXCLUSIVE))
+		err = tm_errorf(TM_EALREADY_RUNNING, "%s is exclusive: it takes one "
+		                "task at a time, and the batch has %zu", job->name, n);
+	else
+		err = new_tasks(job, lim, items, n, tm__store_now(s), tasks);
+	if (!err) {
+		err = tm__store_write(s, create_txn, &c);
+		for (size_t i = 0; i < n; i++) {
+			if (err == TM_OK && c.created)
+				memcpy(ids[i], tasks[i].id, sizeof(tasks[i].id));
+			tm__task_free(&tasks[i]);
+		}
+		*created = err == TM_OK && c.created;
+	}
+	if (tasks != &one)
+		free(tasks);
 	return err;
 }
 
@@ -102,23 +173,10 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
                          tm__gate_fn gate, void *gctx,
                          char id[TM_TASK_ID_LEN + 1], bool *created)
 {
-	tm__task task;
-	struct create_ctx c = { job, &task, secret, gate, gctx, false };
-	int err = new_task(job, context, reason, tm__store_now(s), &task);
+	tm__new_task item = { context, secret, reason };
 
-	*created = false;
-	if (err)
-		return err;
-	if (lim)
-		err = tm__task_check_limits(&task, lim, "context_task");
-	if (!err)
-		err = tm__store_write(s, create_txn, &c);
-	if (err == TM_OK && c.created) {
-		memcpy(id, task.id, sizeof(task.id));
-		*created = true;
-	}
-	tm__task_free(&task);
-	return err;
+	return tm__lifecycle_create_many(s, lim, job, &item, 1, gate, gctx,
+	                                 (char (*)[TM_TASK_ID_LEN + 1])id, created);
 }
 
 /* ---- statuses ------------------------------------------------------------------ */
@@ -210,7 +268,7 @@ static int new_details(struct change_ctx *c, tm__task *t, cJSON **out)
 		cJSON *keep = t->details;
 
 		t->details = *out;
-		err = tm__task_check_limits(t, c->lim, "the patch");
+		err = tm__task_check_limits(t, c->lim, "the patch", NULL);
 		t->details = keep;
 	}
 	if (err) {
@@ -300,7 +358,7 @@ static int merge_ahead(tm__store *s, struct change_ctx *c, cJSON **merged)
 		r.t.details = tm__json_merge(r.t.details, c->ch->details);
 		err = r.t.details ? TM_OK : tm__error_oom();
 		if (!err && c->lim)
-			err = tm__task_check_limits(&r.t, c->lim, "the patch");
+			err = tm__task_check_limits(&r.t, c->lim, "the patch", NULL);
 		if (!err) {
 			c->merged_from = r.t.details_hash;
 			*merged = r.t.details;

@@ -36,6 +36,22 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
                          tm__gate_fn gate, void *gctx,
                          char id[TM_TASK_ID_LEN + 1], bool *created);
 
+/* One task to create: its context_task, secret (or NULL) and reason. */
+typedef struct tm__new_task {
+	const cJSON *context;
+	const char *secret;
+	const char *reason;
+} tm__new_task;
+
+/* tm__lifecycle_create for n tasks in one write transaction, all or none:
+ * ids[i] gets the id of items[i].  Limits are checked for each task and,
+ * for a batch, for their sum (lim->list_bytes).  An exclusive name takes
+ * a batch of one only (TM_EALREADY_RUNNING). */
+int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
+                              const tm__jobreg *job, const tm__new_task *items,
+                              size_t n, tm__gate_fn gate, void *gctx,
+                              char (*ids)[TM_TASK_ID_LEN + 1], bool *created);
+
 /* A change asked by a caller: tm_patch() or tm_cancel(). */
 typedef struct tm__change {
 	int status;            /* a tm_status to enter, or -1 */

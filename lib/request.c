@@ -1,6 +1,7 @@
 /* Parsing and checking the request bodies of tm_trigger() and tm_patch().
  * Everything a body can get wrong is caught here, before any transaction,
  * so a rejected call never touches the store. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,19 +29,13 @@ void tm__trigger_req_free(tm__trigger_req *req)
 	memset(req, 0, sizeof(*req));
 }
 
-int tm__trigger_req_parse(const char *body, tm__trigger_req *req)
+/* The fields of one trigger body, req->doc, parsed already. */
+static int trigger_fields(tm__trigger_req *req)
 {
 	int err = TM_OK;
 
-	memset(req, 0, sizeof(*req));
-	req->doc = body ? tm__json_parse(body, "trigger body", &err)
-	                : cJSON_CreateObject();
-	if (req->doc == NULL)
-		return err ? err : tm__error_oom();
-	if (!cJSON_IsObject(req->doc)) {
-		err = wrong("trigger body must be a JSON object%s", "");
-		goto out;
-	}
+	if (!cJSON_IsObject(req->doc))
+		return wrong("trigger body must be a JSON object%s", "");
 	for (const cJSON *f = req->doc->child; f && !err; f = f->next) {
 		if (strcmp(f->string, "context_task") == 0) {
 			if (!cJSON_IsObject(f))
@@ -67,10 +62,76 @@ int tm__trigger_req_parse(const char *body, tm__trigger_req *req)
 		if (req->context == NULL)
 			err = tm__error_oom();
 	}
-out:
+	return err;
+}
+
+int tm__trigger_req_parse(const char *body, tm__trigger_req *req)
+{
+	int err = TM_OK;
+
+	memset(req, 0, sizeof(*req));
+	req->doc = body ? tm__json_parse(body, "trigger body", &err)
+	                : cJSON_CreateObject();
+	if (req->doc == NULL)
+		return err ? err : tm__error_oom();
+	err = trigger_fields(req);
 	if (err)
 		tm__trigger_req_free(req);
 	return err;
+}
+
+void tm__trigger_many_free(tm__trigger_req *reqs, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		reqs[i].doc = NULL; /* items of the array, freed with it */
+	if (n > 0)
+		cJSON_Delete(reqs[0].array);
+	free(reqs);
+}
+
+int tm__trigger_many_parse(const char *bodies, tm__trigger_req **out, size_t *n)
+{
+	cJSON *array;
+	tm__trigger_req *reqs;
+	size_t i = 0, count;
+	int err = TM_OK;
+
+	*out = NULL;
+	*n = 0;
+	if (bodies == NULL)
+		return wrong("bodies_json is missing%s", "");
+	array = tm__json_parse(bodies, "bodies_json", &err);
+	if (array == NULL)
+		return err;
+	count = (size_t)cJSON_GetArraySize(array);
+	if (!cJSON_IsArray(array) || count == 0 || count > TM_TRIGGER_MANY_MAX) {
+		cJSON_Delete(array);
+		return tm_errorf(TM_EWRONG_DATA, "bodies_json must be an array of 1 to "
+		                 "%d trigger bodies", TM_TRIGGER_MANY_MAX);
+	}
+	reqs = calloc(count, sizeof(*reqs));
+	if (reqs == NULL) {
+		cJSON_Delete(array);
+		return tm__error_oom();
+	}
+	reqs[0].array = array;
+	for (cJSON *b = array->child; b && !err; b = b->next, i++) {
+		reqs[i].doc = b;
+		err = trigger_fields(&reqs[i]);
+	}
+	if (err == TM_EWRONG_DATA) {
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "%s", tm_last_error());
+		tm_errorf(err, "bodies_json[%zu]: %s", i - 1, msg);
+	}
+	if (err) {
+		tm__trigger_many_free(reqs, count);
+		return err;
+	}
+	*out = reqs;
+	*n = count;
+	return TM_OK;
 }
 
 void tm__patch_req_free(tm__patch_req *req)

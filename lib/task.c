@@ -242,7 +242,8 @@ static size_t printed_size(const cJSON *j)
 	return n;
 }
 
-int tm__task_check_limits(const tm__task *t, const tm__limits *l, const char *what)
+int tm__task_check_limits(const tm__task *t, const tm__limits *l,
+                          const char *what, size_t *size)
 {
 	size_t keys = tm__json_keys(t->details), dn, wn, n;
 	const cJSON *pr, *m;
@@ -263,6 +264,8 @@ int tm__task_check_limits(const tm__task *t, const tm__limits *l, const char *wh
 	pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
 	m = cJSON_GetObjectItemCaseSensitive(pr, "message");
 	n = dn + wn + strlen(t->name) + (cJSON_IsString(m) ? printed_size(m) : 2);
+	if (size)
+		*size = n;
 	if (n > l->task_bytes)
 		return tm_errorf(TM_EWRONG_DATA, "%s would make the task document "
 		                 "%zu bytes; the limit is %llu (max_task_bytes)", what,

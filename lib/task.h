@@ -41,9 +41,11 @@ typedef struct tm__limits {
 } tm__limits;
 
 /* Check t against the limits after a caller's change: its details' keys
- * and printed size, and the whole document.  TM_EWRONG_DATA naming the
- * limit and `what` (the call's input, for the message); TM_ENOMEM. */
-int tm__task_check_limits(const tm__task *t, const tm__limits *l, const char *what);
+ * and printed size, and the whole document, whose size goes to *size
+ * (when not NULL).  TM_EWRONG_DATA naming the limit and `what` (the call's
+ * input, for the message); TM_ENOMEM. */
+int tm__task_check_limits(const tm__task *t, const tm__limits *l,
+                          const char *what, size_t *size);
 
 void tm__task_free(tm__task *t);
 /* Encode to one malloc'd buffer. */

@@ -263,6 +263,23 @@ class Lifecycle(StoreCase):
         # Closed for real: the same path opens again in this process.
         taskmgr.Manager(path, workers=0, nosync=True).close()
 
+    def test_limits_are_keywords_of_the_manager(self):
+        path = store_path(os.path.join(self.dir, "limited"))
+        with taskmgr.Manager(path, workers=0, nosync=True, max_task_bytes=64 << 10,
+                             max_details_bytes=8 << 10, max_keys=50,
+                             max_list_bytes=128 << 10) as m:
+            m.register("x")
+            m.trigger("x", {"context_task": {"b": "a" * 4000}})
+            with self.assertRaises(taskmgr.WrongDataType) as cm:
+                m.trigger("x", {"context_task": {"b": "a" * 9000}})
+            self.assertIn("max_details_bytes", cm.exception.message)
+            with self.assertRaises(taskmgr.WrongDataType) as cm:
+                m.trigger("x", {"context_task": {str(i): i for i in range(60)}})
+            self.assertIn("max_keys", cm.exception.message)
+        with self.assertRaises(taskmgr.InvalidArgument):
+            taskmgr.Manager(path, workers=0, max_task_bytes=1 << 20,
+                            max_list_bytes=1 << 20)
+
     def test_second_open_of_a_path_in_one_process_is_invalid_argument(self):
         with self.assertRaises(taskmgr.InvalidArgument) as cm:
             self.open()
@@ -370,6 +387,21 @@ class FiveCalls(StoreCase):
                 self.m.trigger("ext", body)
             self.assertEqual(cm.exception.error_class, "WrongData")
             self.assertTrue(cm.exception.message)
+
+    def test_trigger_many_stores_a_batch_in_order_or_nothing(self):
+        out = self.m.trigger_many("ext", [{"context_task": {"i": 0}}, {},
+                                          {"context_task": {"i": 2}}])
+        ids = out["task_ids"]
+        self.assertEqual(len(ids), 3)
+        self.assertEqual(self.m.get("ext", ids[0])["details"]["payload"], {"i": 0})
+        self.assertEqual(self.m.get("ext", ids[2])["details"]["payload"], {"i": 2})
+        with self.assertRaises(taskmgr.WrongDataType) as cm:
+            self.m.trigger_many("ext", [{}, {"context_task": 5}])
+        self.assertIn("bodies_json[1]", cm.exception.message)
+        with self.assertRaises(taskmgr.TaskAlreadyRunning):
+            self.m.trigger_many("excl", [{}, {}])
+        self.assertEqual(len(self.m.list_recent("ext", amt=64)["tasks"]), 3)
+        self.assertEqual(self.m.list_recent("excl")["tasks"], [])
 
     def test_unregistered_or_private_name_is_wrong_data_type(self):
         with self.assertRaises(taskmgr.WrongDataType):

@@ -214,14 +214,17 @@ class Manager:
     number of worker threads (0: this process only stores and serves);
     ``nosync`` skips fsync (tests and benchmarks only); ``library`` the path
     of libtaskmgr.so to use (else $TASKMGR_LIBRARY, else the system's
-    search path).  Every method is thread-safe; use it as a context manager,
+    search path); ``max_task_bytes``, ``max_details_bytes``, ``max_keys``
+    and ``max_list_bytes`` the limits of tm_options (0: the default).  Every method is thread-safe; use it as a context manager,
     or call close().
     """
 
     path: str
 
     def __init__(self, path: StrPath, workers: int = 2, nosync: bool = False,
-                 library: Optional[StrPath] = None) -> None:
+                 library: Optional[StrPath] = None, *,
+                 max_task_bytes: int = 0, max_details_bytes: int = 0,
+                 max_keys: int = 0, max_list_bytes: int = 0) -> None:
         self._tm: Optional[ctypes.c_void_p] = None
         self._lib = lib = _load(library)
         self._cond = threading.Condition()
@@ -236,6 +239,14 @@ class Manager:
         opts.path = os.fsencode(path)
         opts.workers = _int(workers, "workers", 0, _UINT_MAX, InvalidArgument)
         opts.flags = _TM_OPEN_NOSYNC if nosync else 0
+        # The limits (0: the library's default; doc/reliability.md).
+        opts.max_task_bytes = _int(max_task_bytes, "max_task_bytes", 0,
+                                   _UINT64_MAX, InvalidArgument)
+        opts.max_details_bytes = _int(max_details_bytes, "max_details_bytes", 0,
+                                      _UINT64_MAX, InvalidArgument)
+        opts.max_keys = _int(max_keys, "max_keys", 0, _UINT_MAX, InvalidArgument)
+        opts.max_list_bytes = _int(max_list_bytes, "max_list_bytes", 0,
+                                   _UINT64_MAX, InvalidArgument)
         tm = ctypes.c_void_p()
         err = lib.tm_open(ctypes.byref(opts), ctypes.byref(tm))
         if err:
@@ -409,6 +420,17 @@ class Manager:
         result: Dict[str, str] = self._call(
             self._lib.tm_trigger, _text(name, "name"), _document(body, "body"),
             _TM_PUBLIC if public else 0)
+        return result
+
+    def trigger_many(self, name: str, bodies: Any,
+                     public: bool = False) -> Dict[str, List[str]]:
+        """Create tasks in bulk, all or none (tm_trigger_many).  ``bodies``
+        is a list of trigger bodies as trigger() takes them (``{}`` for
+        none), or its JSON text.  Returns ``{"task_ids": [...]}`` in order;
+        a bad body raises WrongDataType naming its index."""
+        result: Dict[str, List[str]] = self._call(
+            self._lib.tm_trigger_many, _text(name, "name"),
+            _document(bodies, "bodies"), _TM_PUBLIC if public else 0)
         return result
 
     def list_recent(self, name: str, page: int = 1, amt: int = 50,

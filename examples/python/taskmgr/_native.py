@@ -13,11 +13,11 @@ from typing import Any, Dict, List, Optional, Tuple, Type, Union
 
 from ._errors import _BY_CODE, TaskmgrError, WrongDataType
 
-# The ABI this module is written for: soname libtaskmgr.so.0, and the first
-# version of each options struct (include/taskmgr.h).
+# The ABI this module is written for: soname libtaskmgr.so.0, and the
+# version of each options struct it mirrors (include/taskmgr.h).
 _SONAME = "libtaskmgr.so.0"
 _ABI_MAJOR = "0"
-_TM_OPTIONS_VERSION = 1
+_TM_OPTIONS_VERSION = 2
 _TM_JOB_DEF_VERSION = 1
 
 _TM_PUBLIC = 0x1
@@ -38,7 +38,8 @@ StrPath = Union[str, "os.PathLike[str]"]
 
 
 # --------------------------------------------------------------------------
-# The C structs, field for field as in include/taskmgr.h (version 1 of each).
+# The C structs, field for field as in include/taskmgr.h (tm_options
+# version 2, tm_job_def version 1).
 
 class _Options(ctypes.Structure):
     _fields_ = [
@@ -54,6 +55,10 @@ class _Options(ctypes.Structure):
         ("progress_ms", ctypes.c_uint),
         ("keep_count", ctypes.c_uint),
         ("keep_age_s", ctypes.c_double),
+        ("max_task_bytes", ctypes.c_uint64),
+        ("max_details_bytes", ctypes.c_uint64),
+        ("max_keys", ctypes.c_uint),
+        ("max_list_bytes", ctypes.c_uint64),
     ]
 
 
@@ -118,6 +123,8 @@ _PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "tm_register": (ctypes.c_int, [_P, ctypes.POINTER(_JobDef)]),
     "tm_trigger": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p,
                                   ctypes.c_uint, _OUT]),
+    "tm_trigger_many": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p,
+                                       ctypes.c_uint, _OUT]),
     "tm_list_recent": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_int,
                                       ctypes.c_int, ctypes.c_uint, _OUT]),
     "tm_get": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p,
