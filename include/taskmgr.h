@@ -381,9 +381,11 @@ TM_EXTERN int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes);
 /**
  * Figures of the store: `{"names": {name: {"REQUEST_SENT": n, ...,
  * "changes": n}}, "queue_depth": n, "oldest_waiting_age_s": x,
- * "store_bytes": n, "free_bytes": n, "map_bytes": n, "commits": n}`:
+ * "store_bytes": n, "free_bytes": n, "map_bytes": n, "commits": n,
+ * "workers": n, "workers_idle": n}`:
  * store_bytes is the data file up to its high-water mark, free_bytes the
- * part of it LMDB will reuse, commits this manager's write transactions.
+ * part of it LMDB will reuse, commits this manager's write transactions,
+ * workers its worker threads and workers_idle those waiting for work.
  *
  * @return #TM_OK; #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
  */

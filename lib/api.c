@@ -389,6 +389,41 @@ static void announce(tm_manager *tm, const tm__jobreg *job)
 
 #define MANUAL_REASON "manually triggered by endpoint"
 
+/* Create the task of one trigger.  When a worker here is idle (and the
+ * name has a handler here and no concurrency limit to count), the task is
+ * claimed in the same commit and handed to that worker: the handler starts
+ * one sync after the trigger, instead of after the trigger's commit and
+ * then the worker's claim. */
+static int create_one(tm_manager *tm, const tm__jobreg *job,
+                      const tm__trigger_req *req, char id[TM_TASK_ID_LEN + 1],
+                      bool *created)
+{
+	tm__new_task item = { req->context, req->secret,
+	                      req->reason ? req->reason : MANUAL_REASON };
+	tm__task claimed = { .details = NULL };
+	tm__create_how how = { NULL, NULL, 0, 0, &claimed };
+	tm_job *run = NULL;
+	int64_t mono = tm__mono_us();
+	int err;
+
+	if (job->def.run && job->def.concurrency == 0 && tm__running_reserve(tm)) {
+		how.token = tm__random64();
+		how.lease_us = (int64_t)tm->opts.lease_ms * 1000;
+	}
+	err = tm__lifecycle_create_many(tm->store, &tm->limits, job, &item, 1, &how,
+	                                (char (*)[TM_TASK_ID_LEN + 1])id, created);
+	if (how.token && *created &&
+	    tm__job_new(job, &claimed, req->secret, tm->opts.lease_ms, &tm->limits,
+	                mono, &run) == TM_OK)
+		tm__running_hand(tm, run);
+	else if (how.token) /* not made; or out of memory: the lease expires */
+		tm__running_release(tm);
+	tm__task_free(&claimed);
+	if (*created && run == NULL)
+		announce(tm, job);
+	return err;
+}
+
 int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
                unsigned flags, char **out_json)
 {
@@ -411,13 +446,8 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 		return err;
 	err = validate(job, req.context);
 	if (!err)
-		err = tm__lifecycle_create(tm->store, &tm->limits, job, req.context,
-		                           req.secret,
-		                           req.reason ? req.reason : MANUAL_REASON,
-		                           NULL, NULL, id, &created);
+		err = create_one(tm, job, &req, id, &created);
 	tm__trigger_req_free(&req);
-	if (created)
-		announce(tm, job);
 	if (err || out_json == NULL)
 		return err;
 	tm__buf_add(&out, "{\"task_id\":\"", 12);
@@ -449,7 +479,7 @@ static int create_many(tm_manager *tm, const tm__jobreg *job,
 	}
 	if (!err)
 		err = tm__lifecycle_create_many(tm->store, &tm->limits, job, items, n,
-		                                NULL, NULL, ids, created);
+		                                NULL, ids, created);
 	free(items);
 	return err;
 }

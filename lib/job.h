@@ -47,6 +47,7 @@ struct tm_job {
 	atomic_int refs;          /* the worker's, plus the supervisor's while it
 	                           * syncs, plus tm_close()'s while it requeues */
 	struct tm_job *next;      /* in the runtime's running list */
+	struct tm_job *hnext;     /* in its handoff list (running.h) */
 
 	pthread_mutex_t mu;       /* guards what follows */
 	cJSON *progress;          /* details.progress as the handler sees it */

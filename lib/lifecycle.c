@@ -48,10 +48,30 @@ struct create_ctx {
 	tm__task *tasks;
 	const tm__new_task *items;
 	size_t n;
-	tm__gate_fn gate;
-	void *gctx;
+	const tm__create_how *how;
 	bool created;
 };
+
+/* The claim of a trigger that hands its task to an idle worker: made in
+ * the commit that creates the task, so the handler starts one sync after
+ * the trigger began.  A crash after that commit leaves a RUNNING task with
+ * a lease, which recovery retries or fails like any other run. */
+static int claim_at_create(tm__txn *txn, const tm__create_how *how, tm__task *t)
+{
+	int64_t now = tm__txn_now(txn);
+	bool run = false;
+	int err = TM_OK;
+
+	if (t->status != TM_REQUEST_SENT) { /* the write runs again */
+		t->status = TM_REQUEST_SENT;
+		err = tm__task_set_attempts(t, 0);
+	}
+	if (!err)
+		err = tm__lifecycle_claim(txn, t, now, how->token, now + how->lease_us, &run);
+	if (!err && !run) /* cannot be: a new task is neither cancelled nor late */
+		err = tm_errorf(TM_ESTORAGE, "task %s could not be claimed at once", t->id);
+	return err;
+}
 
 static int first_id(tm__txn *txn, const char *id, void *ctx)
 {
@@ -70,13 +90,13 @@ static int create_txn(tm__txn *txn, void *p)
 
 	c->created = false; /* a write may run again */
 	/* Checks over the name's tasks hold across processes under its lock. */
-	if (c->gate || (c->job->def.flags & TM_JOB_EXCLUSIVE)) {
+	if (c->how->gate || (c->job->def.flags & TM_JOB_EXCLUSIVE)) {
 		err = tm__store_lock_name(txn, name);
 		if (err)
 			return err;
 	}
-	if (c->gate) {
-		err = c->gate(txn, c->gctx, &go);
+	if (c->how->gate) {
+		err = c->how->gate(txn, c->how->gctx, &go);
 		if (err || !go)
 			return err;
 	}
@@ -90,6 +110,8 @@ static int create_txn(tm__txn *txn, void *p)
 			return tm_errorf(TM_EALREADY_RUNNING, "task %s is already "
 			                 "running (task %s)", name, busy);
 	}
+	if (c->how->token)
+		err = claim_at_create(txn, c->how, &c->tasks[0]);
 	for (size_t i = 0; i < c->n && !err; i++) {
 		err = tm__store_put(txn, NULL, &c->tasks[i]);
 		if (!err && c->items[i].secret)
@@ -138,11 +160,12 @@ static int new_tasks(const tm__jobreg *job, const tm__limits *lim,
 
 int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
                               const tm__jobreg *job, const tm__new_task *items,
-                              size_t n, tm__gate_fn gate, void *gctx,
+                              size_t n, const tm__create_how *how,
                               char (*ids)[TM_TASK_ID_LEN + 1], bool *created)
 {
+	static const tm__create_how plain;
 	tm__task one, *tasks = n == 1 ? &one : calloc(n, sizeof(*tasks));
-	struct create_ctx c = { job, tasks, items, n, gate, gctx, false };
+	struct create_ctx c = { job, tasks, items, n, how ? how : &plain, false };
 	int err;
 
 	*created = false;
@@ -158,7 +181,10 @@ int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
 		for (size_t i = 0; i < n; i++) {
 			if (err == TM_OK && c.created)
 				memcpy(ids[i], tasks[i].id, sizeof(tasks[i].id));
-			tm__task_free(&tasks[i]);
+			if (i == 0 && c.how->claimed && err == TM_OK && c.created)
+				*c.how->claimed = tasks[0]; /* the caller's now */
+			else
+				tm__task_free(&tasks[i]);
 		}
 		*created = err == TM_OK && c.created;
 	}
@@ -174,8 +200,9 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
                          char id[TM_TASK_ID_LEN + 1], bool *created)
 {
 	tm__new_task item = { context, secret, reason };
+	tm__create_how how = { gate, gctx, 0, 0, NULL };
 
-	return tm__lifecycle_create_many(s, lim, job, &item, 1, gate, gctx,
+	return tm__lifecycle_create_many(s, lim, job, &item, 1, &how,
 	                                 (char (*)[TM_TASK_ID_LEN + 1])id, created);
 }
 

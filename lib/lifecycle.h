@@ -43,13 +43,25 @@ typedef struct tm__new_task {
 	const char *reason;
 } tm__new_task;
 
+/* How tasks are created (NULL: plainly). */
+typedef struct tm__create_how {
+	tm__gate_fn gate;   /* see tm__lifecycle_create */
+	void *gctx;
+	/* Nonzero: claim the (single) task in the commit that creates it, for
+	 * a run under this token with a lease of lease_us, and move the task
+	 * as claimed to *claimed (the caller frees it). */
+	uint64_t token;
+	int64_t lease_us;
+	tm__task *claimed;
+} tm__create_how;
+
 /* tm__lifecycle_create for n tasks in one write transaction, all or none:
  * ids[i] gets the id of items[i].  Limits are checked for each task and,
  * for a batch, for their sum (lim->list_bytes).  An exclusive name takes
  * a batch of one only (TM_EALREADY_RUNNING). */
 int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
                               const tm__jobreg *job, const tm__new_task *items,
-                              size_t n, tm__gate_fn gate, void *gctx,
+                              size_t n, const tm__create_how *how,
                               char (*ids)[TM_TASK_ID_LEN + 1], bool *created);
 
 /* A change asked by a caller: tm_patch() or tm_cancel(). */

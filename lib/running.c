@@ -80,3 +80,47 @@ void tm__running_announce(tm_manager *tm)
 	tm__running_wake(tm);
 	tm__store_wake(tm->store, false);
 }
+
+bool tm__running_reserve(tm_manager *tm)
+{
+	struct tm__runtime *rt = tm->rt;
+	bool ok = false;
+
+	if (rt == NULL)
+		return false;
+	pthread_mutex_lock(&rt->mu);
+	if (!rt->stopping && rt->n_idle > rt->reserved) {
+		rt->reserved++;
+		ok = true;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return ok;
+}
+
+void tm__running_release(tm_manager *tm)
+{
+	struct tm__runtime *rt = tm->rt;
+
+	pthread_mutex_lock(&rt->mu);
+	rt->reserved--;
+	pthread_cond_broadcast(&rt->work); /* a worker may wait to stop */
+	pthread_mutex_unlock(&rt->mu);
+}
+
+void tm__running_hand(tm_manager *tm, tm_job *job)
+{
+	struct tm__runtime *rt = tm->rt;
+	tm_job **tail;
+
+	pthread_mutex_lock(&rt->mu);
+	tm__running_add(rt, job);
+	if (rt->stopping) /* tm_close() began since the reservation */
+		atomic_fetch_or(&job->stop, TM__STOP_CLOSE);
+	for (tail = &rt->handoff; *tail; tail = &(*tail)->hnext)
+		;
+	job->hnext = NULL;
+	*tail = job;
+	rt->reserved--;
+	pthread_cond_broadcast(&rt->work);
+	pthread_mutex_unlock(&rt->mu);
+}

@@ -26,6 +26,10 @@ struct tm__runtime {
 	pthread_t supervisor;
 	bool sup_started;
 	tm_job *running;          /* jobs whose handler runs in this process */
+	unsigned n_idle;          /* workers waiting for work */
+	unsigned reserved;        /* of those, promised a task claimed by a trigger */
+	tm_job *handoff;          /* claimed by a trigger, for the next idle worker
+	                           * (linked by hnext; already on `running`) */
 	int64_t renew_at_us;      /* next lease renewal (supervisor) */
 	int64_t prune_at_us;      /* next retention pass (supervisor) */
 	int64_t flushed_at_us;    /* last progress flush (supervisor) */
@@ -41,6 +45,13 @@ void tm__running_stop(tm_manager *tm, const char *id, int bits);
 /* Running jobs, each with a reference the caller drops with unref_all. */
 tm_job **tm__running_snapshot(tm_manager *tm, size_t *n);
 void tm__running_unref_all(tm_job **jobs, size_t n);
+/* A trigger here may claim its task in its own commit and hand it to an
+ * idle worker (one sync from trigger to handler): reserve promises it a
+ * worker, false when none is idle or tm_close() began; then either hand
+ * the job over or release the promise. */
+bool tm__running_reserve(tm_manager *tm);
+void tm__running_hand(tm_manager *tm, tm_job *job);
+void tm__running_release(tm_manager *tm);
 /* Put claimed jobs on the list, take finished ones off (rt->mu held). */
 void tm__running_add(struct tm__runtime *rt, tm_job *job);
 void tm__running_remove(struct tm__runtime *rt, tm_job *job);

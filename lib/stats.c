@@ -83,6 +83,22 @@ static int stats_txn(tm__txn *txn, void *p)
 	return TM_OK;
 }
 
+/* This process's workers: how many, and how many wait for work. */
+static bool add_workers(tm_manager *tm, cJSON *out)
+{
+	struct tm__runtime *rt = tm->rt;
+	unsigned n = 0, idle = 0;
+
+	if (rt) {
+		pthread_mutex_lock(&rt->mu);
+		n = rt->n_workers;
+		idle = rt->n_idle;
+		pthread_mutex_unlock(&rt->mu);
+	}
+	return cJSON_AddNumberToObject(out, "workers", n) &&
+	       cJSON_AddNumberToObject(out, "workers_idle", idle);
+}
+
 int tm_stats(tm_manager *tm, char **out_json)
 {
 	cJSON *out;
@@ -99,7 +115,8 @@ int tm_stats(tm_manager *tm, char **out_json)
 		return err;
 	}
 	if (!cJSON_AddNumberToObject(out, "commits",
-	                             (double)tm__store_commits(tm->store))) {
+	                             (double)tm__store_commits(tm->store)) ||
+	    !add_workers(tm, out)) {
 		cJSON_Delete(out);
 		return tm__error_oom();
 	}

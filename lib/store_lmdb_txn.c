@@ -218,9 +218,15 @@ static void run_batch(tm__lmdb *s, struct tm__wreq *batch)
 	} else if (batch->next == NULL && (batch->err || batch->map_full)) {
 		mdb_txn_abort(top);
 	} else {
+		size_t id = mdb_txn_id(top);
+		MDB_envinfo info;
+
 		rc = mdb_txn_commit(top);
 		if (rc == 0) {
-			atomic_fetch_add(&s->commits, 1);
+			/* Counted when it wrote: LMDB commits nothing otherwise. */
+			mdb_env_info(s->env, &info);
+			if (info.me_last_txnid >= id)
+				atomic_fetch_add(&s->commits, 1);
 		} else {
 			/* Nothing of the batch is stored: fail (or retry) them all. */
 			err = commit_error(s, rc);

@@ -221,7 +221,7 @@ static int run(tm__pg *s, bool write, tm__txn_fn fn, void *ctx)
 				err = tm__pg_send(&t, PG_NOTIFY, NULL, 2, vals, NULL, PG_EXPECT_ANY);
 			if (!err)
 				err = tm__pg_flush(&t, NULL);
-			if (!err && write)
+			if (!err && t.wrote)
 				atomic_fetch_add(&s->commits, 1);
 		} else if (!t.broken) {
 			/* On failure this replaces fn's message: the link is

@@ -221,6 +221,7 @@ int tm__pg_defer(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *v
 {
 	int err = tm__pg_send(t, st, NULL, n, vals, lens, expect);
 
+	t->wrote |= st != PG_LOCK_NAME; /* every other deferred statement writes */
 	if (!err && t->c->n_pending > TM__PG_PENDING_MAX - 4)
 		err = tm__pg_flush(t, NULL); /* room for the next, its prepare and COMMIT */
 	return err;

@@ -92,6 +92,7 @@ typedef struct tm__pg_txn {
 	bool retry;               /* the database asked to run it again */
 	bool broken;              /* the connection failed during it */
 	bool notify;              /* it queued work or asked a run to stop */
+	bool wrote;               /* it changed something: a commit to count */
 	struct tm__pg_row cur;
 	/* The row a locking queue scan stopped on, kept until it is written:
 	 * its record (locked by this transaction) and secret, for the get and

@@ -318,17 +318,36 @@ void *tm__worker_main(void *arg)
 	size_t n_outs = 0;
 
 	for (;;) {
+		bool handed = false;
+
 		pthread_mutex_lock(&rt->mu);
-		/* Sleep only with nothing to write and nothing just claimed. */
-		while (!rt->stopping && n == 0 && n_outs == 0 && rt->wake_seq == seen)
-			pthread_cond_wait(&rt->work, &rt->mu);
+		/* Sleep only with nothing to write and nothing just claimed;
+		 * idle, take a task a trigger claimed for us first. */
+		if (n == 0 && n_outs == 0) {
+			rt->n_idle++;
+			while ((!rt->stopping || rt->reserved > 0) &&
+			       rt->wake_seq == seen && rt->handoff == NULL)
+				pthread_cond_wait(&rt->work, &rt->mu);
+			rt->n_idle--;
+			if (rt->handoff) {
+				jobs[0] = rt->handoff;
+				rt->handoff = jobs[0]->hnext;
+				jobs[0]->thread = pthread_self();
+				handed = true;
+			}
+		}
 		seen = rt->wake_seq;
 		pthread_mutex_unlock(&rt->mu);
-		n = claim(tm, outs, n_outs, jobs);
-		n_outs = 0;
+		if (handed) {
+			n = 1;
+		} else {
+			n = claim(tm, outs, n_outs, jobs);
+			n_outs = 0;
+		}
 		if (n == 0) {
 			pthread_mutex_lock(&rt->mu);
-			bool stop = rt->stopping;
+			/* A promised task is still to come: wait for it. */
+			bool stop = rt->stopping && rt->reserved == 0 && rt->handoff == NULL;
 			pthread_mutex_unlock(&rt->mu);
 			if (stop)
 				return NULL;
