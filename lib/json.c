@@ -515,6 +515,25 @@ static int merge_into(cJSON *obj, const cJSON *patch)
 	return err;
 }
 
+size_t tm__json_bound(const cJSON *j)
+{
+	size_t n;
+
+	if (cJSON_IsString(j))
+		return 2 + 6 * strlen(j->valuestring); /* every byte as \uXXXX */
+	if (cJSON_IsRaw(j))
+		return strlen(j->valuestring);
+	if (cJSON_IsNumber(j))
+		return 32; /* "-2.2250738585072014e-308" is 24 */
+	if (!cJSON_IsArray(j) && !cJSON_IsObject(j))
+		return 5; /* false */
+	n = 2;
+	for (const cJSON *c = j->child; c != NULL; c = c->next)
+		n += 1 + tm__json_bound(c) +
+		     (cJSON_IsObject(j) ? 3 + 6 * strlen(c->string) : 0);
+	return n;
+}
+
 size_t tm__json_keys(const cJSON *j)
 {
 	size_t n = 0;

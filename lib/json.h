@@ -24,6 +24,8 @@ cJSON *tm__json_parse(const char *text, const char *what, int *err);
  * different node; the old one is then freed).  NULL only on out of memory.
  * Linear in the sizes of both. */
 cJSON *tm__json_merge(cJSON *target, const cJSON *patch);
+/* At least the printed size of j, found without printing it. */
+size_t tm__json_bound(const cJSON *j);
 /* The object keys in j, at every depth. */
 size_t tm__json_keys(const cJSON *j);
 /* Print compactly into a string of the callers' allocator (buf.h), to be

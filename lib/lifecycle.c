@@ -141,6 +141,11 @@ static int new_tasks(const tm__jobreg *job, const tm__limits *lim,
 			err = tm__task_check_limits(&tasks[i], lim, "context_task", &size);
 		if (!err && lim && n > 1) {
 			total += size;
+			if (total > lim->list_bytes) { /* bounds so far: now exactly */
+				total = 0;
+				for (size_t k = 0; k <= i; k++)
+					total += tm__task_size(&tasks[k], NULL);
+			}
 			if (total > lim->list_bytes)
 				err = tm_errorf(TM_EWRONG_DATA, "the batch's tasks add up "
 				                "to more than %llu bytes (max_list_bytes)",

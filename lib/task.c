@@ -242,28 +242,45 @@ static size_t printed_size(const cJSON *j)
 	return n;
 }
 
+size_t tm__task_size(const tm__task *t, size_t *details)
+{
+	const cJSON *pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
+	const cJSON *m = cJSON_GetObjectItemCaseSensitive(pr, "message");
+	size_t dn = printed_size(t->details), wn = printed_size(t->warnings);
+
+	if (details)
+		*details = dn;
+	if (dn == 0 || wn == 0)
+		return 0;
+	/* The message is stored twice: in details.progress, and apart for
+	 * the top-level "progress". */
+	return dn + wn + strlen(t->name) + (cJSON_IsString(m) ? printed_size(m) : 2);
+}
+
 int tm__task_check_limits(const tm__task *t, const tm__limits *l,
                           const char *what, size_t *size)
 {
-	size_t keys = tm__json_keys(t->details), dn, wn, n;
-	const cJSON *pr, *m;
+	size_t keys = tm__json_keys(t->details), dn, n;
 
 	if (keys > l->keys)
 		return tm_errorf(TM_EWRONG_DATA, "%s would give the task's details %zu "
 		                 "keys; the limit is %zu (max_keys)", what, keys, l->keys);
-	dn = printed_size(t->details);
-	wn = printed_size(t->warnings);
-	if (dn == 0 || wn == 0)
+	/* Most tasks are far under the limits: a bound found by walking the
+	 * tree spares printing them (the message is inside details). */
+	dn = tm__json_bound(t->details);
+	n = 2 * dn + tm__json_bound(t->warnings) + strlen(t->name);
+	if (dn <= l->details_bytes && n <= l->task_bytes) {
+		if (size)
+			*size = n;
+		return TM_OK;
+	}
+	n = tm__task_size(t, &dn);
+	if (n == 0)
 		return tm_errorf(TM_ENOMEM, "out of memory checking task %s", t->id);
 	if (dn > l->details_bytes)
 		return tm_errorf(TM_EWRONG_DATA, "%s would make the task's details %zu "
 		                 "bytes; the limit is %llu (max_details_bytes)", what, dn,
 		                 (unsigned long long)l->details_bytes);
-	/* The message is stored twice: in details.progress, and apart for
-	 * the top-level "progress". */
-	pr = cJSON_GetObjectItemCaseSensitive(t->details, "progress");
-	m = cJSON_GetObjectItemCaseSensitive(pr, "message");
-	n = dn + wn + strlen(t->name) + (cJSON_IsString(m) ? printed_size(m) : 2);
 	if (size)
 		*size = n;
 	if (n > l->task_bytes)

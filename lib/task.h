@@ -41,11 +41,14 @@ typedef struct tm__limits {
 } tm__limits;
 
 /* Check t against the limits after a caller's change: its details' keys
- * and printed size, and the whole document, whose size goes to *size
- * (when not NULL).  TM_EWRONG_DATA naming the limit and `what` (the call's
+ * and printed size, and the whole document, whose size (or a bound of it,
+ * when that is under the limits already) goes to *size (when not NULL).  TM_EWRONG_DATA naming the limit and `what` (the call's
  * input, for the message); TM_ENOMEM. */
 int tm__task_check_limits(const tm__task *t, const tm__limits *l,
                           const char *what, size_t *size);
+/* The size of t's record's JSON parts as stored; its details' printed size
+ * to *details (when not NULL).  0 on out of memory. */
+size_t tm__task_size(const tm__task *t, size_t *details);
 
 void tm__task_free(tm__task *t);
 /* Encode to one malloc'd buffer. */
