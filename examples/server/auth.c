@@ -229,6 +229,15 @@ int srv_tokens_load(const char *path, srv_tokens **out, char *err, size_t errlen
 		close(fd);
 		return fail(err, errlen, path, 0, "not a regular file of at most 1 MiB");
 	}
+	/* As ssh treats a private key: secrets others can read are refused. */
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		close(fd);
+		if (err && errlen)
+			snprintf(err, errlen, "tokens file %s is accessible by others "
+			         "(mode %04o); chmod 600 it", path,
+			         (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
 	buf = malloc(FILE_MAX + 1);
 	if (buf == NULL) {
 		close(fd);

@@ -21,7 +21,8 @@ typedef struct srv_tokens srv_tokens;
 int srv_tokens_parse(const char *text, size_t len, const char *origin,
                      srv_tokens **out, char *err, size_t errlen);
 
-/* Read and parse a tokens file (at most 1 MiB).  Same returns. */
+/* Read and parse a tokens file (at most 1 MiB), which group and others
+ * may not read or write (mode 0600 or stricter).  Same returns. */
 int srv_tokens_load(const char *path, srv_tokens **out, char *err, size_t errlen);
 
 /* A set holding one fresh random root token, copied to @p token.

@@ -1,23 +1,30 @@
-/* libmicrohttpd glue: request bodies, the Authorization header, the access
- * log.  Everything the API decides is in router.c. */
-#include <arpa/inet.h>
+/* libmicrohttpd glue: the daemon (its options, start and stop) and each
+ * request from its request line to its answer: the token's role, the
+ * body, the call to router.c, which decides everything the API says.
+ * The defences against hostile clients are in http_guard.c, the access log
+ * in http_log.c, the listening address and TLS files in http_listen.c. */
 #include <netdb.h>
-#include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "http.h"
+#include "http_guard.h"
+#include "http_listen.h"
+#include "http_log.h"
 #include "router.h"
 
 struct srv_http {
 	struct MHD_Daemon *d;
 	tm_manager *tm;
 	const srv_tokens *tokens;
+	srv_guard *guard;
+	srv_tls tls;
 };
 
 /* One request, from its request line to its completion. */
@@ -31,8 +38,11 @@ struct req {
 	size_t len, cap;
 	int too_large;
 	int status;
-	char method[16];
+	size_t method_len;    /* the method's length, even when cut */
+	char method[SRV_LOG_METHOD + 1];
 };
+
+/* ---- a request's life ------------------------------------------------------ */
 
 static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 {
@@ -51,56 +61,24 @@ static void *on_uri(void *cls, const char *uri, struct MHD_Connection *c)
 	return r;
 }
 
-/* The access log line: method, target, status, microseconds.  A request
- * libmicrohttpd refused by itself (headers too large, bad HTTP) or that the
- * client abandoned has no status of ours: "-" and why it ended. */
-static void log_request(const struct req *r, enum MHD_RequestTerminationCode toe)
-{
-	static const char *const why[] = { "completed", "error", "timeout",
-	                                   "shutdown", "read error", "client abort" };
-	struct timespec t1;
-	char target[201];
-	size_t i;
-	long long us;
-
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	us = (long long)(t1.tv_sec - r->t0.tv_sec) * 1000000 +
-	     (t1.tv_nsec - r->t0.tv_nsec) / 1000;
-	for (i = 0; r->target[i] && i < sizeof(target) - 1; i++) {
-		unsigned char c = (unsigned char)r->target[i];
-		target[i] = c > 0x20 && c < 0x7f ? (char)c : '?';
-	}
-	target[i] = '\0';
-	if (r->status)
-		fprintf(stderr, "%s %s %d %lldus\n", r->method[0] ? r->method : "-",
-		        target, r->status, us);
-	else
-		fprintf(stderr, "%s %s - %lldus (%s)\n", r->method[0] ? r->method : "-",
-		        target, us, (unsigned)toe < 6 ? why[toe] : "closed");
-}
-
 static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+	struct srv_http *h = cls;
 	struct req *r = *con_cls;
+	int cut = srv_guard_next(h->guard, c);
 
-	(void)cls;
-	(void)c;
 	if (r == NULL)
 		return;
-	log_request(r, toe);
+	srv_log_request(r->method, r->method_len, r->target, &r->t0, r->status,
+	                toe, cut);
 	free(r->body);
 	free(r->target);
 	free(r);
 	*con_cls = NULL;
 }
 
-static void on_mhd_log(void *cls, const char *fmt, va_list ap)
-{
-	(void)cls;
-	fputs("libmicrohttpd: ", stderr);
-	vfprintf(stderr, fmt, ap);
-}
+/* ---- answers ------------------------------------------------------------------ */
 
 static enum MHD_Result send_json(struct MHD_Connection *c, int status,
                                  const char *body, const char *allow)
@@ -133,47 +111,68 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status,
 	return ret;
 }
 
+/* Send @p rs (freed) as the answer of @p r. */
+static enum MHD_Result reply(struct srv_http *h, struct MHD_Connection *c,
+                             struct req *r, srv_response *rs)
+{
+	enum MHD_Result ret;
+
+	r->answered = 1;
+	r->status = rs->body ? rs->status : 500;
+	srv_guard_answered(h->guard, c);
+	ret = send_json(c, r->status, rs->body ? rs->body : SRV_OOM_BODY, rs->allow);
+	srv_response_free(rs);
+	return ret;
+}
+
+/* The router's view of @p r; the target's '?' is cut while it is used:
+ * call request_done() after. */
+static char *request_of(struct req *r, srv_request *rq)
+{
+	char *q = strchr(r->target, '?');
+
+	memset(rq, 0, sizeof(*rq));
+	rq->method = r->method;
+	rq->query = q ? q + 1 : NULL;
+	if (q)
+		*q = '\0';   /* the target now holds the path only */
+	rq->path = r->target;
+	rq->body = r->body;
+	rq->body_len = r->len;
+	rq->body_too_large = r->too_large;
+	rq->role = r->role;
+	return q;
+}
+
+static void request_done(char *q)
+{
+	if (q)
+		*q = '?';
+}
+
 static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *c,
                               struct req *r)
 {
 	srv_request rq;
 	srv_response rs;
-	char *q = strchr(r->target, '?');
-	enum MHD_Result ret;
+	char *q = request_of(r, &rq);
 
-	memset(&rq, 0, sizeof(rq));
-	rq.method = r->method;
-	rq.query = q ? q + 1 : NULL;
-	if (q)
-		*q = '\0';   /* the target now holds the path only */
-	rq.path = r->target;
-	rq.body = r->body;
-	rq.body_len = r->len;
-	rq.body_too_large = r->too_large;
-	rq.role = r->role;
 	srv_route(h->tm, &rq, &rs);
-	if (q)
-		*q = '?';
-	r->answered = 1;
-	r->status = rs.body ? rs.status : 500;
-	ret = send_json(c, r->status, rs.body ? rs.body : SRV_OOM_BODY, rs.allow);
-	srv_response_free(&rs);
-	return ret;
+	request_done(q);
+	return reply(h, c, r, &rs);
 }
 
-static int content_length_over(const char *v)
+static int refused_before_body(struct req *r)
 {
-	unsigned long long n = 0;
+	srv_request rq;
+	char *q = request_of(r, &rq);
+	int refused = srv_route_refuses(&rq);
 
-	if (v == NULL)
-		return 0;
-	for (; *v >= '0' && *v <= '9'; v++) {
-		n = n * 10 + (unsigned)(*v - '0');
-		if (n > SRV_BODY_MAX)
-			return 1;
-	}
-	return 0;
+	request_done(q);
+	return refused;
 }
+
+/* ---- the request --------------------------------------------------------------- */
 
 static void take(struct req *r, const char *data, size_t n)
 {
@@ -210,6 +209,36 @@ static void take(struct req *r, const char *data, size_t n)
 	r->len += n;
 }
 
+/* The first call, once the headers are in and before any of the body is
+ * read: whatever can be decided without the body is answered now, and
+ * libmicrohttpd then closes the connection without reading the body. */
+static enum MHD_Result first_call(struct srv_http *h, struct MHD_Connection *c,
+                                  struct req *r, const char *method)
+{
+	srv_heads hd;
+
+	r->started = 1;
+	r->method_len = strlen(method);
+	snprintf(r->method, sizeof(r->method), "%s", method);
+	srv_guard_heads(c, &hd);
+	if (hd.problem) {
+		srv_response rs;
+
+		srv_error(&rs, 400, 40, "WrongData", "WRONG_DATA_TYPE", hd.problem);
+		return reply(h, c, r, &rs);
+	}
+	if (hd.auth)
+		r->role = srv_tokens_role(h->tokens, hd.auth);
+	if (hd.too_large) {
+		/* An announced oversize body: refused before any of it is read. */
+		r->too_large = 1;
+		return answer(h, c, r);
+	}
+	if (hd.has_body && refused_before_body(r))
+		return answer(h, c, r);
+	return MHD_YES;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
                                   const char *url, const char *method,
                                   const char *version, const char *upload,
@@ -226,20 +255,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*upload_size = 0;   /* a body after an early answer: drop it */
 		return MHD_YES;
 	}
-	if (!r->started) {
-		r->started = 1;
-		snprintf(r->method, sizeof(r->method), "%s", method);
-		r->role = srv_tokens_role(h->tokens,
-		                          MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-		                                  MHD_HTTP_HEADER_AUTHORIZATION));
-		/* Refuse an announced oversize body before reading any of it. */
-		if (content_length_over(MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-		                        MHD_HTTP_HEADER_CONTENT_LENGTH))) {
-			r->too_large = 1;
-			return answer(h, c, r);
-		}
-		return MHD_YES;
-	}
+	if (!r->started)
+		return first_call(h, c, r, method);
 	if (*upload_size) {
 		take(r, upload, *upload_size);
 		*upload_size = 0;
@@ -248,87 +265,72 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	return answer(h, c, r);
 }
 
-/* "HOST:PORT" or "[HOST]:PORT" into host and port. */
-static int split_listen(const char *s, char *host, size_t hlen, char *port,
-                        size_t plen)
-{
-	const char *colon;
-	size_t n;
+/* ---- the daemon ------------------------------------------------------------------ */
 
-	if (s[0] == '[') {
-		const char *end = strchr(s, ']');
-		if (end == NULL || end[1] != ':')
-			return -1;
-		n = (size_t)(end - s - 1);
-		s++;
-		colon = end + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (colon == NULL)
-			return -1;
-		n = (size_t)(colon - s);
-	}
-	if (n == 0 || n >= hlen || strlen(colon + 1) == 0 ||
-	    strlen(colon + 1) >= plen || strspn(colon + 1, "0123456789") !=
-	    strlen(colon + 1))
-		return -1;
-	memcpy(host, s, n);
-	host[n] = '\0';
-	strcpy(port, colon + 1);
-	return 0;
+unsigned srv_http_default_threads(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (n < 2)
+		return 2;
+	return n > SRV_HTTP_THREADS_MAX ? SRV_HTTP_THREADS_MAX : (unsigned)n;
 }
 
-/* The address the listening socket really has, as "HOST:PORT". */
-static void bound_address(struct MHD_Daemon *d, char *out, size_t len)
+static void free_http(srv_http *h)
 {
-	const union MHD_DaemonInfo *fdi = MHD_get_daemon_info(d, MHD_DAEMON_INFO_LISTEN_FD);
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	char host[INET6_ADDRSTRLEN];
-	unsigned port;
-
-	out[0] = '\0';
-	if (fdi == NULL || getsockname(fdi->listen_fd, (struct sockaddr *)&ss, &sl) < 0)
-		return;
-	if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof(host));
-		port = ntohs(a->sin6_port);
-		snprintf(out, len, "[%s]:%u", host, port);
-	} else {
-		struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &a->sin_addr, host, sizeof(host));
-		port = ntohs(a->sin_port);
-		snprintf(out, len, "%s:%u", host, port);
-	}
+	srv_guard_free(h->guard);
+	srv_listen_tls_free(&h->tls);
+	free(h);
 }
 
-int srv_http_start(const char *listen, tm_manager *tm, const srv_tokens *tokens,
-                   unsigned idle_s, srv_http **out, char *bound, size_t boundlen,
-                   char *err, size_t errlen)
+static struct MHD_Daemon *start_daemon(const srv_http_config *cfg, srv_http *h,
+                                       const struct sockaddr *sa)
 {
-	struct addrinfo hints, *ai = NULL;
-	char host[256], port[8];
+	struct MHD_OptionItem more[5];
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	size_t n = 0;
+
+	if (sa->sa_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+	if (cfg->threads > 1)
+		more[n++] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE,
+		                                     (intptr_t)cfg->threads, NULL };
+	if (cfg->per_ip)
+		more[n++] = (struct MHD_OptionItem){ MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		                                     (intptr_t)cfg->per_ip, NULL };
+	if (h->tls.cert) {
+		flags |= MHD_USE_TLS;
+		more[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0,
+		                                     h->tls.cert };
+		more[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0,
+		                                     h->tls.key };
+	}
+	more[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	return MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
+		/* First, so that every message of MHD goes through it. */
+		MHD_OPTION_EXTERNAL_LOGGER, srv_log_mhd, (void *)h,
+		MHD_OPTION_SOCK_ADDR, sa,
+		MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_s,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_HTTP_CONN_MEMORY,
+		MHD_OPTION_NOTIFY_CONNECTION, srv_guard_on_connection,
+		(void *)h->guard,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)h,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)h,
+		MHD_OPTION_ARRAY, more,
+		MHD_OPTION_END);
+}
+
+int srv_http_start(const srv_http_config *cfg, tm_manager *tm,
+                   const srv_tokens *tokens, srv_http **out, char *bound,
+                   size_t boundlen, char *err, size_t errlen)
+{
+	struct addrinfo *ai;
 	srv_http *h;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD |
-	                 MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL |
-	                 MHD_USE_ERROR_LOG;
-	int rc;
 
 	*out = NULL;
-	if (split_listen(listen, host, sizeof(host), port, sizeof(port)) < 0 ||
-	    atoi(port) > 65535) {
-		snprintf(err, errlen, "--listen wants HOST:PORT, not '%s'", listen);
+	if (srv_listen_resolve(cfg->listen, &ai, err, errlen) < 0)
 		return -1;
-	}
-	memset(&hints, 0, sizeof(hints)); /* ai_family 0: IPv4 or IPv6 */
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &ai);
-	if (rc != 0) {
-		snprintf(err, errlen, "--listen %s: %s", listen, gai_strerror(rc));
-		return -1;
-	}
 	h = calloc(1, sizeof(*h));
 	if (h == NULL) {
 		freeaddrinfo(ai);
@@ -337,26 +339,21 @@ int srv_http_start(const char *listen, tm_manager *tm, const srv_tokens *tokens,
 	}
 	h->tm = tm;
 	h->tokens = tokens;
-	if (ai->ai_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
-		/* First, so that every message of MHD goes through it. */
-		MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, (void *)h,
-		MHD_OPTION_SOCK_ADDR, ai->ai_addr,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)SRV_HTTP_CONNECTIONS,
-		MHD_OPTION_CONNECTION_TIMEOUT, idle_s ? idle_s : (unsigned)SRV_HTTP_IDLE_S,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)SRV_HTTP_CONN_MEMORY,
-		MHD_OPTION_URI_LOG_CALLBACK, on_uri, (void *)h,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, (void *)h,
-		MHD_OPTION_END);
+	if (srv_listen_tls(cfg, ai->ai_addr, &h->tls, err, errlen) < 0 ||
+	    (h->guard = srv_guard_new(cfg->deadline_s, err, errlen)) == NULL) {
+		freeaddrinfo(ai);
+		free_http(h);
+		return -1;
+	}
+	h->d = start_daemon(cfg, h, ai->ai_addr);
 	freeaddrinfo(ai);
 	if (h->d == NULL) {
 		snprintf(err, errlen, "cannot listen on %s (address in use or not "
-		         "available?)", listen);
-		free(h);
+		         "available, or a bad TLS certificate or key?)", cfg->listen);
+		free_http(h);
 		return -1;
 	}
-	bound_address(h->d, bound, boundlen);
+	srv_listen_bound(h->d, bound, boundlen);
 	*out = h;
 	return 0;
 }
@@ -365,6 +362,9 @@ void srv_http_stop(srv_http *h)
 {
 	if (h == NULL)
 		return;
+	/* The reaper first: it must not shut down a socket that
+	 * MHD_stop_daemon() is closing. */
+	srv_guard_stop(h->guard);
 	MHD_stop_daemon(h->d);
-	free(h);
+	free_http(h);
 }

@@ -392,38 +392,73 @@ static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
 	}
 }
 
-void srv_route(tm_manager *tm, const srv_request *rq, srv_response *out)
+/* The checks that need no body, in their order: 401, 404, 405, 403.
+ * Returns 0 when the request passes them, with *m its endpoint (whose
+ * strings point into @p buf, strlen(path) + 1 bytes); else the status,
+ * with @p out filled. */
+static int refuse(const srv_request *rq, char *buf, struct match *m,
+                  srv_response *out)
 {
 	const char *seg[SEGS_MAX];
-	struct match m;
-	char *buf;
 	int n;
 
 	if (rq->role == NULL) {
 		srv_error(out, 401, 21, "AuthError", "UNAUTHORIZED",
 		          "a valid 'Authorization: Bearer <token>' header is required");
-		return;
+		return 401;
 	}
+	n = split_path(rq->path, buf, seg);
+	if (n < 0)
+		memset(m, 0, sizeof(*m));
+	else
+		match(seg, n, method_bit(rq->method), m);
+	if (m->allowed == 0) {
+		srv_error(out, 404, 60, "NotFoundError", "NOT_FOUND",
+		          "no endpoint at this path");
+		return 404;
+	}
+	if (m->route == R_NONE) {
+		srv_error(out, 405, 70, "MethodNotAllowed", "HTTP_METHOD_NOT_ALLOWED",
+		          "this path does not accept this method");
+		out->allow = allow_header(m->allowed);
+		return 405;
+	}
+	if (!srv_role_allowed(rq->role)) {
+		srv_error(out, 403, 50, "ForbiddenError", "FORBIDDEN",
+		          "this endpoint admits the roles root, manager and backend");
+		return 403;
+	}
+	return 0;
+}
+
+int srv_route_refuses(const srv_request *rq)
+{
+	srv_response out;
+	struct match m;
+	char *buf = malloc((rq->path ? strlen(rq->path) : 0) + 1);
+	int status;
+
+	if (buf == NULL)
+		return 0;
+	status = refuse(rq, buf, &m, &out);
+	if (status)
+		srv_response_free(&out);
+	free(buf);
+	return status != 0;
+}
+
+void srv_route(tm_manager *tm, const srv_request *rq, srv_response *out)
+{
+	struct match m;
+	char *buf;
+
 	buf = malloc((rq->path ? strlen(rq->path) : 0) + 1);
 	if (buf == NULL) {
 		srv_lib_error(out, tm_errorf(TM_ENOMEM, "out of memory"));
 		return;
 	}
-	n = split_path(rq->path, buf, seg);
-	if (n < 0)
-		memset(&m, 0, sizeof(m));
-	else
-		match(seg, n, method_bit(rq->method), &m);
-	if (m.allowed == 0) {
-		srv_error(out, 404, 60, "NotFoundError", "NOT_FOUND",
-		          "no endpoint at this path");
-	} else if (m.route == R_NONE) {
-		srv_error(out, 405, 70, "MethodNotAllowed", "HTTP_METHOD_NOT_ALLOWED",
-		          "this path does not accept this method");
-		out->allow = allow_header(m.allowed);
-	} else if (!srv_role_allowed(rq->role)) {
-		srv_error(out, 403, 50, "ForbiddenError", "FORBIDDEN",
-		          "this endpoint admits the roles root, manager and backend");
+	if (refuse(rq, buf, &m, out)) {
+		/* answered */
 	} else if (rq->body_too_large) {
 		wrong_data(out, "the request body is larger than 1 MiB");
 	} else {

@@ -34,6 +34,11 @@ typedef struct srv_response {
  * Thread-safe (as the tm_* calls are). */
 void srv_route(tm_manager *tm, const srv_request *rq, srv_response *out);
 
+/* 1 when srv_route() refuses @p rq whatever its body holds: 401, 404, 405
+ * or 403.  The transport then answers before reading any of the body.
+ * 0 otherwise, and when memory ran out. */
+int srv_route_refuses(const srv_request *rq);
+
 void srv_response_free(srv_response *r);
 
 /* Fill @p out with an error body: status, the REST API's error_code and class,

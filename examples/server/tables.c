@@ -1,4 +1,5 @@
 /* LOCAL tables: names, connections, the directory, atomic output files. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -251,4 +252,51 @@ void srv_out_abort(srv_out *o)
 		unlinkat(o->dirfd, o->tmp, 0);
 	}
 	free(o);
+}
+
+/* ---- leftovers of a crash ------------------------------------------------ */
+
+int srv_out_is_temp(const char *name)
+{
+	char table[SRV_TABLE_NAME_MAX + 1];
+	size_t n = strlen(name), t;
+	const char *x;
+
+	/* "." + TABLE + "." + 8 hex digits + ".tmp" */
+	if (n < 1 + 1 + 1 + 8 + 4 || name[0] != '.' || strcmp(name + n - 4, ".tmp"))
+		return 0;
+	x = name + n - 4 - 8;
+	if (x[-1] != '.' || strspn(x, "0123456789abcdef") != 8)
+		return 0;
+	t = (size_t)(x - 1 - (name + 1));
+	if (t > SRV_TABLE_NAME_MAX)
+		return 0;
+	memcpy(table, name + 1, t);
+	table[t] = '\0';
+	return srv_table_name_check(table, "temporary file") == TM_OK;
+}
+
+int srv_out_sweep(int dirfd)
+{
+	int fd = dup(dirfd), removed = 0;
+	DIR *d = fd < 0 ? NULL : fdopendir(fd);
+	struct dirent *e;
+
+	if (d == NULL) {
+		if (fd >= 0)
+			close(fd);
+		return 0;
+	}
+	while ((e = readdir(d)) != NULL) {
+		struct stat st;
+
+		if (srv_out_is_temp(e->d_name) &&
+		    fstatat(dirfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    S_ISREG(st.st_mode) && unlinkat(dirfd, e->d_name, 0) == 0)
+			removed++;
+	}
+	closedir(d);
+	if (removed)
+		fsync(dirfd);
+	return removed;
 }

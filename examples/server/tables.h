@@ -61,4 +61,14 @@ int srv_out_commit(srv_out *o);
 /* Remove the temporary file; frees @p o.  NULL is a no-op. */
 void srv_out_abort(srv_out *o);
 
+/* Whether @p name is the name of an output's temporary file:
+ * ".TABLE.xxxxxxxx.tmp", TABLE a valid table name, x lower-case hex. */
+int srv_out_is_temp(const char *name);
+
+/* Remove the temporary files that outputs interrupted by a crash left in
+ * the tables directory: regular files that srv_out_is_temp() names, and
+ * nothing else.  Returns how many were removed.  Only for start-up: a
+ * running output's file would go too. */
+int srv_out_sweep(int dirfd);
+
 #endif

@@ -75,6 +75,15 @@ def wait_for(pred, timeout=20.0, what="condition"):
         time.sleep(0.01)
 
 
+def write_private(path, text):
+    """Write a file only its owner may read (mode 0600), as the server
+    wants of a tokens file, whatever the umask."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+
+
 def make_tokens():
     """One token per role, 32+ characters each."""
     return {role: "tok-%s-%s" % (role, os.urandom(12).hex()) for role in ROLES}
@@ -106,10 +115,8 @@ class Server:
              "--simulate-seconds", str(self.simulate)]
         if self.tokens is not None:
             path = os.path.join(self.dir, "tokens")
-            with open(path, "w") as f:
-                f.write("# role token\n")
-                for role, tok in self.tokens.items():
-                    f.write("%s %s\n" % (role, tok))
+            write_private(path, "# role token\n" + "".join(
+                "%s %s\n" % (role, tok) for role, tok in self.tokens.items()))
             a += ["--tokens", path]
         return a + self.extra
 

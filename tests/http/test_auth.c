@@ -1,4 +1,6 @@
 /* Tokens file, generated token, Authorization header lookup. */
+#include <sys/stat.h>
+
 #include "common.h"
 #include "auth.h"
 
@@ -70,8 +72,24 @@ START_TEST(tokens_file_is_read_from_disk)
 	f = fopen(path, "w");
 	fputs("backend " T2 "\n", f);
 	fclose(f);
+	/* Readable or writable by group or others: refused, as ssh would. */
+	for (size_t i = 0; i < 4; i++) {
+		static const mode_t modes[] = { 0644, 0640, 0602, 0660 };
+		char want[64];
+
+		ck_assert_int_eq(chmod(path, modes[i]), 0);
+		ck_assert_int_eq(srv_tokens_load(path, &t, err, sizeof(err)), -1);
+		ck_assert_ptr_null(t);
+		snprintf(want, sizeof(want), "(mode %04o); chmod 600 it",
+		         (unsigned)modes[i]);
+		ck_assert_msg(strstr(err, want) && strstr(err, path), "%s", err);
+	}
+	ck_assert_int_eq(chmod(path, 0600), 0);
 	ck_assert_int_eq(srv_tokens_load(path, &t, err, sizeof(err)), 0);
 	ck_assert_str_eq(srv_tokens_role(t, "Bearer " T2), "backend");
+	srv_tokens_free(t);
+	ck_assert_int_eq(chmod(path, 0400), 0);
+	ck_assert_int_eq(srv_tokens_load(path, &t, err, sizeof(err)), 0);
 	srv_tokens_free(t);
 	ck_assert_int_eq(srv_tokens_load(dir, &t, err, sizeof(err)), -1);
 	tt_rmdir(dir);

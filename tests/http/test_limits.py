@@ -12,7 +12,8 @@ import time
 import unittest
 
 import tmbackend
-from serverlib import SERVER, Server, ServerTestCase, make_tokens, wait_for
+from serverlib import (SERVER, Server, ServerTestCase, make_tokens, wait_for,
+                       write_private)
 
 MIB = 1024 * 1024
 
@@ -38,7 +39,9 @@ def raw_exchange(addr, data, timeout=10):
 
 
 class Limits(ServerTestCase):
-    server_args = {"workers": 0}
+    # 64 connections in all, however many from one address.
+    server_args = {"workers": 0, "extra": ["--max-connections", "64",
+                                           "--per-ip-connections", "0"]}
 
     def auth(self):
         return "Authorization: Bearer %s\r\n" % self.srv.token()
@@ -92,10 +95,13 @@ class Limits(ServerTestCase):
         try:
             for _ in range(70):
                 socks.append(socket.create_connection(self.srv.addr, timeout=10))
-            # the server keeps at most 64: a request on top is turned away
+            # the server keeps at most 64: a request on top is not served
+            # (it waits in the listen queue; well before the request
+            # deadline frees the slots of the 64 silent ones)
             with self.assertRaises((ConnectionError, http.client.HTTPException,
                                     socket.timeout, OSError)):
                 c = socks[-1]
+                c.settimeout(3)
                 c.sendall(("GET /tasks/ml_new_users/recents/ HTTP/1.1\r\n"
                            "Host: x\r\n%s\r\n" % self.auth()).encode())
                 if not c.recv(100):
@@ -116,6 +122,44 @@ class Limits(ServerTestCase):
         lines = wait_for(lambda: len(logged()) == 2 and logged(), 10, "log lines")
         self.assertRegex(lines[0], r"^GET %s 200 \d+us$" % re.escape(marker))
         self.assertRegex(lines[1], r"^GET /nowhere/\d+ 401 \d+us$")
+
+
+class LibraryLimits(ServerTestCase):
+    """--max-task-bytes, --max-details-bytes, --max-keys and
+    --max-list-bytes reach tm_options: small values refuse what the
+    defaults (the Limits server above) take."""
+    server_args = {"workers": 0, "extra": [
+        "--max-task-bytes", "4096", "--max-details-bytes", "2048",
+        "--max-keys=50", "--max-list-bytes", "8192"]}
+
+    def refused(self, method, path, body, limit):
+        st, _, doc, payload = self.srv.request(method, path, self.srv.token(),
+                                               body=body)
+        self.assertEqual(st, 400, payload[:300])
+        self.assertEqual(doc["error_data"]["name"], "WRONG_DATA_TYPE", doc)
+        self.assertIn("(%s)" % limit, doc["message"])
+
+    def test_the_library_limits_are_options_of_the_server(self):
+        big = {"context_task": {"x": "a" * 3000}}
+        wide = {"context_task": {"k%d" % i: i for i in range(60)}}
+        self.refused("POST", "/tasks/ml_new_users/", big, "max_details_bytes")
+        self.refused("POST", "/tasks/ml_new_users/", wide, "max_keys")
+        for _ in range(40):
+            self.srv.call("POST", "/tasks/private/data_import/", {"context_task": {
+                "connection": "LOCAL", "table_name": "input-myfile.csv"}})
+        self.refused("GET", "/tasks/private/data_import/recents/?amt=64", None,
+                     "max_list_bytes")
+        self.assertEqual(len(self.srv.call(
+            "GET", "/tasks/private/data_import/recents/?amt=5")["tasks"]), 5)
+        # The library's defaults take both.
+        srv = Server(workers=0)
+        try:
+            srv.start()
+            srv.call("POST", "/tasks/ml_new_users/", big)
+            srv.call("POST", "/tasks/ml_new_items/", wide)
+            self.assertEqual(srv.stop(), 0)
+        finally:
+            srv.cleanup()
 
 
 class Process(unittest.TestCase):
@@ -154,8 +198,7 @@ class Process(unittest.TestCase):
                             ("root " + "a" * 20 + "\nx " + "a" * 20 + "\n",
                              "tokens:2:")]:
             with self.subTest(text=text):
-                with open(path, "w") as f:
-                    f.write(text)
+                write_private(path, text)
                 rc, out, err = self.run_server("--tokens", path)
                 self.assertEqual(rc, 1)
                 self.assertIn(where, err)
@@ -163,6 +206,25 @@ class Process(unittest.TestCase):
         rc, _, err = self.run_server("--tokens", os.path.join(self.dir, "none"))
         self.assertEqual(rc, 1)
         self.assertIn("No such file", err)
+
+    def test_library_limits_are_checked_by_the_library(self):
+        rc, out, err = self.run_server("--max-task-bytes", "4096",
+                                       "--max-details-bytes", "2048",
+                                       "--max-list-bytes", "5000")
+        self.assertEqual(rc, 1, err)
+        self.assertIn("max_list_bytes", err)
+        self.assertNotIn("listening", out)
+        for args in (["--max-keys", "1.5"], ["--max-task-bytes", "-1"],
+                     ["--max-list-bytes", "x"]):
+            with self.subTest(args=args):
+                rc, out, err = self.run_server(*args)
+                self.assertEqual(rc, 2, err)
+        rc, out, _ = self.run_server("--help")
+        for opt in ("--max-task-bytes", "--max-details-bytes", "--max-keys",
+                    "--max-list-bytes", "--request-deadline", "--max-connections",
+                    "--per-ip-connections", "--http-threads", "--tls-cert",
+                    "--tls-key", "--insecure-http"):
+            self.assertIn(opt, out)
 
     def test_unusable_listen_address_exits_1(self):
         for listen in ["nohost", "127.0.0.1:99999", "1.2.3.4:80", "127.0.0.1:",

@@ -367,6 +367,36 @@ START_TEST(random_requests_get_json_answers)
 }
 END_TEST
 
+START_TEST(refusals_that_need_no_body_are_known_before_it)
+{
+	static const struct {
+		const char *method, *path, *role;
+		int refused;
+	} cases[] = {
+		{ "POST", "/tasks/pub/", NULL, 1 },           /* 401 */
+		{ "POST", "/nowhere/", "root", 1 },           /* 404 */
+		{ "POST", "/tasks/pub/recents/", "root", 1 }, /* 405 */
+		{ "POST", "/tasks/pub/", "frontend", 1 },     /* 403 */
+		{ "POST", "/tasks/pub/", "root", 0 },
+		{ "POST", "/tasks/private/nope/", "backend", 0 }, /* 400: the body decides */
+		{ "PATCH", "/tasks/private/priv/x/", "manager", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		srv_request rq = { cases[i].method, cases[i].path, NULL, NULL, 0, 0,
+		                   cases[i].role };
+		srv_response rs;
+
+		ck_assert_msg(srv_route_refuses(&rq) == cases[i].refused, "case %zu", i);
+		/* ... and srv_route() agrees. */
+		srv_route(tm, &rq, &rs);
+		if (cases[i].refused)
+			ck_assert_int_ne(rs.status, 200);
+		srv_response_free(&rs);
+	}
+}
+END_TEST
+
 TT_MAIN_FIXTURE("router", setup, teardown,
 	missing_or_unknown_token_is_401,
 	other_roles_are_403,
@@ -378,4 +408,5 @@ TT_MAIN_FIXTURE("router", setup, teardown,
 	bodies_are_checked_before_the_library,
 	refresh_token_is_never_answered,
 	error_messages_are_printable_ascii,
+	refusals_that_need_no_body_are_known_before_it,
 	random_requests_get_json_answers)

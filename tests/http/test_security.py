@@ -156,7 +156,10 @@ def closed_by_server(sock):
 
 
 class SlowClients(Alive, ServerTestCase):
-    server_args = {"workers": 0, "extra": ["--idle-timeout", str(IDLE_S)]}
+    # The idle timeout alone: a request deadline (test_hostile.py) far
+    # beyond the slowest trickle here.
+    server_args = {"workers": 0, "extra": ["--idle-timeout", str(IDLE_S),
+                                           "--request-deadline", "120"]}
 
     def setUp(self):
         self.socks = []
@@ -251,8 +254,8 @@ class SlowClients(Alive, ServerTestCase):
         self.assertServes()
 
     def test_the_idle_timeout_frees_every_connection_slot(self):
-        # As many silent clients as the server takes connections (64):
-        # once the timeout has closed them, everyone is served again.
+        # As many silent clients as the server takes from one address
+        # (64): once the timeout has closed them, everyone is served again.
         silent = []
         for _ in range(64):
             try:

@@ -290,6 +290,57 @@ START_TEST(job_contexts_are_checked)
 }
 END_TEST
 
+START_TEST(temporary_outputs_are_known_by_name)
+{
+	const char *temp[] = { ".a.csv.0badf00d.tmp", ".x.00000000.tmp",
+	                       ".r.json.gz.ffffffff.tmp" };
+	const char *other[] = { "a.csv", ".a.csv.0BADF00D.tmp", ".a.csv.0badf00.tmp",
+	                        ".a.csv.0badf00d0.tmp", "..a.csv.0badf00d.tmp",
+	                        ".a.csv.0badf00d.tmpx", "a.csv.0badf00d.tmp",
+	                        ".0badf00d.tmp", "..0badf00d.tmp", ".a/b.0badf00d.tmp",
+	                        ".a.csv0badf00d.tmp", "", "." };
+	srv_table t = table("out.csv");
+	srv_out *o;
+	struct dirent *e;
+	DIR *d;
+	int seen = 0;
+
+	for (size_t i = 0; i < sizeof(temp) / sizeof(temp[0]); i++)
+		ck_assert_msg(srv_out_is_temp(temp[i]), "%s", temp[i]);
+	for (size_t i = 0; i < sizeof(other) / sizeof(other[0]); i++)
+		ck_assert_msg(!srv_out_is_temp(other[i]), "%s", other[i]);
+	/* The name an output really uses is one of them. */
+	ck_assert_ok(srv_out_create(dirfd_, &t, &o));
+	d = opendir(dir);
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] == '.' && strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
+			seen += srv_out_is_temp(e->d_name);
+	closedir(d);
+	ck_assert_int_eq(seen, 1);
+	srv_out_abort(o);
+}
+END_TEST
+
+START_TEST(sweep_removes_temporary_outputs_only)
+{
+	char path[512];
+
+	put(".a.csv.0badf00d.tmp", "x", 1, 0);
+	put(".b.csv.12345678.tmp", "x", 1, 0);
+	put("a.csv", "x", 1, 0);
+	put(".a.csv.0BADF00D.tmp", "x", 1, 0);
+	snprintf(path, sizeof(path), "%s/.d.csv.12345678.tmp", dir);
+	ck_assert_int_eq(mkdir(path, 0700), 0);
+	ck_assert_int_eq(srv_out_sweep(dirfd_), 2);
+	ck_assert_int_eq(faccessat(dirfd_, ".a.csv.0badf00d.tmp", F_OK, 0), -1);
+	ck_assert_int_eq(faccessat(dirfd_, "a.csv", F_OK, 0), 0);
+	ck_assert_int_eq(faccessat(dirfd_, ".a.csv.0BADF00D.tmp", F_OK, 0), 0);
+	ck_assert_int_eq(faccessat(dirfd_, ".d.csv.12345678.tmp", F_OK, 0), 0);
+	ck_assert_int_eq(srv_out_sweep(dirfd_), 0);
+	ck_assert_int_eq(rmdir(path), 0);
+}
+END_TEST
+
 TT_MAIN_FIXTURE("tables", setup, teardown,
 	table_names_are_plain_file_names,
 	only_local_has_a_driver,
@@ -297,4 +348,6 @@ TT_MAIN_FIXTURE("tables", setup, teardown,
 	bad_tables_are_refused,
 	missing_directory_is_resource_not_found,
 	outputs_appear_whole_plain_or_gzip,
+	temporary_outputs_are_known_by_name,
+	sweep_removes_temporary_outputs_only,
 	job_contexts_are_checked)
