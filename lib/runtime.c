@@ -8,6 +8,7 @@
 #include <time.h>
 
 #include "error.h"
+#include "retention.h"
 #include "running.h"
 #include "runtime.h"
 #include "supervisor.h"
@@ -53,6 +54,7 @@ int tm__runtime_start(tm_manager *tm)
 	cond_init(&rt->work);
 	cond_init(&rt->idle);
 	tm->rt = rt;
+	tm__retention_start(tm); /* before any write: the bound by count */
 	if (pthread_create(&rt->supervisor, NULL, tm__supervisor_main, tm) != 0)
 		goto fail;
 	rt->sup_started = true;

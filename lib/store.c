@@ -1,7 +1,10 @@
 /* The store interface (store.h): picks the engine by the path and hands
- * each call to it.  No rule and no engine detail lives here. */
+ * each call to it, and runs the final hook at the end of a write that made
+ * tasks final.  No rule and no engine detail lives here. */
+#include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "store.h"
 #include "store_engine.h"
 
@@ -26,9 +29,76 @@ void tm__store_close(tm__store *s)
 #define OPS(txn) ((txn)->store->ops)
 
 int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx) { return s->ops->read(s, fn, ctx); }
-int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx) { return s->ops->write(s, fn, ctx); }
 int64_t tm__store_now(tm__store *s) { return s->ops->now(s); }
 int64_t tm__txn_now(tm__txn *txn) { return txn->store->ops->now(txn->store); }
+
+/* ---- the final hook ---------------------------------------------------------
+ *
+ * A write runs inside this wrapper when the store has a final hook: puts
+ * note the names of the tasks they make final, and the hook runs for each
+ * once the write's own function is done, in the same transaction. */
+
+struct tm__ended {
+	tm__txn_fn fn;
+	void *ctx;
+	char (*names)[TM_NAME_MAX + 1];
+	size_t n, cap;
+};
+
+static int note_ended(struct tm__ended *e, const char *name)
+{
+	for (size_t i = 0; i < e->n; i++)
+		if (strcmp(e->names[i], name) == 0)
+			return TM_OK;
+	if (strlen(name) > TM_NAME_MAX)
+		return tm_errorf(TM_EINVAL, "task name too long");
+	if (e->n == e->cap) {
+		size_t cap = e->cap ? e->cap * 2 : 4;
+		char (*names)[TM_NAME_MAX + 1] = realloc(e->names, cap * sizeof(*names));
+
+		if (names == NULL)
+			return tm__error_oom();
+		e->names = names;
+		e->cap = cap;
+	}
+	strcpy(e->names[e->n++], name);
+	return TM_OK;
+}
+
+static int write_then_hook(tm__txn *txn, void *p)
+{
+	struct tm__ended *e = p;
+	tm__store *s = txn->store;
+	int err;
+
+	e->n = 0; /* a write may run again */
+	txn->ended = e;
+	err = e->fn(txn, e->ctx);
+	txn->ended = NULL;
+	for (size_t i = 0; !err && i < e->n; i++)
+		err = s->on_final(txn, e->names[i], s->on_final_ctx);
+	return err;
+}
+
+int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx)
+{
+	struct tm__ended e = { fn, ctx, NULL, 0, 0 };
+	int err;
+
+	if (s->on_final == NULL)
+		return s->ops->write(s, fn, ctx);
+	err = s->ops->write(s, write_then_hook, &e);
+	free(e.names);
+	return err;
+}
+
+void tm__store_on_final(tm__store *s, tm__final_fn fn, void *ctx)
+{
+	s->on_final = fn;
+	s->on_final_ctx = ctx;
+}
+
+/* ---- the rest, straight to the engine ----------------------------------------- */
 
 int tm__store_get(tm__txn *txn, const char *id, tm__task *out)
 {
@@ -48,7 +118,12 @@ int tm__store_render(tm__txn *txn, const char *id, const char *name,
 
 int tm__store_put(tm__txn *txn, const tm__task *old, const tm__task *t)
 {
-	return OPS(txn)->put(txn, old, t);
+	int err = OPS(txn)->put(txn, old, t);
+
+	if (!err && txn->ended && tm__status_final(t->status) &&
+	    (old == NULL || !tm__status_final(old->status)))
+		err = note_ended(txn->ended, t->name);
+	return err;
 }
 
 int tm__store_delete(tm__txn *txn, const tm__task *t) { return OPS(txn)->delete(txn, t); }
@@ -56,6 +131,11 @@ int tm__store_delete(tm__txn *txn, const tm__task *t) { return OPS(txn)->delete(
 int tm__store_lock_name(tm__txn *txn, const char *name)
 {
 	return OPS(txn)->lock_name(txn, name);
+}
+
+int tm__store_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got)
+{
+	return OPS(txn)->lock_retention(txn, name, wait, got);
 }
 
 int tm__store_secret_put(tm__txn *txn, const char *id, const char *secret)
@@ -124,6 +204,11 @@ int tm__store_name_touch(tm__txn *txn, const char *name)
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx)
 {
 	return OPS(txn)->names(txn, fn, ctx);
+}
+
+int tm__store_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n)
+{
+	return OPS(txn)->name_finals(txn, name, exact, n);
 }
 
 uint32_t tm__store_wake_seq(tm__store *s) { return s->ops->wake_seq(s); }

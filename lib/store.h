@@ -24,7 +24,8 @@ void tm__store_close(tm__store *s);
 
 /* Run fn inside one transaction.  A write whose fn returns an error is
  * aborted (the store is unchanged); a write that fills the map is retried
- * on a grown map, so fn must be re-runnable.  fn's return value is returned. */
+ * on a grown map, so fn must be re-runnable.  fn's return value is returned
+ * (or the final hook's: tm__store_on_final). */
 int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx);
 int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx);
 /* The store's clock, in microseconds since the epoch: the one clock every
@@ -54,6 +55,19 @@ int tm__store_delete(tm__txn *txn, const tm__task *t);
  * several tasks of one name (exclusivity, a concurrency limit, an
  * automatic trigger's rule) then hold across every process. */
 int tm__store_lock_name(tm__txn *txn, const char *name);
+/* The name's retention lock, until the write transaction ends: one
+ * process at a time prunes a name's final tasks.  A lock of its own, not
+ * the name's: pruning never waits for a trigger or a claim, nor they for
+ * it.  With wait false it is only tried: *got says whether it was taken
+ * (an engine with one writer at a time always takes it). */
+int tm__store_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);
+/* fn(txn, name, ctx) runs at the end of every write transaction whose puts
+ * made tasks of name final (they were active, or new), once per name,
+ * after the write's own function and before the commit; its error fails
+ * the write.  Retention (retention.c) keeps each name's final tasks
+ * bounded there.  Set before any write; NULL: none.  The store calls up
+ * through it, and only through it. */
+void tm__store_on_final(tm__store *s, tm__final_fn fn, void *ctx);
 
 /* ---- secrets, kept apart from the task records ---- */
 
@@ -93,6 +107,14 @@ int tm__store_reset_changes(tm__txn *txn, const char *name);
 int tm__store_name_touch(tm__txn *txn, const char *name);
 /* Every name that has figures, in key order (an iterator as above). */
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
+/* How many final tasks (FAILED, CANCELLED, COMPLETED) the name has, as this
+ * transaction sees them, cheaply: LMDB reads the name's figures;
+ * PostgreSQL sums a counter kept per name beside the tasks, read with the
+ * write's first final task of the name (so usually without a round trip
+ * of its own) or now, and read again once the retention lock is taken.
+ * exact: count the tasks themselves (PostgreSQL: as many rows as the name
+ * has; in a write it also sets the counter right if it ever drifted). */
+int tm__store_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 
 /* ---- wake-ups across the processes that share the store ---- */
 

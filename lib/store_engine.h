@@ -38,6 +38,8 @@ struct tm__store_ops {
 	int (*reset_changes)(tm__txn *txn, const char *name);
 	int (*name_touch)(tm__txn *txn, const char *name);
 	int (*names)(tm__txn *txn, tm__name_fn fn, void *ctx);
+	int (*name_finals)(tm__txn *txn, const char *name, bool exact, uint64_t *n);
+	int (*lock_retention)(tm__txn *txn, const char *name, bool wait, bool *got);
 
 	uint32_t (*wake_seq)(tm__store *s);
 	void (*wake)(tm__store *s, bool self_too);
@@ -53,10 +55,13 @@ struct tm__store_ops {
  * other. */
 struct tm__store {
 	const struct tm__store_ops *ops;
+	tm__final_fn on_final;    /* store.c runs it: tm__store_on_final */
+	void *on_final_ctx;
 };
 
 struct tm__txn {
 	tm__store *store;
+	struct tm__ended *ended;  /* store.c: names the write made tasks of final */
 };
 
 /* The engines.  A URI of the form store.c recognises goes to the

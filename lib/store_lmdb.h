@@ -107,6 +107,8 @@ int tm__lmdb_add_changes(tm__txn *txn, const char *name, uint64_t n);
 int tm__lmdb_reset_changes(tm__txn *txn, const char *name);
 int tm__lmdb_name_touch(tm__txn *txn, const char *name);
 int tm__lmdb_names(tm__txn *txn, tm__name_fn fn, void *ctx);
+int tm__lmdb_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
+int tm__lmdb_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);
 int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
 
 /* Stored per name: the figures tm_stats() reports without a scan. */

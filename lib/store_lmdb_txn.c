@@ -116,7 +116,7 @@ static void pool_put(tm__lmdb *s, MDB_txn *txn)
 int tm__lmdb_read(tm__store *store, tm__txn_fn fn, void *ctx)
 {
 	tm__lmdb *s = tm__lmdb_of(store);
-	tm__lmdb_txn t = { .base = { &s->base }, .s = s };
+	tm__lmdb_txn t = { .base = { .store = &s->base }, .s = s };
 	int err;
 
 	/* The resize lock is held for the whole read: growing the map moves
@@ -173,7 +173,7 @@ static void settle(struct tm__wreq *r, int err, bool map_full, size_t seen)
 
 static void run_batch(tm__lmdb *s, struct tm__wreq *batch)
 {
-	tm__lmdb_txn t = { .base = { &s->base }, .s = s };
+	tm__lmdb_txn t = { .base = { .store = &s->base }, .s = s };
 	int err = begin(s, true, &t.txn), rc;
 	/* Read under the resize lock begin() took: growth remaps the env. */
 	size_t seen = err ? 0 : map_size(s);
@@ -189,7 +189,7 @@ static void run_batch(tm__lmdb *s, struct tm__wreq *batch)
 		settle(batch, err, t.map_full, seen);
 	} else {
 		for (struct tm__wreq *r = batch; r; r = r->next) {
-			tm__lmdb_txn child = { .base = { &s->base }, .s = s };
+			tm__lmdb_txn child = { .base = { .store = &s->base }, .s = s };
 
 			rc = mdb_txn_begin(s->env, top, 0, &child.txn);
 			if (rc) {

@@ -54,6 +54,18 @@ static const char *const migrations[TM__PG_SCHEMA_VERSION] = {
 	" name text COLLATE \"C\" PRIMARY KEY,"
 	" changes bigint NOT NULL DEFAULT 0,"
 	" since_us bigint NOT NULL);",
+	/* 2: a counter of each name's final tasks, for retention to read on
+	 * every final write (a count(*) is as slow as the name is long).  A
+	 * name's count is the sum of its rows; each session adds to its own
+	 * row (slot) at the commit. */
+	"CREATE TABLE " S ".finals ("
+	" name text COLLATE \"C\" NOT NULL,"
+	" slot smallint NOT NULL,"
+	" n bigint NOT NULL,"
+	" PRIMARY KEY (name, slot))"
+	" WITH (fillfactor = 50);"
+	"INSERT INTO " S ".finals (name, slot, n)"
+	" SELECT name, 0, count(*) FROM " S ".tasks WHERE status >= 3 GROUP BY name;",
 };
 
 #define COLS "id, doc, start_us"
@@ -123,13 +135,28 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 	[PG_CLOCK] = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
 	[PG_SIZE] = "SELECT (pg_total_relation_size('" S ".tasks')"
 		" + pg_total_relation_size('" S ".secrets')"
-		" + pg_total_relation_size('" S ".names'))::int8",
+		" + pg_total_relation_size('" S ".names')"
+		" + pg_total_relation_size('" S ".finals'))::int8",
 	[PG_CHECK] = "SELECT id, doc, name, status::int8, queued, start_us, ready_us,"
 		" timeout_us, lease_us, owner FROM " S ".tasks ORDER BY id LIMIT $1",
 	[PG_CHECK_NEXT] = "SELECT id, doc, name, status::int8, queued, start_us, ready_us,"
 		" timeout_us, lease_us, owner FROM " S ".tasks WHERE id > $2 ORDER BY id LIMIT $1",
 	[PG_CHECK_SECRETS] = "SELECT s.id FROM " S ".secrets s JOIN " S ".tasks t"
 		" ON t.id = s.id WHERE t.status >= 3",
+	[PG_FINALS] = "SELECT coalesce(sum(n), 0)::int8 FROM " S ".finals WHERE name = $1",
+	/* One statement, one snapshot: the tasks and the counter as of the
+	 * same commits. */
+	[PG_FINALS_EXACT] = "SELECT (SELECT count(*) FROM " S ".tasks"
+		" WHERE name = $1 AND status >= 3)::int8,"
+		" (SELECT coalesce(sum(n), 0) FROM " S ".finals WHERE name = $1)::int8",
+	[PG_FINALS_ADD] = "INSERT INTO " S ".finals (name, slot, n) VALUES ($1, $2, $3)"
+		" ON CONFLICT (name, slot) DO UPDATE SET n = " S ".finals.n + EXCLUDED.n",
+	[PG_TRY_LOCK] = "SELECT pg_try_advisory_xact_lock($1::int8)",
+	[PG_CHECK_FINALS] = "SELECT coalesce(f.name, c.name), coalesce(f.n, 0)::int8,"
+		" coalesce(c.n, 0)::int8 FROM (SELECT name, sum(n) AS n FROM " S ".finals"
+		" GROUP BY name) f FULL JOIN (SELECT name, count(*) AS n FROM " S ".tasks"
+		" WHERE status >= 3 GROUP BY name) c ON c.name = f.name"
+		" WHERE coalesce(f.n, 0) <> coalesce(c.n, 0)",
 };
 
 /* A statement's text with the schema in place of each S (malloc'd). */
@@ -199,7 +226,7 @@ static void sync_clock(tm__pg *s, tm__pg_txn *t)
 static int run(tm__pg *s, bool write, tm__txn_fn fn, void *ctx)
 {
 	for (int attempt = 0;; attempt++) {
-		tm__pg_txn t = { .base = { &s->base }, .s = s, .write = write };
+		tm__pg_txn t = { .base = { .store = &s->base }, .s = s, .write = write };
 		const char *vals[2] = { s->channel, s->token };
 		bool committing = false;
 		int err = tm__pg_acquire(s, &t.c);
@@ -212,6 +239,8 @@ static int run(tm__pg *s, bool write, tm__txn_fn fn, void *ctx)
 		           PG_EXPECT_ANY);
 		if (!err)
 			err = fn(&t.base, ctx);
+		if (!err && write)
+			err = tm__pg_finals_commit(&t);
 		if (!err && (t.retry || t.broken))
 			err = tm_errorf(TM_ESTORAGE, "PostgreSQL: a statement failed");
 		if (!err) {
@@ -231,6 +260,7 @@ static int run(tm__pg *s, bool write, tm__txn_fn fn, void *ctx)
 				t.broken = true;
 		}
 		PQclear(t.held);
+		free(t.finals);
 		tm__pg_release(s, t.c, t.broken);
 		if (err && t.retry && attempt + 1 < WRITE_TRIES)
 			continue; /* a deadlock or serialisation failure: run it again */
@@ -441,7 +471,7 @@ static int parse_uri(tm__pg *s, const char *uri)
 static int migrate(tm__pg *s)
 {
 	struct tm__pg_conn own = { 0 };
-	tm__pg_txn t = { .base = { &s->base }, .s = s, .write = true, .c = &own };
+	tm__pg_txn t = { .base = { .store = &s->base }, .s = s, .write = true, .c = &own };
 	PGresult *r = NULL;
 	char *sql = NULL;
 	long version = 0;
@@ -558,6 +588,7 @@ int tm__pg_open(const char *uri, const tm__store_opts *o, tm__store **out)
 	snprintf(s->channel, sizeof(s->channel), "%s_wake", s->schema);
 	tok = tm__random64();
 	snprintf(s->token, sizeof(s->token), "%016llx", (unsigned long long)tok);
+	s->slot_base = (unsigned)(tm__random64() % TM__PG_FINAL_SLOTS);
 	for (int i = 0; i < PG_STMT_COUNT && !err; i++)
 		if ((s->sql[i] = with_schema(sql_text[i], s->schema)) == NULL)
 			err = tm__error_oom();
@@ -611,7 +642,8 @@ static const struct tm__store_ops pg_ops = {
 	.queue = tm__pg_queue, .queue_head = tm__pg_queue_head,
 	.name_stats = tm__pg_name_stats, .add_changes = tm__pg_add_changes,
 	.reset_changes = tm__pg_reset_changes, .name_touch = tm__pg_name_touch,
-	.names = tm__pg_names,
+	.names = tm__pg_names, .name_finals = tm__pg_name_finals,
+	.lock_retention = tm__pg_lock_retention,
 	.wake_seq = wake_seq, .wake = wake, .wait = wait_wake,
 	.size = tm__pg_size, .commits = commits, .check = tm__pg_check,
 };

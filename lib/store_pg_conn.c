@@ -122,6 +122,7 @@ int tm__pg_send(tm__pg_txn *t, enum tm__pg_stmt st, const char *text, int n,
 	if (text != NULL) {
 		if (!PQsendQueryParams(pc->conn, text, 0, NULL, NULL, NULL, NULL, 1))
 			return pg_error(t, pc->conn, NULL, -1, "sending a statement");
+		pc->capture[pc->n_pending] = -1;
 		pc->expect[pc->n_pending++] = expect;
 		return TM_OK;
 	}
@@ -129,6 +130,7 @@ int tm__pg_send(tm__pg_txn *t, enum tm__pg_stmt st, const char *text, int n,
 	if (!pc->prepared[st]) {
 		if (!PQsendPrepare(pc->conn, name, t->s->sql[st], 0, NULL))
 			return pg_error(t, pc->conn, NULL, -1, "preparing a statement");
+		pc->capture[pc->n_pending] = -1;
 		pc->expect[pc->n_pending++] = PG_EXPECT_PREPARE;
 		pc->prepared[st] = true; /* if it fails, so does the link (flush) */
 	}
@@ -136,6 +138,7 @@ int tm__pg_send(tm__pg_txn *t, enum tm__pg_stmt st, const char *text, int n,
 		formats[i] = lens[i] > 0;
 	if (!PQsendQueryPrepared(pc->conn, name, n, vals, lens, formats, 1))
 		return pg_error(t, pc->conn, NULL, -1, "sending a statement");
+	pc->capture[pc->n_pending] = -1;
 	pc->expect[pc->n_pending++] = expect;
 	return TM_OK;
 }
@@ -183,6 +186,10 @@ int tm__pg_flush(tm__pg_txn *t, PGresult **last)
 			                PQcmdTuples(r), pc->expect[i]);
 		} else if (pc->expect[i] == PG_EXPECT_COMMIT && strcmp(PQcmdStatus(r), "COMMIT") != 0) {
 			err = tm_errorf(TM_ESTORAGE, "PostgreSQL: the transaction was rolled back");
+		} else if (pc->capture[i] >= 0 && (size_t)pc->capture[i] < t->n_finals &&
+		           st == PGRES_TUPLES_OK && PQntuples(r) == 1) {
+			t->finals[pc->capture[i]].base = tm__pg_int8(r, 0, 0);
+			t->finals[pc->capture[i]].have_base = true;
 		}
 		if (i == n - 1 && last && !err)
 			*last = r;

@@ -13,10 +13,14 @@
 
 #include "store_engine.h"
 
-#define TM__PG_SCHEMA_VERSION 1
+#define TM__PG_SCHEMA_VERSION 2
 #define DEFAULT_TIMEOUT_MS 10000u  /* taskmgr_timeout_ms */
 #define TM__PG_POOL_MAX 32     /* connections per store, at most */
 #define TM__PG_SCAN_CHUNK 64   /* rows fetched per scan statement */
+/* Rows of a name's final-task counter (the finals table): each pooled
+ * session adds to a row of its own, so counting never makes two
+ * transactions of one process wait for each other. */
+#define TM__PG_FINAL_SLOTS 64
 
 /* The statements, prepared on each connection on first use.  S in the
  * text stands for the store's schema (a checked identifier). */
@@ -29,7 +33,8 @@ enum tm__pg_stmt {
 	PG_SECRET_PUT, PG_SECRET_GET, PG_SECRET_DEL,
 	PG_NAME_STATS, PG_ADD_CHANGES, PG_RESET_CHANGES, PG_NAME_TOUCH, PG_NAMES,
 	PG_LOCK_NAME, PG_NOTIFY, PG_CLOCK, PG_SIZE, PG_CHECK, PG_CHECK_NEXT,
-	PG_CHECK_SECRETS,
+	PG_CHECK_SECRETS, PG_FINALS, PG_FINALS_EXACT, PG_FINALS_ADD, PG_TRY_LOCK,
+	PG_CHECK_FINALS,
 	PG_STMT_COUNT
 };
 
@@ -47,6 +52,9 @@ struct tm__pg_conn {
 	bool prepared[PG_STMT_COUNT];
 	int n_pending;
 	int expect[TM__PG_PENDING_MAX];
+	/* A statement whose one int8 goes to t->finals[capture].base (a
+	 * counter read sent ahead, tm__pg_put); -1: none. */
+	int capture[TM__PG_PENDING_MAX];
 };
 
 typedef struct tm__pg {
@@ -62,6 +70,7 @@ typedef struct tm__pg {
 	atomic_uint_fast64_t commits;
 	atomic_int_fast64_t offset_us;  /* server clock minus ours */
 	atomic_int_fast64_t synced_us;  /* when offset_us was measured (ours) */
+	unsigned slot_base;       /* random: this process's finals rows */
 
 	pthread_mutex_t mu;       /* the pool */
 	pthread_cond_t freed;
@@ -99,6 +108,17 @@ typedef struct tm__pg_txn {
 	 * secret_get of the claim that follows. */
 	PGresult *held;
 	int held_row;
+	/* Per name this transaction made final tasks of, or deleted them, or
+	 * counted them: what it adds to the finals counter at the commit
+	 * (tm__pg_finals_commit), and the counter as read (base), once the
+	 * read sent ahead with the first final task (asked) came back. */
+	struct tm__pg_finals {
+		char name[TM_NAME_MAX + 1];
+		int64_t delta;
+		int64_t base;
+		bool asked, have_base;
+	} *finals;
+	size_t n_finals, cap_finals;
 } tm__pg_txn;
 
 static inline tm__pg *tm__pg_of(tm__store *s) { return (tm__pg *)s; }
@@ -159,6 +179,12 @@ int tm__pg_add_changes(tm__txn *txn, const char *name, uint64_t n);
 int tm__pg_reset_changes(tm__txn *txn, const char *name);
 int tm__pg_name_touch(tm__txn *txn, const char *name);
 int tm__pg_names(tm__txn *txn, tm__name_fn fn, void *ctx);
+int tm__pg_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
+int tm__pg_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);
+/* Before COMMIT: send what the transaction adds to the finals counters
+ * (in name order: two transactions never wait on each other's rows in
+ * turn). */
+int tm__pg_finals_commit(tm__pg_txn *t);
 void tm__pg_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes, uint64_t *map);
 int tm__pg_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
 

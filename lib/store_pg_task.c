@@ -55,6 +55,90 @@ static const char *row_doc(const tm__pg_txn *t, int *len)
 	return PQgetvalue(t->cur.res, t->cur.row, t->cur.doc_col);
 }
 
+/* ---- the finals counter, as this transaction changes it ---------------------- */
+
+static struct tm__pg_finals *finals_of(tm__pg_txn *t, const char *name, int *err)
+{
+	struct tm__pg_finals *f;
+
+	*err = TM_OK;
+	for (size_t i = 0; i < t->n_finals; i++)
+		if (strcmp(t->finals[i].name, name) == 0)
+			return &t->finals[i];
+	if (strlen(name) > TM_NAME_MAX) {
+		*err = tm_errorf(TM_EINVAL, "task name too long");
+		return NULL;
+	}
+	if (t->n_finals == t->cap_finals) {
+		size_t cap = t->cap_finals ? t->cap_finals * 2 : 4;
+
+		f = realloc(t->finals, cap * sizeof(*f));
+		if (f == NULL) {
+			*err = tm__error_oom();
+			return NULL;
+		}
+		t->finals = f;
+		t->cap_finals = cap;
+	}
+	f = &t->finals[t->n_finals++];
+	memset(f, 0, sizeof(*f));
+	strcpy(f->name, name);
+	return f;
+}
+
+/* The name has one final task more (+1) or fewer (-1) at the commit.  A
+ * new final task also sends the read of the name's counter ahead, once:
+ * the next statement that waits for its answer brings it back with its
+ * own, so that retention's check at the end of the write (name_finals)
+ * seldom costs a round trip of its own. */
+static int count_final(tm__pg_txn *t, const char *name, int64_t d)
+{
+	int err;
+	struct tm__pg_finals *f = finals_of(t, name, &err);
+	const char *vals[1] = { name };
+
+	if (f == NULL)
+		return err;
+	f->delta += d;
+	if (d > 0 && !f->asked) {
+		f->asked = true;
+		err = tm__pg_send(t, PG_FINALS, NULL, 1, vals, NULL, PG_EXPECT_ANY);
+		if (!err)
+			t->c->capture[t->c->n_pending - 1] = (int)(f - t->finals);
+		if (!err && t->c->n_pending > TM__PG_PENDING_MAX - 4)
+			err = tm__pg_flush(t, NULL);
+	}
+	return err;
+}
+
+static int by_name(const void *a, const void *b)
+{
+	return strcmp(((const struct tm__pg_finals *)a)->name,
+	              ((const struct tm__pg_finals *)b)->name);
+}
+
+int tm__pg_finals_commit(tm__pg_txn *t)
+{
+	char slot[I8], delta[I8];
+	const char *vals[3] = { NULL, slot, delta };
+	int err = TM_OK;
+
+	if (t->n_finals == 0)
+		return TM_OK;
+	/* Each session of this process has a row of its own. */
+	i8(slot, (int64_t)((t->s->slot_base + (unsigned)(t->c - t->s->pool)) %
+	                   TM__PG_FINAL_SLOTS));
+	qsort(t->finals, t->n_finals, sizeof(*t->finals), by_name);
+	for (size_t i = 0; i < t->n_finals && !err; i++) {
+		if (t->finals[i].delta == 0)
+			continue;
+		vals[0] = t->finals[i].name;
+		i8(delta, t->finals[i].delta);
+		err = tm__pg_defer(t, PG_FINALS_ADD, 3, vals, NULL, PG_EXPECT_ANY);
+	}
+	return err;
+}
+
 /* ---- tasks ------------------------------------------------------------------- */
 
 static int load(tm__pg_txn *t, const char *id, bool lock, PGresult **r)
@@ -177,6 +261,8 @@ int tm__pg_put(tm__txn *txn, const tm__task *old, const tm__task *task)
 		err = tm__pg_defer(t, PG_UPDATE, 8, vals, lens, 1);
 	}
 	free(doc);
+	if (!err && tm__status_final(task->status) != (old && tm__status_final(old->status)))
+		err = count_final(t, task->name, tm__status_final(task->status) ? 1 : -1);
 	/* Tell the other nodes at commit: work to take, or a run to stop, or
 	 * a slot of a concurrency limit come free. */
 	if (task->queued || task->status == TM_CANCELLED_REQUESTED ||
@@ -190,8 +276,60 @@ int tm__pg_delete(tm__txn *txn, const tm__task *task)
 	tm__pg_txn *t = tm__pg_txn_of(txn);
 	const char *vals[1] = { task->id };
 
+	int err;
+
 	drop_held(t, task->id);
-	return tm__pg_defer(t, PG_DELETE, 1, vals, NULL, PG_EXPECT_ANY); /* its secret too */
+	err = tm__pg_defer(t, PG_DELETE, 1, vals, NULL, PG_EXPECT_ANY); /* its secret too */
+	if (!err && tm__status_final(task->status))
+		err = count_final(t, task->name, -1);
+	return err;
+}
+
+/* Counts read before the retention lock may be out of date under it (a
+ * pruner that held it committed since): read again. */
+static void forget_reads(tm__pg_txn *t)
+{
+	for (size_t i = 0; i < t->n_finals; i++)
+		t->finals[i].have_base = false;
+}
+
+/* The retention lock's key: a hash of schema, name and "retention", apart
+ * from the name lock's (a collision only makes the two wait for each
+ * other). */
+int tm__pg_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got)
+{
+	tm__pg_txn *t = tm__pg_txn_of(txn);
+	const char *parts[3] = { t->s->schema, name, "retention" };
+	uint64_t h = 1469598103934665603ULL;
+	char key[I8];
+	const char *vals[1] = { key };
+	PGresult *r;
+	int err;
+
+	for (int i = 0; i < 3; i++) {
+		for (const char *p = parts[i]; *p; p++)
+			h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+		h = (h ^ 0xff) * 1099511628211ULL;
+	}
+	i8(key, (int64_t)h);
+	*got = false;
+	if (wait) {
+		/* Reads sent ahead come back first, or they would land after
+		 * forget_reads(). */
+		err = t->c->n_pending > 0 ? tm__pg_flush(t, NULL) : TM_OK;
+		if (err)
+			return err;
+		*got = true; /* sent ahead: what follows waits for it on the server */
+		forget_reads(t);
+		return tm__pg_defer(t, PG_LOCK_NAME, 1, vals, NULL, PG_EXPECT_ANY);
+	}
+	err = tm__pg_exec(t, PG_TRY_LOCK, 1, vals, NULL, &r);
+	if (!err && PQntuples(r) == 1)
+		*got = PQgetvalue(r, 0, 0)[0] != 0; /* a binary boolean */
+	if (!err && *got)
+		forget_reads(t);
+	PQclear(r);
+	return err;
 }
 
 /* A transaction-scoped advisory lock on a 64-bit hash of schema and name:
@@ -199,11 +337,13 @@ int tm__pg_delete(tm__txn *txn, const tm__task *task)
 int tm__pg_lock_name(tm__txn *txn, const char *name)
 {
 	tm__pg_txn *t = tm__pg_txn_of(txn);
-	uint64_t h = tm__hash64(t->s->schema, strlen(t->s->schema) + 1);
+	uint64_t h = tm__hash64(t->s->schema, strlen(t->s->schema));
 	char key[I8];
 	const char *vals[1] = { key };
 
-	/* The NUL ends the schema: the same (schema, name) hash as ever. */
+	/* 0xff between schema and name: the keys of earlier versions, so
+	 * that nodes of both exclude each other during an upgrade. */
+	h = tm__hash64_more(h, "\xff", 1);
 	h = tm__hash64_more(h, name, strlen(name));
 	i8(key, (int64_t)h);
 	/* Sent ahead: the statements after it wait for it on the server. */
@@ -482,6 +622,55 @@ int tm__pg_name_stats(tm__txn *txn, const char *name, tm__name_stats *out)
 	return TM_OK;
 }
 
+/* Cheap: the counter's rows, plus what this transaction changed.  Exact:
+ * the tasks themselves, counted in the snapshot that reads the counter
+ * too (as many rows as the name has); in a write the counter is then set
+ * to that count at the commit, so a drift (a node of an older version,
+ * which does not count) is mended whenever the count is taken exactly. */
+int tm__pg_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n)
+{
+	tm__pg_txn *t = tm__pg_txn_of(txn);
+	struct tm__pg_finals *f = NULL;
+	const char *vals[1] = { name };
+	int64_t count, sum;
+	PGresult *r;
+	int err = TM_OK;
+
+	*n = 0;
+	if (t->write) {
+		f = finals_of(t, name, &err);
+		if (err)
+			return err;
+	}
+	if (!exact && f && f->asked && !f->have_base && t->c->n_pending > 0)
+		err = tm__pg_flush(t, NULL); /* the read sent ahead comes back */
+	if (err)
+		return err;
+	if (!exact && f && f->have_base) {
+		count = f->base + f->delta;
+		*n = count > 0 ? (uint64_t)count : 0;
+		return TM_OK;
+	}
+	err = tm__pg_exec(t, exact ? PG_FINALS_EXACT : PG_FINALS, 1, vals, NULL, &r);
+	if (err)
+		return err;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		return tm_errorf(TM_ESTORAGE, "PostgreSQL: no count of final tasks");
+	}
+	sum = tm__pg_int8(r, 0, exact ? 1 : 0);
+	count = exact ? tm__pg_int8(r, 0, 0) : sum + (f ? f->delta : 0);
+	PQclear(r);
+	if (f && exact)
+		f->delta = count - sum; /* the counter says `count` at the commit */
+	if (f) {
+		f->base = sum;
+		f->have_base = true;
+	}
+	*n = count > 0 ? (uint64_t)count : 0;
+	return TM_OK;
+}
+
 static int name_exec(tm__txn *txn, enum tm__pg_stmt st, int n, const char *a, const char *b)
 {
 	tm__pg_txn *t = tm__pg_txn_of(txn);
@@ -592,6 +781,19 @@ int tm__pg_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 		err = tm__pg_exec(t, PG_CHECK_SECRETS, 0, NULL, NULL, &r);
 	for (int i = 0; !err && i < PQntuples(r); i++)
 		err = problem(problems, "a final task still has a secret", PQgetvalue(r, i, 0));
+	PQclear(r);
+	r = NULL;
+	if (!err)
+		err = tm__pg_exec(t, PG_CHECK_FINALS, 0, NULL, NULL, &r);
+	for (int i = 0; !err && i < PQntuples(r); i++) {
+		char msg[200];
+
+		snprintf(msg, sizeof(msg), "name %s: the finals counter says %lld final "
+		         "tasks, the tasks are %lld", PQgetvalue(r, i, 0),
+		         (long long)tm__pg_int8(r, i, 1), (long long)tm__pg_int8(r, i, 2));
+		if (!cJSON_AddItemToArray(problems, cJSON_CreateString(msg)))
+			err = tm__error_oom();
+	}
 	PQclear(r);
 	return err;
 }

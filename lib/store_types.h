@@ -41,4 +41,8 @@ typedef struct tm__name_stats {
 
 typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
 
+/* Run at the end of a write transaction that made tasks of name final
+ * (store.h, tm__store_on_final). */
+typedef int (*tm__final_fn)(tm__txn *txn, const char *name, void *ctx);
+
 #endif

@@ -2,8 +2,9 @@
  * the tasks running here and flushes their progress; it notices cancels and
  * takeovers made by other processes; it fails tasks past their timeout and
  * recovers tasks whose owner died; it fires automatic triggers and prunes
- * old final tasks; and it wakes the workers when another process queued
- * work.  Each check reads first and writes only when there is work. */
+ * old final tasks (retention.c); and it wakes the workers when another
+ * process queued work.  Each check reads first and writes only when there
+ * is work. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,12 +12,14 @@
 #include "error.h"
 #include "id.h"
 #include "lifecycle.h"
+#include "retention.h"
 #include "running.h"
 #include "supervisor.h"
 
 #define SCAN_MAX 256  /* tasks acted on per transaction */
-#define PRUNE_MAX 64  /* tasks deleted per retention transaction */
-#define PRUNE_EVERY_US 1000000 /* retention looks at most once a second */
+#define PRUNE_EVERY_US 1000000 /* retention's pass: once a second, */
+#define PRUNE_SLICE_US 50000   /* for at most this long a tick (then the next
+                                * tick goes on where it stopped) */
 
 /* ---- the tasks running here: leases, progress, outside changes ----------- */
 
@@ -319,85 +322,26 @@ static void auto_trigger(tm_manager *tm, const tm__jobreg *reg, int64_t now)
 
 /* ---- retention ------------------------------------------------------------ */
 
-struct prune_ctx {
-	const char *name;
-	int64_t over;        /* final tasks beyond keep_count */
-	int64_t cutoff_us;   /* final tasks that started before are too old */
-	char ids[PRUNE_MAX][TM_TASK_ID_LEN + 1];
-	size_t n;
-};
-
-static int prune_one(tm__txn *txn, const char *id, void *p)
+/* Writes that make tasks final keep each name under keep_count + slack
+ * (retention.c).  This pass takes each name down to keep_count, and
+ * prunes by age, in transactions of TM__RETAIN_BATCH: as many as the
+ * backlog needs, but for at most PRUNE_SLICE_US a tick, so that leases
+ * are renewed on time; a backlog left goes on at the next tick. */
+static void retain(tm_manager *tm, const tm__jobreg **regs, size_t n, int64_t now)
 {
-	struct prune_ctx *c = p;
-	tm__task t;
+	int64_t until = tm__mono_us() + PRUNE_SLICE_US;
+	bool left = false;
 
-	if (tm__store_get_head(txn, id, &t) != TM_OK || !tm__status_final(t.status))
-		return 0; /* active tasks are never pruned */
-	if (c->over <= 0 && t.start_us >= c->cutoff_us)
-		return TM__SCAN_STOP; /* oldest first: everything after is kept too */
-	memcpy(c->ids[c->n++], id, TM_TASK_ID_LEN + 1);
-	c->over--;
-	return c->n == PRUNE_MAX ? TM__SCAN_STOP : 0;
-}
+	for (size_t i = 0; i < n; i++) {
+		bool more = false;
 
-static int prune_scan(tm__txn *txn, struct prune_ctx *c, uint64_t keep)
-{
-	tm__name_stats st;
-	int err = tm__store_name_stats(txn, c->name, &st);
-	uint64_t finals;
-
-	if (err)
-		return err;
-	finals = st.by_status[TM_FAILED] + st.by_status[TM_CANCELLED] +
-	         st.by_status[TM_COMPLETED];
-	c->over = finals > keep ? (int64_t)(finals - keep) : 0;
-	c->n = 0;
-	return tm__store_oldest(txn, c->name, prune_one, c);
-}
-
-struct prune_run {
-	struct prune_ctx c;
-	uint64_t keep;
-};
-
-static int prune_read(tm__txn *txn, void *p)
-{
-	struct prune_run *r = p;
-
-	return prune_scan(txn, &r->c, r->keep);
-}
-
-static int prune_write(tm__txn *txn, void *p)
-{
-	struct prune_run *r = p;
-	int err = tm__store_lock_name(txn, r->c.name); /* prunes once, cluster-wide */
-
-	if (!err)
-		err = prune_scan(txn, &r->c, r->keep);
-
-	for (size_t i = 0; !err && i < r->c.n; i++) {
-		tm__task t;
-
-		err = tm__store_get_head(txn, r->c.ids[i], &t);
-		if (!err)
-			err = tm__store_delete(txn, &t);
+		do {
+			if (tm__retention_pass(tm, regs[i]->name, now, &more) != TM_OK)
+				more = false; /* the next pass tries again */
+		} while (more && tm__mono_us() < until);
+		left |= more;
 	}
-	return err;
-}
-
-static void prune(tm_manager *tm, const char *name, int64_t now)
-{
-	struct prune_run *r = calloc(1, sizeof(*r));
-
-	if (r == NULL)
-		return;
-	r->c.name = name;
-	r->c.cutoff_us = now - (int64_t)(tm->opts.keep_age_s * 1e6);
-	r->keep = tm->opts.keep_count;
-	if (tm__store_read(tm->store, prune_read, r) == TM_OK && r->c.n > 0)
-		tm__store_write(tm->store, prune_write, r);
-	free(r);
+	tm->rt->prune_at_us = left ? now : now + PRUNE_EVERY_US;
 }
 
 /* ---- wake-ups for other processes' work ------------------------------------ */
@@ -441,17 +385,11 @@ static void supervise(tm_manager *tm)
 	resolve_orphans(tm, now);
 	tm__store_scrub(tm->store, &scrubbed); /* erase the keys of final tasks' secrets */
 	if (tm__registry_list(tm->reg, &regs, &n) == TM_OK) {
-		/* Retention counts each name's final tasks: not on every tick. */
-		bool prune_now = now >= tm->rt->prune_at_us;
-
-		for (size_t i = 0; i < n; i++) {
+		for (size_t i = 0; i < n; i++)
 			if (regs[i]->def.interval_s > 0 || regs[i]->def.change_threshold > 0)
 				auto_trigger(tm, regs[i], now);
-			if (prune_now)
-				prune(tm, regs[i]->name, now);
-		}
-		if (prune_now)
-			tm->rt->prune_at_us = now + PRUNE_EVERY_US;
+		if (now >= tm->rt->prune_at_us)
+			retain(tm, regs, n, now);
 		free(regs);
 	}
 	if (tm->opts.workers > 0 && tm__store_read(tm->store, due_txn, &due) == TM_OK &&

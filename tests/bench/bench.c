@@ -15,6 +15,15 @@
  *   tm-bench latency   trigger -> handler start, p50 and p99, same process
  *                      (no-sync store) and across processes
  *   tm-bench size      store bytes per task; resident memory at BENCH_BIG
+ *   tm-bench retention tasks ending as fast as they can for 60 s (--quick
+ *                      10 s), durable, keep_count 1000, against keep_count
+ *                      4e9 (nothing pruned), in alternating slices: the
+ *                      most final tasks ever seen, the store's size over
+ *                      time, and the rate with and without pruning.  Twice:
+ *                      8 threads that trigger and end each task with
+ *                      tm_patch, and 8 triggering threads with 2 workers
+ *                      running a no-op handler.  BENCH_NOSYNC=1: no-sync
+ *                      stores (when the disk's syncs cap the rate)
  *   tm-bench pg        the PostgreSQL store against raw libpq on the same
  *                      server (bench_pg.c): --pg URI, else TM_TEST_PG_URL;
  *                      without either, or without libpq, skipped
@@ -949,7 +958,245 @@ static int bench_size(void)
 	return 0;
 }
 
-/* ---- 7. PostgreSQL (bench_pg.c) ----------------------------------------------- */
+/* ---- 7. retention ------------------------------------------------------------- *
+ *
+ * Two durable stores, one with keep_count 1000 and one that keeps all
+ * (4e9), both open for the whole run.  The threads work on one of them at
+ * a time, in slices of 5 s, in the order A B B A A B ... so that a disk
+ * that is faster at one moment favours neither; each store's rate is its
+ * tasks over its own slices.  Another thread reads tm_stats of the store
+ * in use every millisecond and keeps the most final tasks it saw. */
+
+#define RETAIN_KEEP 1000
+#define RETAIN_THREADS 8
+#define RETAIN_BACKLOG 2000 /* triggered, not yet run: the triggering threads wait */
+#define RETAIN_SLICE 5.0    /* seconds */
+
+struct retain_run {
+	tm_manager *tm;
+	char dir[700];
+	atomic_long triggered, ended;
+	double elapsed;          /* seconds of its slices */
+	atomic_long most;        /* most final tasks of the name seen */
+	atomic_long samples;
+	/* at the end of each of its slices */
+	double at_t[64];
+	long at_ended[64], at_finals[64], at_bytes[64], at_file[64];
+	int n_at;
+};
+
+static struct {
+	struct retain_run *run;  /* the store in use */
+	int workers;             /* 0: each thread ends its tasks with tm_patch */
+	double until;            /* now_s() when the slice's triggers stop */
+	atomic_int stop;         /* the sampler */
+} retain;
+
+static tm_status retain_noop(tm_job *job, void *user)
+{
+	(void)job;
+	atomic_fetch_add(&((struct retain_run *)user)->ended, 1);
+	return TM_COMPLETED;
+}
+
+/* Final tasks of "bench" and store_bytes, from one tm_stats. */
+static void retain_figures(tm_manager *tm, long *finals, long *bytes)
+{
+	static const char *const keys[3] = { "\"COMPLETED\":", "\"FAILED\":", "\"CANCELLED\":" };
+	char *out = NULL;
+	const char *name, *p;
+
+	if (tm_stats(tm, &out) != TM_OK)
+		die("tm_stats");
+	*finals = 0;
+	name = strstr(out, "\"bench\":");
+	for (int i = 0; name && i < 3; i++)
+		if ((p = strstr(name, keys[i])) != NULL)
+			*finals += strtol(p + strlen(keys[i]), NULL, 10);
+	p = strstr(out, "\"store_bytes\":");
+	*bytes = p ? strtol(p + 14, NULL, 10) : 0;
+	tm_free(out);
+}
+
+static long file_size(const char *dir)
+{
+	char path[800];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	return stat(path, &st) == 0 ? (long)st.st_size : 0;
+}
+
+static void *retain_trigger(void *arg)
+{
+	struct retain_run *r = arg;
+	struct timespec tiny = { 0, 100000 };
+
+	while (now_s() < retain.until) {
+		char *out = NULL, id[TM_TASK_ID_LEN + 1];
+
+		if (retain.workers > 0 &&
+		    atomic_load(&r->triggered) - atomic_load(&r->ended) > RETAIN_BACKLOG) {
+			nanosleep(&tiny, NULL); /* the workers are behind: keep the queue short */
+			continue;
+		}
+		if (tm_trigger(r->tm, "bench", body400_nosecret, 0,
+		               retain.workers ? NULL : &out) != TM_OK)
+			die("tm_trigger");
+		atomic_fetch_add(&r->triggered, 1);
+		if (retain.workers > 0)
+			continue;
+		memcpy(id, out + 12, TM_TASK_ID_LEN); /* {"task_id":"..."} */
+		id[TM_TASK_ID_LEN] = '\0';
+		tm_free(out);
+		if (tm_patch(r->tm, "bench", id, "{\"completed\": true}", NULL) != TM_OK)
+			die("tm_patch");
+		atomic_fetch_add(&r->ended, 1);
+	}
+	return NULL;
+}
+
+static void *retain_sample(void *arg)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	(void)arg;
+	while (!atomic_load(&retain.stop)) {
+		struct retain_run *r = retain.run;
+		long finals, bytes;
+
+		retain_figures(r->tm, &finals, &bytes);
+		atomic_fetch_add(&r->samples, 1);
+		if (finals > atomic_load(&r->most))
+			atomic_store(&r->most, finals);
+		nanosleep(&ms, NULL);
+	}
+	return NULL;
+}
+
+static void retain_open(struct retain_run *r, const char *store, unsigned keep,
+                        int workers, int nosync)
+{
+	tm_options o = TM_OPTIONS_INIT;
+	tm_job_def d;
+
+	memset(r, 0, sizeof(*r));
+	snprintf(r->dir, sizeof(r->dir), "%s", fresh_dir(store));
+	o.path = r->dir;
+	o.workers = (unsigned)workers;
+	o.flags = nosync ? TM_OPEN_NOSYNC : 0;
+	o.map_size_max = 64ull << 30;
+	o.keep_count = keep;
+	if (tm_open(&o, &r->tm) != TM_OK)
+		die("tm_open");
+	tm_job_def_init(&d, TM_JOB_DEF_VERSION);
+	d.name = "bench";
+	d.run = workers ? retain_noop : NULL;
+	d.user = r;
+	if (tm_register(r->tm, &d) != TM_OK)
+		die("tm_register");
+}
+
+/* One slice on r: the threads trigger (and end) tasks for `seconds`, then
+ * the workers finish what is left; the figures are noted. */
+static void retain_slice(struct retain_run *r, double seconds)
+{
+	pthread_t t[RETAIN_THREADS];
+	struct timespec ms = { 0, 1000000 };
+	double t0 = now_s();
+	long finals, bytes;
+
+	retain.run = r;
+	retain.until = t0 + seconds;
+	for (int i = 0; i < RETAIN_THREADS; i++)
+		pthread_create(&t[i], NULL, retain_trigger, r);
+	for (int i = 0; i < RETAIN_THREADS; i++)
+		pthread_join(t[i], NULL);
+	while (atomic_load(&r->ended) < atomic_load(&r->triggered))
+		nanosleep(&ms, NULL);
+	r->elapsed += now_s() - t0;
+	retain_figures(r->tm, &finals, &bytes);
+	if (r->n_at < 64) {
+		r->at_t[r->n_at] = r->elapsed;
+		r->at_ended[r->n_at] = atomic_load(&r->ended);
+		r->at_finals[r->n_at] = finals;
+		r->at_bytes[r->n_at] = bytes;
+		r->at_file[r->n_at] = file_size(r->dir);
+		r->n_at++;
+	}
+}
+
+static void retain_print(const char *title, const struct retain_run *a,
+                         const struct retain_run *b)
+{
+	char label[80];
+	int last = a->n_at - 1, half = a->n_at / 2 - 1;
+
+	header(title, "no pruning");
+	row("tasks ended/s", atomic_load(&a->ended) / a->elapsed, "/s",
+	    atomic_load(&b->ended) / b->elapsed);
+	snprintf(label, sizeof(label), "most final tasks seen (%ld / %ld samples)",
+	         atomic_load(&a->samples), atomic_load(&b->samples));
+	row(label, (double)atomic_load(&a->most), "", (double)atomic_load(&b->most));
+	if (half >= 0 && last > half) {
+		snprintf(label, sizeof(label), "store_bytes after %.0f s (MB)", a->at_t[half]);
+		row(label, a->at_bytes[half] / 1e6, "MB", b->at_bytes[half] / 1e6);
+		snprintf(label, sizeof(label), "store_bytes after %.0f s (MB)", a->at_t[last]);
+		row(label, a->at_bytes[last] / 1e6, "MB", b->at_bytes[last] / 1e6);
+	}
+	printf("\nat the end of each slice (s: the store's own seconds so far):\n"
+	       "\n|   s | ended, keep %4d | final tasks | store_bytes |  data.mdb |"
+	       " ended, keep all | final tasks | store_bytes |  data.mdb |\n"
+	       "|----:|-----------------:|------------:|------------:|----------:|"
+	       "----------------:|------------:|------------:|----------:|\n", RETAIN_KEEP);
+	for (int i = 0; i < a->n_at && i < b->n_at; i++)
+		printf("| %3.0f | %16ld | %11ld | %11ld | %9ld | %15ld | %11ld | %11ld | %9ld |\n",
+		       a->at_t[i], a->at_ended[i], a->at_finals[i], a->at_bytes[i], a->at_file[i],
+		       b->at_ended[i], b->at_finals[i], b->at_bytes[i], b->at_file[i]);
+}
+
+static int bench_retention(void)
+{
+	static struct retain_run a, b;
+	double seconds = quick ? 10 : 60;
+	const char *ns = getenv("BENCH_NOSYNC");
+	int nosync = ns && atoi(ns) > 0, slices = (int)(seconds / RETAIN_SLICE);
+	pthread_t sampler;
+	char title[240];
+
+	for (int workers = 0; workers <= 2; workers += 2) {
+		retain_open(&a, "retain", RETAIN_KEEP, workers, nosync);
+		retain_open(&b, "retain-all", 4000000000u, workers, nosync);
+		retain.workers = workers;
+		retain.run = &a;
+		atomic_store(&retain.stop, 0);
+		pthread_create(&sampler, NULL, retain_sample, NULL);
+		for (int i = 0; i < slices; i++) {
+			int a_first = i % 2 == 0; /* A B, B A, A B, ... */
+
+			retain_slice(a_first ? &a : &b, RETAIN_SLICE);
+			retain_slice(a_first ? &b : &a, RETAIN_SLICE);
+		}
+		atomic_store(&retain.stop, 1);
+		pthread_join(sampler, NULL);
+		snprintf(title, sizeof(title), "7%s. retention keeps up: %s, %s, keep_count %d vs "
+		         "4e9 (nothing pruned), %.0f s each in %.0f-s slices",
+		         workers ? "b" : "a",
+		         workers ? "8 threads trigger, 2 workers end each task (no-op handler)"
+		                 : "8 threads trigger and end each task (tm_patch completed)",
+		         nosync ? "NO-SYNC store" : "durable", RETAIN_KEEP, seconds, RETAIN_SLICE);
+		retain_print(title, &a, &b);
+		tm_close(a.tm);
+		tm_close(b.tm);
+		drop("retain");
+		drop("retain-all");
+	}
+	printf("\ngoals: most final tasks seen <= %d (2 x keep_count); store_bytes flat once "
+	       "steady; tasks ended/s >= 0.8x nothing pruned\n", 2 * RETAIN_KEEP);
+	return 0;
+}
+
+/* ---- 8. PostgreSQL (bench_pg.c) ----------------------------------------------- */
 
 static int section_pg(void)
 {
@@ -1007,6 +1254,12 @@ static unsigned long long need_size(void)
 	return (unsigned long long)big * BIG_B + STORE_B;
 }
 
+static unsigned long long need_retention(void)
+{
+	/* The store that keeps all: 60 s at up to 25000 tasks/s. */
+	return (quick ? 10ull : 60ull) * 25000 * TASK_B + 2 * STORE_B;
+}
+
 static unsigned long long need_pg(void)
 {
 	return 0; /* on the server's disk, not here */
@@ -1029,7 +1282,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: tm-bench [--quick] [--dir DIR] [--pg URI]\n"
-	        "                [trigger|bulk|e2e|get|list|latency|size|pg]...\n"
+	        "                [trigger|bulk|e2e|get|list|latency|size|retention|pg]...\n"
 	        "  Runs the named sections (none named: all) and prints their tables.\n"
 	        "  --quick    every ratio at a smaller scale, in about a minute: a quarter\n"
 	        "             of the durable operations, a big store of 100k tasks (not 1M)\n"
@@ -1040,7 +1293,7 @@ static void usage(FILE *f)
 	        "             neither: pg is skipped); it makes and drops schemas tmbench_*\n"
 	        "  environment: BENCH_SCALE multiplies the operation counts (default 1),\n"
 	        "  BENCH_BIG sets the big store's tasks (default 1000000, --quick 100000),\n"
-	        "  BENCH_DIR as --dir.\n");
+	        "  BENCH_DIR as --dir, BENCH_NOSYNC=1 section retention on a no-sync store.\n");
 }
 
 int main(int argc, char **argv)
@@ -1054,7 +1307,7 @@ int main(int argc, char **argv)
 		{ "e2e", bench_e2e, need_e2e },
 		{ "get", bench_get, need_get },             { "list", bench_list, need_list },
 		{ "latency", bench_latency, need_latency }, { "size", bench_size, need_size },
-		{ "pg", section_pg, need_pg },
+		{ "retention", bench_retention, need_retention }, { "pg", section_pg, need_pg },
 	};
 	enum { NSECTIONS = sizeof(sections) / sizeof(sections[0]) };
 	const char *dir = getenv("BENCH_DIR");

@@ -10,7 +10,10 @@
 3. A store written by a newer schema version is refused with STORAGE_ERROR
    and a message naming both versions, and nothing is changed.
 4. A bad taskmgr_schema or taskmgr_timeout_ms is INVALID_ARGUMENT, and
-   creates nothing."""
+   creates nothing.
+5. A store of schema 1 is migrated to schema 2 when opened: the finals
+   table is made and counts each name's final tasks, as tm_check
+   verifies, and writes go on counting them."""
 import os
 import secrets
 import sys
@@ -67,11 +70,11 @@ def test_ten_nodes_create_the_schema_once(make):
         out, err = p.communicate(timeout=120)
         check(p.returncode == 0, "a node failed to open the new store: %s" % err.strip())
         ids.append(out.strip())
-    check(mnlib.psql(base, "SELECT value FROM %s.meta WHERE key = 'schema'" % schema) == "1",
+    check(mnlib.psql(base, "SELECT value FROM %s.meta WHERE key = 'schema'" % schema) == "2",
           "schema version")
     tables = mnlib.psql(base, "SELECT string_agg(tablename, ',' ORDER BY tablename) FROM "
                         "pg_tables WHERE schemaname = '%s'" % schema)
-    check(tables == "meta,names,secrets,tasks", "tables: %s" % tables)
+    check(tables == "finals,meta,names,secrets,tasks", "tables: %s" % tables)
     with taskmgr.Manager(uri, workers=0) as m:
         m.register("job", None)
         listed = {t["task_id"] for t in m.iter_recent("job")}
@@ -109,10 +112,34 @@ def test_a_newer_schema_is_refused(make):
         taskmgr.Manager(uri, workers=0).close()
         raise mnlib.Failed("a store of schema 99 was opened")
     except taskmgr.StorageError as e:
-        check("schema 99" in str(e) and "up to schema 1" in str(e), "message: %s" % e)
+        check("schema 99" in str(e) and "up to schema 2" in str(e), "message: %s" % e)
     check(mnlib.psql(base, "SELECT value FROM %s.meta WHERE key = 'schema'" % schema) == "99",
           "the refused store was changed")
     check(mnlib.psql(base, "SELECT count(*) FROM %s.tasks" % schema) == "1", "tasks changed")
+
+
+def test_schema_1_is_migrated(make):
+    base = pg_base()
+    schema, uri = fresh(base, "old")
+    with taskmgr.Manager(uri, workers=0) as m:
+        m.register("job", None)
+        ids = [m.trigger("job", {})["task_id"] for _ in range(7)]
+        for i in ids[:5]:
+            m.patch("job", i, {"completed": True})
+    # What a store written by schema 1 looks like: no finals table.
+    mnlib.psql(base, "DROP TABLE %s.finals; UPDATE %s.meta SET value = 1 WHERE key = 'schema'"
+               % (schema, schema))
+    with taskmgr.Manager(uri, workers=0) as m:
+        check(m.check()["ok"], "check after the migration: %s" % m.check())
+        check(mnlib.psql(base, "SELECT value FROM %s.meta WHERE key = 'schema'" % schema) == "2",
+              "schema version")
+        check(mnlib.psql(base, "SELECT sum(n) FROM %s.finals WHERE name = 'job'" % schema) == "5",
+              "final tasks counted")
+        m.register("job", None)
+        m.patch("job", ids[5], {"completed": True})
+        check(mnlib.psql(base, "SELECT sum(n) FROM %s.finals WHERE name = 'job'" % schema) == "6",
+              "final tasks counted after the migration")
+        check(m.check()["ok"], "check after a final write: %s" % m.check())
 
 
 def test_bad_parameters_are_invalid_and_create_nothing(make):
@@ -132,5 +159,5 @@ def test_bad_parameters_are_invalid_and_create_nothing(make):
 
 if __name__ == "__main__":
     mnlib.run_tests([test_ten_nodes_create_the_schema_once, test_two_schemas_are_two_stores,
-                     test_a_newer_schema_is_refused,
+                     test_a_newer_schema_is_refused, test_schema_1_is_migrated,
                      test_bad_parameters_are_invalid_and_create_nothing])
