@@ -1,6 +1,6 @@
 /* The store's figures: tm_notify (the durable change counter), tm_stats and
  * tm_check. */
-#include "api.h"
+#include "open.h"
 #include "error.h"
 #include "id.h"
 #include "running.h"

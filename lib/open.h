@@ -1,6 +1,7 @@
-/* Shared by the façade's files, api.c and stats.c. */
-#ifndef TM_API_H
-#define TM_API_H
+/* What open.c gives the façade's other files (api.c, stats.c): the entry
+ * of every call on a manager, and handing a document to the caller. */
+#ifndef TM_OPEN_H
+#define TM_OPEN_H
 
 #include <cjson/cJSON.h>
 
