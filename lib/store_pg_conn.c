@@ -3,6 +3,7 @@
  * ahead of their results, errors as tm_errors, and the connection pool. */
 #include <errno.h>
 #include <poll.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -232,6 +233,12 @@ int tm__pg_defer(tm__pg_txn *t, enum tm__pg_stmt st, int n, const char *const *v
 	if (!err && t->c->n_pending > TM__PG_PENDING_MAX - 4)
 		err = tm__pg_flush(t, NULL); /* room for the next, its prepare and COMMIT */
 	return err;
+}
+
+const char *tm__pg_i8(char buf[I8], int64_t v)
+{
+	snprintf(buf, I8, "%" PRId64, v);
+	return buf;
 }
 
 int64_t tm__pg_int8(const PGresult *r, int row, int col)

@@ -156,6 +156,9 @@ int tm__pg_flush(tm__pg_txn *t, PGresult **last);
 
 /* Binary result columns. */
 int64_t tm__pg_int8(const PGresult *r, int row, int col);
+/* An int8 as text into buf (I8 bytes), for a statement's parameter. */
+#define I8 24
+const char *tm__pg_i8(char buf[I8], int64_t v);
 
 /* The engine's functions (store_pg_task.c), for the table in store_pg.c. */
 int tm__pg_get(tm__txn *txn, const char *id, tm__task *out);
@@ -185,6 +188,11 @@ int tm__pg_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);
  * (in name order: two transactions never wait on each other's rows in
  * turn). */
 int tm__pg_finals_commit(tm__pg_txn *t);
+/* The finals counter of name as this transaction changes it (made on
+ * first use; NULL and *err on failure), and a change of d final tasks of
+ * name (put, delete: store_pg_task.c).  store_pg_names.c. */
+struct tm__pg_finals *tm__pg_finals_of(tm__pg_txn *t, const char *name, int *err);
+int tm__pg_count_final(tm__pg_txn *t, const char *name, int64_t d);
 void tm__pg_size(tm__txn *txn, uint64_t *used, uint64_t *free_bytes, uint64_t *map);
 int tm__pg_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
 
