@@ -186,15 +186,31 @@ static int scrub_list(tm__txn *txn, void *p)
 /* Zero the listed keys and free their slots in one write transaction: the
  * store's writer lock keeps any process from handing a slot out between
  * its zeroing and its freeing, and the zeros are synced before the commit
- * that frees the slots. */
+ * that frees the slots.  Only slots whose erasure is durable are zeroed:
+ * the list comes from a read of the committed store (tm__lmdb_scrub), not
+ * from this transaction, which a group commit may share with the write
+ * that erased a slot; zeroing such a key before that write is on disk
+ * would, after a power cut, leave an active task with a token nobody can
+ * read.  A slot another process scrubbed meanwhile is no longer listed. */
 static int scrub_txn(tm__txn *txn, void *p)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	static const unsigned char zero[TM__KEY_LEN];
 	struct scrub *c = p;
 	unsigned char k[9];
-	int err = scrub_list(txn, c);
+	size_t n = 0;
+	int err = TM_OK;
 
+	for (size_t i = 0; i < c->n; i++) {
+		MDB_val kv = tm__lmdb_val(k, slot_key(k, 'S', c->slots[i])), v;
+		int rc = mdb_get(t->txn, t->s->slots, &kv, &v);
+
+		if (rc == 0)
+			c->slots[n++] = c->slots[i];
+		else if (rc != MDB_NOTFOUND)
+			return tm__lmdb_fail(t, rc, "reading a key slot");
+	}
+	c->n = n;
 	for (size_t i = 0; !err && i < c->n; i++)
 		err = tm__keys_write(t->s->keys_fd, c->slots[i], zero);
 	if (!err && c->n > 0)
