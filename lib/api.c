@@ -22,6 +22,17 @@ static int check_flags(unsigned flags)
 	return TM_OK;
 }
 
+/* The checks every call on a name makes, in the order their errors take
+ * precedence: handle, flags, name.  The name's entry, or NULL and *err. */
+static const tm__jobreg *name_enter(tm_manager *tm, const char *name,
+                                    unsigned flags, char **out_json, int *err)
+{
+	*err = tm__enter(tm, out_json);
+	if (!*err)
+		*err = check_flags(flags);
+	return *err ? NULL : tm__registry_lookup(tm->reg, name, flags, err);
+}
+
 /* ---- trigger ------------------------------------------------------------- */
 
 /* The name's validate hook on one context_task, if it has one. */
@@ -101,13 +112,9 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	char id[TM_TASK_ID_LEN + 1];
 	tm__buf out = { 0 };
 	bool created = false;
-	int err = tm__enter(tm, out_json);
+	int err;
 
-	if (!err)
-		err = check_flags(flags);
-	if (err)
-		return err;
-	job = tm__registry_lookup(tm->reg, name, flags, &err);
+	job = name_enter(tm, name, flags, out_json, &err);
 	if (job == NULL)
 		return err;
 	err = tm__trigger_req_parse(body_json, &req);
@@ -162,13 +169,9 @@ int tm_trigger_many(tm_manager *tm, const char *name, const char *bodies_json,
 	tm__buf out = { 0 };
 	bool created = false;
 	size_t n;
-	int err = tm__enter(tm, out_json);
+	int err;
 
-	if (!err)
-		err = check_flags(flags);
-	if (err)
-		return err;
-	job = tm__registry_lookup(tm->reg, name, flags, &err);
+	job = name_enter(tm, name, flags, out_json, &err);
 	if (job == NULL)
 		return err;
 	err = tm__trigger_many_parse(bodies_json, &reqs, &n);
@@ -261,13 +264,9 @@ int tm_list_recent(tm_manager *tm, const char *name, int page, int amt,
                    unsigned flags, char **out_json)
 {
 	struct list_ctx c = { 0 };
-	int err = tm__enter(tm, out_json);
+	int err;
 
-	if (!err)
-		err = check_flags(flags);
-	if (err)
-		return err;
-	if (tm__registry_lookup(tm->reg, name, flags, &err) == NULL)
+	if (name_enter(tm, name, flags, out_json, &err) == NULL)
 		return err;
 	if (page == 0)
 		page = 1;
@@ -311,13 +310,11 @@ static int get_txn(tm__txn *txn, void *p)
 static int one_task_enter(tm_manager *tm, const char *name, const char *id,
                           unsigned flags, char **out_json)
 {
-	int err = tm__enter(tm, out_json);
+	int err;
 
-	if (!err)
-		err = check_flags(flags);
-	if (!err && tm__registry_lookup(tm->reg, name, flags, &err) == NULL)
+	if (name_enter(tm, name, flags, out_json, &err) == NULL)
 		return err;
-	if (!err && !tm__id_valid(id))
+	if (!tm__id_valid(id))
 		err = tm_errorf(TM_EWRONG_DATA, "task_id must be 20 characters of "
 		                "[A-Za-z0-9]");
 	return err;
