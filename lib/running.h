@@ -30,7 +30,6 @@ struct tm__runtime {
 	unsigned reserved;        /* of those, promised a task claimed by a trigger */
 	tm_job *handoff;          /* claimed by a trigger, for the next idle worker
 	                           * (linked by hnext; already on `running`) */
-	int64_t renew_at_us;      /* next lease renewal (supervisor) */
 	int64_t prune_at_us;      /* next retention pass (supervisor) */
 	int64_t flushed_at_us;    /* last progress flush (supervisor) */
 };

@@ -85,6 +85,20 @@ static int sync_txn(tm__txn *txn, void *p)
 	return TM_OK;
 }
 
+/* A lease is renewed once a third of it has gone since the run's claim or
+ * its last renewal (its fence is two thirds after either): judged by each
+ * job's own clock, so that a run claimed a moment ago is not renewed at
+ * once, in a commit of its own. */
+static bool renewal_due(tm_job **jobs, size_t n)
+{
+	int64_t now = tm__mono_us();
+
+	for (size_t i = 0; i < n; i++)
+		if (now >= atomic_load(&jobs[i]->fence_us) - jobs[i]->lease_us / 3)
+			return true;
+	return false;
+}
+
 static void sync_running(tm_manager *tm, int64_t now)
 {
 	struct tm__runtime *rt = tm->rt;
@@ -101,7 +115,7 @@ static void sync_running(tm_manager *tm, int64_t now)
 		dirty |= tm__job_dirty(c.jobs[i]);
 		pthread_mutex_unlock(&c.jobs[i]->mu);
 	}
-	c.renew = now >= rt->renew_at_us;
+	c.renew = renewal_due(c.jobs, c.n);
 	if (dirty && now - rt->flushed_at_us < (int64_t)tm->opts.progress_ms * 1000)
 		dirty = false; /* coalesce: the window since the last flush is open */
 	c.marks = calloc(c.n, sizeof(*c.marks));
@@ -115,8 +129,6 @@ static void sync_running(tm_manager *tm, int64_t now)
 			if (c.renew)
 				tm__job_renewed(c.jobs[i], began);
 		}
-		if (c.renew)
-			rt->renew_at_us = now + (int64_t)tm->opts.lease_ms * 1000 / 3;
 		rt->flushed_at_us = now;
 	}
 	free(c.marks);
