@@ -62,10 +62,12 @@ static int pick(tm__txn *txn, const char *id, void *p)
 	struct victims *v = p;
 	tm__task t;
 
-	if (tm__store_get_head(txn, id, &t) != TM_OK || !tm__status_final(t.status))
-		return 0; /* active tasks are never pruned */
+	if (tm__store_get_head(txn, id, &t) != TM_OK)
+		return 0;
 	if (v->over <= 0 && t.start_us >= v->cutoff_us)
 		return TM__SCAN_STOP; /* oldest first: everything after is kept too */
+	if (!tm__status_final(t.status))
+		return 0; /* active tasks are never pruned */
 	if (v->heads)
 		v->heads[v->n] = t;
 	v->n++;

@@ -1,5 +1,6 @@
 /* The LMDB store (store.h), opened and closed: one environment per store
- * directory, its sub-databases opened once.  Its siblings share
+ * directory, its sub-databases opened once (and a store of an earlier
+ * layout upgraded then).  Its siblings share
  * store_lmdb.h, and no other file includes lmdb.h:
  *   store_lmdb_task.c    task records, the indexes kept in step with them,
  *                        per-name figures
@@ -73,59 +74,160 @@ static int reserve_lock_file(const char *dir)
 	return rc ? tm__lmdb_error(rc, path) : TM_OK;
 }
 
-static int open_dbis(tm__lmdb *s)
+/* ---- earlier layouts ------------------------------------------------------ */
+
+/* Stores written by an earlier layout are brought to this one when they
+ * are opened, in the transaction that opens the sub-databases, so a crash
+ * leaves the old layout whole or the new one. */
+
+/* Schema 1 kept records by id ("tasks") and the listing order in an index
+ * of its own ("recent"), and found expired tasks by walking the active
+ * index.  Records move under their listing keys with an id index beside
+ * them, and each active task gets its deadline.  The records' bytes move
+ * as they are (task.c reads their format). */
+static int from_1(tm__lmdb_txn *t)
+{
+	MDB_dbi tasks, recent;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_dbi_open(t->txn, "tasks", 0, &tasks), err = TM_OK;
+
+	if (rc == MDB_NOTFOUND)
+		return TM_OK;
+	if (rc == 0)
+		rc = mdb_cursor_open(t->txn, tasks, &c);
+	if (rc)
+		return tm__lmdb_fail(t, rc, "upgrading the store");
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		unsigned char rk[KEY_MAX], dk[KEY_MAX];
+		char id[TM_TASK_ID_LEN + 1] = "";
+		tm__task head;
+		size_t rn;
+		int64_t at;
+
+		if (k.mv_size == TM_TASK_ID_LEN)
+			memcpy(id, k.mv_data, TM_TASK_ID_LEN);
+		if (!tm__id_valid(id)) {
+			err = tm_errorf(TM_ESTORAGE, "upgrading the store: a record's key "
+			                "is not a task id");
+			break;
+		}
+		err = tm__task_decode_head(id, v.mv_data, v.mv_size, &head);
+		if (err)
+			break;
+		rn = tm__lmdb_record_key(rk, &head);
+		err = tm__lmdb_put(t, t->s->records, tm__lmdb_val(rk, rn), v, "upgrading the store");
+		if (!err)
+			err = tm__lmdb_put(t, t->s->ids, k, tm__lmdb_val(rk, rn), "upgrading the store");
+		if (!err && tm__lmdb_deadline(&head, &at))
+			err = tm__lmdb_put(t, t->s->deadlines,
+			                   tm__lmdb_val(dk, tm__lmdb_time_key(dk, at, id)),
+			                   tm__lmdb_val("", 0), "upgrading the store");
+	}
+	mdb_cursor_close(c);
+	if (err)
+		return err;
+	if (rc != MDB_NOTFOUND)
+		return tm__lmdb_fail(t, rc, "upgrading the store");
+	rc = mdb_drop(t->txn, tasks, 1);
+	if (rc == 0) {
+		rc = mdb_dbi_open(t->txn, "recent", 0, &recent);
+		if (rc == 0)
+			rc = mdb_drop(t->txn, recent, 1);
+		else if (rc == MDB_NOTFOUND)
+			rc = 0;
+	}
+	return rc ? tm__lmdb_fail(t, rc, "upgrading the store") : TM_OK;
+}
+
+static int migrate(tm__lmdb_txn *t, uint32_t schema)
+{
+	if (schema == 1)
+		return from_1(t);
+	return TM_OK;
+}
+
+/* Open (or create) the sub-databases, and bring a store of an earlier
+ * schema to this one, in one transaction. */
+static int open_dbis_once(tm__lmdb *s, bool *map_full)
 {
 	static const struct { const char *name; size_t off; } dbs[] = {
-		{ "tasks", offsetof(tm__lmdb, tasks) },
-		{ "recent", offsetof(tm__lmdb, recent) },
+		{ "records", offsetof(tm__lmdb, records) },
+		{ "ids", offsetof(tm__lmdb, ids) },
 		{ "active", offsetof(tm__lmdb, active) },
 		{ "queue", offsetof(tm__lmdb, queue) },
+		{ "deadlines", offsetof(tm__lmdb, deadlines) },
 		{ "secrets", offsetof(tm__lmdb, secrets) },
 		{ "slots", offsetof(tm__lmdb, slots) },
 		{ "names", offsetof(tm__lmdb, names) },
 		{ "meta", offsetof(tm__lmdb, meta) },
 	};
-	MDB_txn *txn;
+	tm__lmdb_txn t = { .s = s };
 	MDB_val k = tm__lmdb_val("schema", 6), v;
-	uint32_t schema = SCHEMA_VERSION;
-	int rc;
+	uint32_t schema = SCHEMA_VERSION, stored = SCHEMA_VERSION;
+	int rc, err = TM_OK;
 
-	rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+	rc = mdb_txn_begin(s->env, NULL, 0, &t.txn);
 	if (rc)
 		return tm__lmdb_error(rc, "opening the store");
 	for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
-		rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE,
+		rc = mdb_dbi_open(t.txn, dbs[i].name, MDB_CREATE,
 		                  (MDB_dbi *)((char *)s + dbs[i].off));
 		if (rc)
 			goto fail;
 	}
-	rc = mdb_get(txn, s->meta, &k, &v);
-	if (rc == 0) {
-		if (v.mv_size != sizeof(schema)) {
-			mdb_txn_abort(txn);
-			return tm_errorf(TM_ESTORAGE, "store meta record is corrupt");
-		}
-		memcpy(&schema, v.mv_data, sizeof(schema));
-		if (schema > SCHEMA_VERSION) {
-			mdb_txn_abort(txn);
-			return tm_errorf(TM_ESTORAGE,
-			                 "store was written by schema %u; this library "
-			                 "(%s) reads up to schema %u", schema,
-			                 TM_VERSION_STRING, SCHEMA_VERSION);
-		}
-	} else if (rc == MDB_NOTFOUND) {
-		v = tm__lmdb_val(&schema, sizeof(schema));
-		rc = mdb_put(txn, s->meta, &k, &v, 0);
-		if (rc)
-			goto fail;
-	} else {
+	rc = mdb_get(t.txn, s->meta, &k, &v);
+	if (rc == 0 && v.mv_size != sizeof(stored)) {
+		err = tm_errorf(TM_ESTORAGE, "store meta record is corrupt");
+	} else if (rc == 0) {
+		memcpy(&stored, v.mv_data, sizeof(stored));
+		if (stored > SCHEMA_VERSION)
+			err = tm_errorf(TM_ESTORAGE, "store was written by schema %u; this "
+			                "library (%s) reads up to schema %u", stored,
+			                TM_VERSION_STRING, SCHEMA_VERSION);
+		else if (stored < SCHEMA_VERSION)
+			err = migrate(&t, stored);
+	} else if (rc != MDB_NOTFOUND) {
 		goto fail;
 	}
-	rc = mdb_txn_commit(txn);
+	if (err) {
+		*map_full = t.map_full;
+		mdb_txn_abort(t.txn);
+		return err;
+	}
+	if (rc == MDB_NOTFOUND || stored < SCHEMA_VERSION) {
+		v = tm__lmdb_val(&schema, sizeof(schema));
+		rc = mdb_put(t.txn, s->meta, &k, &v, 0);
+		if (rc)
+			goto fail;
+	}
+	rc = mdb_txn_commit(t.txn);
+	*map_full = rc == MDB_MAP_FULL;
 	return rc ? tm__lmdb_error(rc, "opening the store") : TM_OK;
 fail:
-	mdb_txn_abort(txn);
+	*map_full = rc == MDB_MAP_FULL;
+	mdb_txn_abort(t.txn);
 	return tm__lmdb_error(rc, "opening the store");
+}
+
+/* An upgrade may need more room than the map has: grow it, as writes do,
+ * up to the cap. */
+static int open_dbis(tm__lmdb *s)
+{
+	for (;;) {
+		bool map_full = false;
+		int err = open_dbis_once(s, &map_full);
+		MDB_envinfo info;
+
+		if (!map_full)
+			return err;
+		mdb_env_info(s->env, &info);
+		if (info.me_mapsize >= s->map_max ||
+		    mdb_env_set_mapsize(s->env, info.me_mapsize * 2 < s->map_max ?
+		                                info.me_mapsize * 2 : s->map_max) != 0)
+			return err;
+	}
 }
 
 int tm__lmdb_open(const char *path, const tm__store_opts *o, tm__store **out)
@@ -170,6 +272,7 @@ int tm__lmdb_open(const char *path, const tm__store_opts *o, tm__store **out)
 	s->next_open = open_list;
 	open_list = s;
 	pthread_mutex_unlock(&open_mu);
+	s->hints = calloc(HINTS, sizeof(*s->hints)); /* without, every read asks ids */
 
 	pthread_rwlockattr_init(&ra);
 	/* Writers (map growth) must not starve behind a stream of readers. */
@@ -247,6 +350,7 @@ void tm__lmdb_close(tm__store *store)
 	if (s->keys_fd >= 0)
 		close(s->keys_fd);
 	free(s->dir);
+	free(s->hints);
 	pthread_rwlock_destroy(&s->resize);
 	pthread_mutex_destroy(&s->gc_mu);
 	pthread_mutex_destroy(&s->pool_mu);

@@ -15,10 +15,11 @@
 #include <lmdb.h>
 
 #include "error.h"
+#include "status.h"
 #include "store_engine.h"
 #include "wake.h"
 
-#define SCHEMA_VERSION 1u
+#define SCHEMA_VERSION 2u
 #define MAX_READERS 512
 /* Room for LMDB's lock file: its header and 64 bytes per reader slot. */
 #define LOCK_FILE_BYTES (8192 + MAX_READERS * 64)
@@ -27,13 +28,28 @@
 typedef struct tm__lmdb tm__lmdb;
 typedef struct tm__lmdb_txn tm__lmdb_txn;
 
+/* Where a task's record lies: its key, remembered by id.  A record's key
+ * never changes and ends in the task's id, so a remembered key is only a
+ * hint: it is used when it ends in the id asked for and finds a record,
+ * and otherwise the ids index answers.  Torn by racing threads it stays
+ * harmless for the same reason, so its words are relaxed atomics. */
+#define HINTS 8192      /* direct-mapped by a hash of the id */
+#define HINT_WORDS 12   /* a length byte, then up to KEY_MAX bytes */
+struct tm__lmdb_hint {
+	atomic_uint_fast64_t w[HINT_WORDS];
+};
+
 struct tm__lmdb {
 	tm__store base;    /* first: a tm__store * is a tm__lmdb * */
 	MDB_env *env;
-	MDB_dbi tasks;   /* id -> record (task.c) */
-	MDB_dbi recent;  /* name \0 ~time id~ -> "" : newest first per name */
+	/* Records are kept in listing order, so that a page of tm_list_recent
+	 * is one cursor walk over stored task JSON (task.c); ids finds them. */
+	MDB_dbi records; /* name \0 ~time ~id -> record (task.c): newest first */
+	MDB_dbi ids;     /* id -> its record's key */
 	MDB_dbi active;  /* name \0 time id -> "" : tasks not yet final */
 	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
+	MDB_dbi deadlines; /* time id -> "" : each active task's timeout, or its
+	                    * lease when sooner (the supervisor's scan) */
 	MDB_dbi secrets; /* id -> key slot, encrypted refresh token (secret.c) */
 	MDB_dbi slots;   /* 'F' slot -> "" free key slots; 'S' slot -> "" to zero */
 	MDB_dbi names;   /* name -> struct tm__lmdb_name_rec */
@@ -61,6 +77,7 @@ struct tm__lmdb {
 	int keys_fd;              /* the key slots file (secret.c) */
 	atomic_bool keys_dirty;   /* a key was written: sync before commit */
 	tm__wake *wake;           /* wake-ups across processes (wake.c) */
+	struct tm__lmdb_hint *hints; /* HINTS of them, or NULL */
 	dev_t dev;
 	ino_t ino;
 	tm__lmdb *next_open;
@@ -71,6 +88,12 @@ struct tm__lmdb_txn {
 	tm__lmdb *s;
 	MDB_txn *txn;
 	bool map_full; /* some put hit MDB_MAP_FULL: grow and run again */
+	/* The record a scan of the records is on: get, get_head and render
+	 * of that task read it without a lookup.  Any write ends it (the
+	 * bytes may move). */
+	bool on_row;
+	char row_id[TM_TASK_ID_LEN];
+	MDB_val row;
 };
 
 static inline tm__lmdb *tm__lmdb_of(tm__store *s) { return (tm__lmdb *)s; }
@@ -149,8 +172,9 @@ static inline size_t tm__lmdb_name_prefix(unsigned char *k, const char *name)
 	return n + 1;
 }
 
-/* Recent: the id is stored inverted so that equal times list ids descending. */
-static inline size_t tm__lmdb_recent_key(unsigned char *k, const tm__task *t)
+/* Records: newest first within the name; the id is stored inverted so that
+ * equal times list ids descending. */
+static inline size_t tm__lmdb_record_key(unsigned char *k, const tm__task *t)
 {
 	size_t n = tm__lmdb_name_prefix(k, t->name);
 
@@ -171,9 +195,20 @@ static inline size_t tm__lmdb_active_key(unsigned char *k, const tm__task *t)
 	return n + 8 + TM_TASK_ID_LEN;
 }
 
-static inline size_t tm__lmdb_queue_key(unsigned char *k, int64_t ready_us, const char *id)
+/* When the supervisor must look at an active task: its timeout, or the
+ * lease of its run when that ends sooner; false for a final task. */
+static inline bool tm__lmdb_deadline(const tm__task *t, int64_t *at)
 {
-	tm__lmdb_put_time(k, ready_us, false);
+	*at = t->timeout_us;
+	if (t->owner != 0 && !t->queued && t->lease_us < *at)
+		*at = t->lease_us;
+	return tm__status_active(t->status);
+}
+
+/* Queue and deadlines: a time, then the id. */
+static inline size_t tm__lmdb_time_key(unsigned char *k, int64_t at, const char *id)
+{
+	tm__lmdb_put_time(k, at, false);
 	memcpy(k + 8, id, TM_TASK_ID_LEN);
 	return 8 + TM_TASK_ID_LEN;
 }
@@ -208,6 +243,7 @@ static inline int tm__lmdb_put(tm__lmdb_txn *t, MDB_dbi dbi, MDB_val k, MDB_val 
 {
 	int rc = mdb_put(t->txn, dbi, &k, &v, 0);
 
+	t->on_row = false;
 	return rc ? tm__lmdb_fail(t, rc, what) : TM_OK;
 }
 
@@ -216,6 +252,7 @@ static inline int tm__lmdb_del(tm__lmdb_txn *t, MDB_dbi dbi, MDB_val k, const ch
 {
 	int rc = mdb_del(t->txn, dbi, &k, NULL);
 
+	t->on_row = false;
 	if (rc == MDB_NOTFOUND)
 		return tm_errorf(TM_ESTORAGE, "%s: index entry missing", what);
 	return rc ? tm__lmdb_fail(t, rc, what) : TM_OK;

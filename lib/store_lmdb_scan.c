@@ -61,24 +61,45 @@ struct ids {
 	size_t prefix;          /* recent keys: bytes of name and NUL */
 };
 
-/* Recent keys end in the inverted id, active keys in the id itself. */
-static int recent_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
+/* A record key's id (stored inverted, at its end) into id. */
+static void record_id(const MDB_val *k, char id[TM_TASK_ID_LEN + 1])
+{
+	const unsigned char *raw = (const unsigned char *)k->mv_data + k->mv_size - TM_TASK_ID_LEN;
+
+	for (int i = 0; i < TM_TASK_ID_LEN; i++)
+		id[i] = (char)~raw[i];
+	id[TM_TASK_ID_LEN] = '\0';
+}
+
+/* A record in listing order: fn reads it as the row the scan is on, with
+ * no lookup.  Active keys end in the id itself. */
+static int record_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
 {
 	struct ids *c = p;
-	const unsigned char *raw = (const unsigned char *)k->mv_data + c->prefix + 8;
 	char id[TM_TASK_ID_LEN + 1];
 
-	(void)v;
 	if (c->skip > 0) {
 		c->skip--;
 		return 0;
 	}
 	if (k->mv_size != c->prefix + 8 + TM_TASK_ID_LEN)
 		return 0;
-	for (int i = 0; i < TM_TASK_ID_LEN; i++)
-		id[i] = (char)~raw[i];
-	id[TM_TASK_ID_LEN] = '\0';
+	record_id(k, id);
+	t->on_row = true;
+	memcpy(t->row_id, id, TM_TASK_ID_LEN);
+	t->row = *v;
 	return c->fn(&t->base, id, c->ctx);
+}
+
+static int records(tm__lmdb_txn *t, const char *name, size_t skip, bool oldest,
+                   tm__id_fn fn, void *ctx)
+{
+	unsigned char p[TM_NAME_MAX + 1];
+	struct ids c = { fn, ctx, skip, tm__lmdb_name_prefix(p, name) };
+	int err = scan(t, t->s->records, p, c.prefix, oldest, record_entry, &c);
+
+	t->on_row = false;
+	return err;
 }
 
 static int active_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
@@ -97,20 +118,12 @@ static int active_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, voi
 int tm__lmdb_recent(tm__txn *txn, const char *name, size_t skip,
                      tm__id_fn fn, void *ctx)
 {
-	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
-	unsigned char p[TM_NAME_MAX + 1];
-	struct ids c = { fn, ctx, skip, tm__lmdb_name_prefix(p, name) };
-
-	return scan(t, t->s->recent, p, c.prefix, false, recent_entry, &c);
+	return records(tm__lmdb_txn_of(txn), name, skip, false, fn, ctx);
 }
 
 int tm__lmdb_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx)
 {
-	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
-	unsigned char p[TM_NAME_MAX + 1];
-	struct ids c = { fn, ctx, 0, tm__lmdb_name_prefix(p, name) };
-
-	return scan(t, t->s->recent, p, c.prefix, true, recent_entry, &c);
+	return records(tm__lmdb_txn_of(txn), name, 0, true, fn, ctx);
 }
 
 int tm__lmdb_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx)
@@ -123,33 +136,44 @@ int tm__lmdb_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx)
 	            active_entry, &c);
 }
 
-/* LMDB walks every active task and reads its head: the active index is
- * small and the walk a cursor's. */
+/* The deadlines index up to now: a tick costs the tasks due, however many
+ * wait.  Each is checked against its record (a lease ends strictly before
+ * now, a timeout at it). */
 struct expired {
 	int64_t now;
 	tm__id_fn fn;
 	void *ctx;
 };
 
-static int expired_one(tm__txn *txn, const char *id, void *p)
+static int expired_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
 {
 	struct expired *c = p;
-	tm__task t;
-	int err = tm__lmdb_get_head(txn, id, &t);
+	char id[TM_TASK_ID_LEN + 1];
+	tm__task task;
+	int err;
 
+	(void)v;
+	if (k->mv_size != 8 + TM_TASK_ID_LEN)
+		return 0;
+	if (tm__lmdb_get_time(k->mv_data) > c->now)
+		return 1;
+	memcpy(id, (const char *)k->mv_data + 8, TM_TASK_ID_LEN);
+	id[TM_TASK_ID_LEN] = '\0';
+	err = tm__lmdb_get_head(&t->base, id, &task);
 	if (err)
 		return err;
-	if (c->now >= t.timeout_us ||
-	    (t.owner != 0 && !t.queued && t.lease_us < c->now))
-		return c->fn(txn, id, c->ctx);
+	if (c->now >= task.timeout_us ||
+	    (task.owner != 0 && !task.queued && task.lease_us < c->now))
+		return c->fn(&t->base, id, c->ctx);
 	return 0;
 }
 
 int tm__lmdb_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx)
 {
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	struct expired c = { now, fn, ctx };
 
-	return tm__lmdb_active(txn, NULL, expired_one, &c);
+	return scan(t, t->s->deadlines, NULL, 0, false, expired_entry, &c);
 }
 
 struct queue_scan {
@@ -224,8 +248,9 @@ static bool exists(tm__lmdb_txn *t, MDB_dbi dbi, const void *k, size_t n)
 	return mdb_get(t->txn, dbi, &kv, &v) == 0;
 }
 
-/* Each task's record must have its index entries, and each index exactly
- * as many entries as the records call for, so no entry can dangle. */
+/* Each task's record must lie under its own key and have its index
+ * entries, and each index exactly as many entries as the records call for,
+ * so no entry can dangle. */
 int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
@@ -235,7 +260,7 @@ int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 	unsigned char key[KEY_MAX];
 	uint64_t n = 0, n_active = 0, n_queued = 0;
 	cJSON *counts = cJSON_CreateObject();
-	int rc, err = counts ? tm__lmdb_cursor(t, s->tasks, &c) : tm__error_oom();
+	int rc, err = counts ? tm__lmdb_cursor(t, s->records, &c) : tm__error_oom();
 
 	if (err) {
 		cJSON_Delete(counts);
@@ -244,30 +269,40 @@ int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		char id[TM_TASK_ID_LEN + 1] = "";
+		MDB_val ik, iv;
 		tm__task task;
 		char ckey[TM_NAME_MAX + 4];
+		int64_t at;
+		size_t kn;
 		cJSON *cnt;
 
 		n++;
-		if (k.mv_size == TM_TASK_ID_LEN)
-			memcpy(id, k.mv_data, TM_TASK_ID_LEN);
+		if (k.mv_size > TM_TASK_ID_LEN)
+			record_id(&k, id);
 		if (!tm__id_valid(id) ||
 		    tm__task_decode(id, v.mv_data, v.mv_size, &task) != TM_OK) {
 			err = problem(problems, "record %s is corrupt", id);
 			continue;
 		}
-		if (!exists(t, s->recent, key, tm__lmdb_recent_key(key, &task)))
-			err = problem(problems, "task %s missing from the recent index", id);
-		if (tm__status_active(task.status)) {
+		kn = tm__lmdb_record_key(key, &task);
+		if (kn != k.mv_size || memcmp(key, k.mv_data, kn) != 0)
+			err = problem(problems, "task %s is stored under another task's key", id);
+		ik = tm__lmdb_val(id, TM_TASK_ID_LEN);
+		if (mdb_get(t->txn, s->ids, &ik, &iv) != 0 || iv.mv_size != k.mv_size ||
+		    memcmp(iv.mv_data, k.mv_data, k.mv_size) != 0)
+			err = problem(problems, "task %s missing from the id index", id);
+		if (tm__lmdb_deadline(&task, &at)) {
 			n_active++;
 			if (!exists(t, s->active, key, tm__lmdb_active_key(key, &task)))
 				err = problem(problems, "active task %s missing from the active index", id);
+			if (!exists(t, s->deadlines, key, tm__lmdb_time_key(key, at, id)))
+				err = problem(problems, "active task %s missing from the deadlines", id);
 		} else if (exists(t, s->secrets, id, TM_TASK_ID_LEN)) {
 			err = problem(problems, "final task %s still has a secret", id);
 		}
 		if (task.queued) {
 			n_queued++;
-			if (!exists(t, s->queue, key, tm__lmdb_queue_key(key, task.ready_us, id)))
+			if (!exists(t, s->queue, key, tm__lmdb_time_key(key, task.ready_us, id)))
 				err = problem(problems, "queued task %s missing from the queue", id);
 		}
 		snprintf(ckey, sizeof(ckey), "%s\x1f%d", task.name, (int)task.status);
@@ -279,10 +314,12 @@ int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 		tm__task_free(&task);
 	}
 	mdb_cursor_close(c);
-	if (!err && tm__lmdb_entries(t, s->recent) != n)
-		err = problem(problems, "recent index size differs from the records%s", "");
+	if (!err && tm__lmdb_entries(t, s->ids) != n)
+		err = problem(problems, "id index size differs from the records%s", "");
 	if (!err && tm__lmdb_entries(t, s->active) != n_active)
 		err = problem(problems, "active index size differs from the records%s", "");
+	if (!err && tm__lmdb_entries(t, s->deadlines) != n_active)
+		err = problem(problems, "deadlines differ in number from the active tasks%s", "");
 	if (!err && tm__lmdb_entries(t, s->queue) != n_queued)
 		err = problem(problems, "queue size differs from the records%s", "");
 	/* The per-name figures must match the tally of the records. */

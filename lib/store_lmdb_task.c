@@ -9,15 +9,109 @@
 
 /* ---- tasks ------------------------------------------------------------- */
 
-static int get(tm__lmdb_txn *t, const char *id, tm__task *out, bool head_only)
-{
-	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
-	int rc = mdb_get(t->txn, t->s->tasks, &k, &v);
+/* ---- hints: a record's key by id ------------------------------------------ */
 
+static struct tm__lmdb_hint *hint_of(tm__lmdb *s, const char *id)
+{
+	return &s->hints[tm__hash64(id, TM_TASK_ID_LEN) & (HINTS - 1)];
+}
+
+static void hint_put(tm__lmdb *s, const char *id, const MDB_val *key)
+{
+	unsigned char b[HINT_WORDS * 8] = { 0 };
+	struct tm__lmdb_hint *h;
+
+	if (s->hints == NULL || key->mv_size >= sizeof(b))
+		return;
+	h = hint_of(s, id);
+	b[0] = (unsigned char)key->mv_size;
+	memcpy(b + 1, key->mv_data, key->mv_size);
+	for (int i = 0; i < HINT_WORDS; i++) {
+		uint64_t w;
+
+		memcpy(&w, b + 8 * i, 8);
+		atomic_store_explicit(&h->w[i], w, memory_order_relaxed);
+	}
+}
+
+/* The remembered key of id into key (b holds its bytes); false when none
+ * is remembered, or what is there ends in another id. */
+static bool hint_get(tm__lmdb *s, const char *id, unsigned char b[HINT_WORDS * 8],
+                     MDB_val *key)
+{
+	struct tm__lmdb_hint *h;
+	size_t n;
+
+	if (s->hints == NULL)
+		return false;
+	h = hint_of(s, id);
+	for (int i = 0; i < HINT_WORDS; i++) {
+		uint64_t w = atomic_load_explicit(&h->w[i], memory_order_relaxed);
+
+		memcpy(b + 8 * i, &w, 8);
+	}
+	n = b[0];
+	if (n < 1 + 8 + TM_TASK_ID_LEN || n >= HINT_WORDS * 8)
+		return false;
+	for (int i = 0; i < TM_TASK_ID_LEN; i++)
+		if ((unsigned char)~b[1 + n - TM_TASK_ID_LEN + i] != (unsigned char)id[i])
+			return false;
+	*key = tm__lmdb_val(b + 1, n);
+	return true;
+}
+
+/* The record of task id: the row a scan is on, or found through ids.
+ * With name not NULL, a task of another name is not found: its record's
+ * key begins with its name. */
+static int find(tm__lmdb_txn *t, const char *id, const char *name, MDB_val *v)
+{
+	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), key;
+	unsigned char hint[HINT_WORDS * 8];
+	tm__task head;
+	int rc, err;
+
+	v->mv_data = NULL;
+	if (t->on_row && memcmp(t->row_id, id, TM_TASK_ID_LEN) == 0) {
+		*v = t->row;
+		if (name == NULL)
+			return TM_OK;
+		err = tm__task_decode_head(id, v->mv_data, v->mv_size, &head);
+		if (err || strcmp(head.name, name) == 0)
+			return err;
+		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s", id, name);
+	}
+	/* A remembered key that finds a record finds this task's: the key
+	 * ends in its id.  One that does not (the task is gone, or never
+	 * committed) is asked of ids again. */
+	if (hint_get(t->s, id, hint, &key) && mdb_get(t->txn, t->s->records, &key, v) == 0) {
+		rc = 0;
+	} else {
+		v->mv_data = NULL;
+		rc = mdb_get(t->txn, t->s->ids, &k, &key);
+		if (rc == 0)
+			hint_put(t->s, id, &key);
+	}
 	if (rc == MDB_NOTFOUND)
 		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found", id);
 	if (rc)
 		return tm__lmdb_fail(t, rc, "reading a task");
+	if (name != NULL && (key.mv_size <= strlen(name) ||
+	                     memcmp(key.mv_data, name, strlen(name) + 1) != 0))
+		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s", id, name);
+	if (v->mv_data == NULL)
+		rc = mdb_get(t->txn, t->s->records, &key, v);
+	if (rc == MDB_NOTFOUND)
+		return tm_errorf(TM_ESTORAGE, "task %s: its record is missing", id);
+	return rc ? tm__lmdb_fail(t, rc, "reading a task") : TM_OK;
+}
+
+static int get(tm__lmdb_txn *t, const char *id, tm__task *out, bool head_only)
+{
+	MDB_val v;
+	int err = find(t, id, NULL, &v);
+
+	if (err)
+		return err;
 	return head_only ? tm__task_decode_head(id, v.mv_data, v.mv_size, out)
 	                 : tm__task_decode(id, v.mv_data, v.mv_size, out);
 }
@@ -26,23 +120,10 @@ int tm__lmdb_render(tm__txn *txn, const char *id, const char *name,
                      bool with_details, tm__buf *out)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
-	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), v;
-	tm__task head;
-	int rc = mdb_get(t->txn, t->s->tasks, &k, &v), err;
+	MDB_val v;
+	int err = find(t, id, name, &v);
 
-	if (rc == MDB_NOTFOUND)
-		return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found", id);
-	if (rc)
-		return tm__lmdb_fail(t, rc, "reading a task");
-	if (name != NULL) {
-		err = tm__task_decode_head(id, v.mv_data, v.mv_size, &head);
-		if (err)
-			return err;
-		if (strcmp(head.name, name) != 0)
-			return tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s",
-			                 id, name);
-	}
-	return tm__task_render(id, v.mv_data, v.mv_size, with_details, out);
+	return err ? err : tm__task_render(id, v.mv_data, v.mv_size, with_details, out);
 }
 
 int tm__lmdb_get(tm__txn *txn, const char *id, tm__task *out)
@@ -95,11 +176,33 @@ static int count_status(tm__lmdb_txn *t, const char *name, int from, int to)
 	return name_put(t, name, &r);
 }
 
+/* Move task id's deadline entry from the one old called for (when old is
+ * not NULL) to the one t calls for. */
+static int move_deadline(tm__lmdb_txn *t, const tm__task *old, const tm__task *task)
+{
+	unsigned char k[KEY_MAX];
+	int64_t was = 0, at = 0;
+	bool had = old && tm__lmdb_deadline(old, &was);
+	bool has = tm__lmdb_deadline(task, &at);
+	int err = TM_OK;
+
+	if (had && has && was == at)
+		return TM_OK;
+	if (had)
+		err = tm__lmdb_del(t, t->s->deadlines, tm__lmdb_val(k, tm__lmdb_time_key(k, was, task->id)),
+		                   "moving a deadline");
+	if (!err && has)
+		err = tm__lmdb_put(t, t->s->deadlines, tm__lmdb_val(k, tm__lmdb_time_key(k, at, task->id)),
+		                   tm__lmdb_val("", 0), "setting a deadline");
+	return err;
+}
+
 int tm__lmdb_put_task(tm__txn *txn, const tm__task *old, const tm__task *task)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	tm__lmdb *s = t->s;
-	unsigned char k[KEY_MAX];
+	unsigned char k[KEY_MAX], rk[KEY_MAX];
+	size_t rn = tm__lmdb_record_key(rk, task);
 	void *buf;
 	size_t len;
 	bool was_active = old && tm__status_active(old->status);
@@ -109,35 +212,39 @@ int tm__lmdb_put_task(tm__txn *txn, const tm__task *old, const tm__task *task)
 	err = tm__task_encode(task, &buf, &len);
 	if (err)
 		return err;
-	err = tm__lmdb_put(t, s->tasks, tm__lmdb_val(task->id, TM_TASK_ID_LEN), tm__lmdb_val(buf, len),
-	          "writing a task");
+	/* A record's key (name, start time, id) never changes. */
+	err = tm__lmdb_put(t, s->records, tm__lmdb_val(rk, rn), tm__lmdb_val(buf, len),
+	                   "writing a task");
 	free(buf);
+	if (!err && old == NULL) {
+		MDB_val key = tm__lmdb_val(rk, rn);
+
+		err = tm__lmdb_put(t, s->ids, tm__lmdb_val(task->id, TM_TASK_ID_LEN), key,
+		                   "indexing a task");
+		hint_put(s, task->id, &key); /* a hint: harmless if this write aborts */
+	}
 	if (err)
 		return err;
-	if (old == NULL) {
-		err = tm__lmdb_put(t, s->recent, tm__lmdb_val(k, tm__lmdb_recent_key(k, task)), tm__lmdb_val("", 0),
-		          "indexing a task");
-		if (err)
-			return err;
-	}
 	if (is_active && !was_active)
 		err = tm__lmdb_put(t, s->active, tm__lmdb_val(k, tm__lmdb_active_key(k, task)), tm__lmdb_val("", 0),
 		          "indexing an active task");
 	else if (was_active && !is_active)
 		err = tm__lmdb_del(t, s->active, tm__lmdb_val(k, tm__lmdb_active_key(k, task)),
 		          "unindexing an active task");
+	if (!err)
+		err = move_deadline(t, old, task);
 	if (err)
 		return err;
 	if (old && old->queued &&
 	    (!task->queued || old->ready_us != task->ready_us)) {
-		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_queue_key(k, old->ready_us, old->id)),
+		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_time_key(k, old->ready_us, old->id)),
 		          "dequeuing a task");
 		if (err)
 			return err;
 	}
 	if (task->queued &&
 	    (old == NULL || !old->queued || old->ready_us != task->ready_us)) {
-		err = tm__lmdb_put(t, s->queue, tm__lmdb_val(k, tm__lmdb_queue_key(k, task->ready_us, task->id)),
+		err = tm__lmdb_put(t, s->queue, tm__lmdb_val(k, tm__lmdb_time_key(k, task->ready_us, task->id)),
 		          tm__lmdb_val(task->name, strlen(task->name)), "queuing a task");
 		if (err)
 			return err;
@@ -153,15 +260,19 @@ int tm__lmdb_delete(tm__txn *txn, const tm__task *task)
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
 	tm__lmdb *s = t->s;
 	unsigned char k[KEY_MAX];
+	int64_t at;
 	int err;
 
-	err = tm__lmdb_del(t, s->tasks, tm__lmdb_val(task->id, TM_TASK_ID_LEN), "deleting a task");
+	err = tm__lmdb_del(t, s->records, tm__lmdb_val(k, tm__lmdb_record_key(k, task)), "deleting a task");
 	if (!err)
-		err = tm__lmdb_del(t, s->recent, tm__lmdb_val(k, tm__lmdb_recent_key(k, task)), "unindexing a task");
+		err = tm__lmdb_del(t, s->ids, tm__lmdb_val(task->id, TM_TASK_ID_LEN), "unindexing a task");
 	if (!err && tm__status_active(task->status))
 		err = tm__lmdb_del(t, s->active, tm__lmdb_val(k, tm__lmdb_active_key(k, task)), "unindexing a task");
+	if (!err && tm__lmdb_deadline(task, &at))
+		err = tm__lmdb_del(t, s->deadlines, tm__lmdb_val(k, tm__lmdb_time_key(k, at, task->id)),
+		                   "unindexing a task");
 	if (!err && task->queued)
-		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_queue_key(k, task->ready_us, task->id)),
+		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_time_key(k, task->ready_us, task->id)),
 		          "dequeuing a task");
 	if (!err)
 		err = tm__lmdb_secret_del(txn, task->id);

@@ -1,6 +1,7 @@
 /* The task document: the stored record of a task and the task JSON that
  * every call returns (doc/api.md, "The task").  The only module that
  * builds either. */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,20 +12,24 @@
 #include "task.h"
 
 /* Record layout (native byte order; an LMDB store is never moved between
- * machines of different architectures):
+ * machines of different architectures), format 3:
  *   head      fixed fields below
- *   name      head.name_len bytes
- *   warnings  JSON array, head.warnings_len bytes
- *   details   JSON object, head.details_len bytes
- *   message   details.progress.message as a JSON string ("" if none)
- * Fields the runtime reads in its scans are fixed, so a scan never parses
- * JSON; the JSON parts are stored as they are printed, so tm_get and
- * tm_list_recent copy bytes into the answer instead of parsing and
- * printing a document (tm__task_render). */
-#define RECORD_FORMAT 2
+ *   view      the task JSON of the private view, as tm_get answers it:
+ *             {"task_id":…,"name":…,"start_time":…,"status":…,
+ *              "progress":…,"warnings":[…],"details":{…}}
+ * The head gives where the warnings and details lie inside the view, and
+ * where the public view ends (before ,"details").  Fields the runtime reads
+ * in its scans are fixed, so a scan never parses JSON; a read of a task, or
+ * a page of a listing, is one or two copies of bytes (tm__task_render).
+ *
+ * Format 2 (the parts apart: name, warnings, details, the message; the
+ * answer assembled on each read) is still read, so stores written before
+ * format 3 need no conversion: a task moves to format 3 at its next write. */
+#define FORMAT_PARTS 2
+#define FORMAT_VIEW 3
 #define FLAG_QUEUED 0x1
 
-struct head {
+struct head {                   /* format 2 */
 	uint8_t format;
 	uint8_t status;
 	uint8_t flags;
@@ -38,6 +43,26 @@ struct head {
 	int64_t lease_us;
 	uint64_t owner;
 };
+
+struct view_head {              /* format 3 */
+	uint8_t format;
+	uint8_t status;
+	uint8_t flags;
+	uint8_t name_len;
+	uint32_t public_len;    /* the view up to ,"details": */
+	uint32_t warnings_off, warnings_len;
+	uint32_t details_off, details_len;
+	int64_t start_us;
+	int64_t timeout_us;
+	int64_t ready_us;
+	int64_t lease_us;
+	uint64_t owner;
+};
+
+/* The view's opening, up to the name: names are [A-Za-z0-9_.-] and ids
+ * alphanumeric, so neither needs escaping and the name lies here. */
+#define VIEW_ID_OFF 12          /* strlen("{\"task_id\":\"") */
+#define VIEW_NAME_OFF (VIEW_ID_OFF + TM_TASK_ID_LEN + 10) /* + "\",\"name\":\"" */
 
 void tm__task_free(tm__task *t)
 {
@@ -121,10 +146,31 @@ static const char *progress_message(const tm__task *t)
 
 /* ---- records ----------------------------------------------------------------- */
 
+/* The task JSON up to its warnings, into out: the same whether it is
+ * stored (format 3) or assembled on a read (format 2). */
+static void view_opening(tm__buf *out, const char *id, const char *name,
+                         size_t name_len, int64_t start_us, tm_status st,
+                         const char *message, size_t message_len)
+{
+	char time[32];
+
+	tm__buf_add(out, "{\"task_id\":\"", VIEW_ID_OFF);
+	tm__buf_add(out, id, TM_TASK_ID_LEN);
+	tm__buf_add(out, "\",\"name\":\"", 10);
+	tm__buf_add(out, name, name_len);
+	tm__buf_add(out, "\",\"start_time\":", 15);
+	tm__buf_add(out, time, tm__time_format(time, start_us));
+	tm__buf_add(out, ",\"status\":\"", 11);
+	tm__buf_str(out, tm_status_name(st));
+	tm__buf_add(out, "\",\"progress\":", 13);
+	tm__buf_add(out, message, message_len);
+	tm__buf_add(out, ",\"warnings\":", 12);
+}
+
 int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 {
-	struct head h = {
-		.format = RECORD_FORMAT,
+	struct view_head h = {
+		.format = FORMAT_VIEW,
 		.status = (uint8_t)t->status,
 		.flags = t->queued ? FLAG_QUEUED : 0,
 		.name_len = (uint8_t)strlen(t->name),
@@ -134,8 +180,10 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 		.lease_us = t->lease_us,
 		.owner = t->owner,
 	};
-	cJSON *msg = NULL;
-	char *w = NULL, *d = NULL, *m = NULL, *out;
+	tm__buf b = { 0 };
+	cJSON *msg;
+	char *w, *d, *m = NULL;
+	size_t wn, dn, mn;
 
 	settle_times(t->details);
 	msg = cJSON_CreateString(progress_message(t));
@@ -145,79 +193,149 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 	cJSON_Delete(msg);
 	if (w == NULL || d == NULL || m == NULL)
 		goto oom;
-	h.warnings_len = (uint32_t)strlen(w);
-	h.details_len = (uint32_t)strlen(d);
-	h.message_len = (uint32_t)strlen(m);
-	*len = sizeof(h) + h.name_len + h.warnings_len + h.details_len + h.message_len;
-	out = malloc(*len);
-	if (out == NULL)
+	wn = strlen(w);
+	dn = strlen(d);
+	mn = strlen(m);
+	/* The head goes in front once the offsets are known. */
+	tm__buf_reserve(&b, sizeof(h) + 160 + h.name_len + wn + dn + mn);
+	tm__buf_add(&b, (const char *)&h, sizeof(h));
+	view_opening(&b, t->id, t->name, h.name_len, t->start_us, t->status, m, mn);
+	h.warnings_off = (uint32_t)(b.len - sizeof(h));
+	h.warnings_len = (uint32_t)wn;
+	tm__buf_add(&b, w, wn);
+	h.public_len = (uint32_t)(b.len - sizeof(h));
+	tm__buf_add(&b, ",\"details\":", 11);
+	h.details_off = (uint32_t)(b.len - sizeof(h));
+	h.details_len = (uint32_t)dn;
+	tm__buf_add(&b, d, dn);
+	tm__buf_add(&b, "}", 1);
+	if (b.oom)
 		goto oom;
-	*buf = out;
-	memcpy(out, &h, sizeof(h));
-	out += sizeof(h);
-	memcpy(out, t->name, h.name_len);
-	out += h.name_len;
-	memcpy(out, w, h.warnings_len);
-	out += h.warnings_len;
-	memcpy(out, d, h.details_len);
-	out += h.details_len;
-	memcpy(out, m, h.message_len);
+	memcpy(b.p, &h, sizeof(h));
+	*len = b.len;
+	*buf = b.p;
 	free(w);
 	free(d);
 	free(m);
 	return TM_OK;
 oom:
+	tm__buf_take(&b, NULL);
 	free(w);
 	free(d);
 	free(m);
 	return tm_errorf(TM_ENOMEM, "out of memory encoding task %s", t->id);
 }
 
-/* Check the head and find the parts; false when the record is corrupt. */
-static bool parts(const void *buf, size_t len, struct head *h, const char **p)
+/* A stored record of either format, checked and taken apart (pointing into
+ * its bytes). */
+struct record {
+	tm_status status;
+	bool queued;
+	int64_t start_us, timeout_us, ready_us, lease_us;
+	uint64_t owner;
+	const char *name, *warnings, *details;
+	size_t name_len, warnings_len, details_len;
+	const char *view;            /* format 3: the private view */
+	size_t view_len, public_len;
+	const char *message;         /* format 2: the progress message's JSON */
+	size_t message_len;
+};
+
+static bool read_parts(const void *buf, size_t len, struct record *r)
 {
-	if (len < sizeof(*h))
+	struct head h;
+	const char *p = (const char *)buf + sizeof(h);
+
+	memcpy(&h, buf, sizeof(h));
+	if (h.status > TM_COMPLETED || h.name_len > TM_NAME_MAX ||
+	    (uint64_t)sizeof(h) + h.name_len + h.warnings_len + h.details_len +
+	    h.message_len != len)
 		return false;
-	memcpy(h, buf, sizeof(*h));
-	*p = (const char *)buf + sizeof(*h);
-	return h->format == RECORD_FORMAT && h->status <= TM_COMPLETED &&
-	       h->name_len <= TM_NAME_MAX &&
-	       (uint64_t)sizeof(*h) + h->name_len + h->warnings_len +
-	       h->details_len + h->message_len == len;
+	*r = (struct record){
+		.status = (tm_status)h.status, .queued = (h.flags & FLAG_QUEUED) != 0,
+		.start_us = h.start_us, .timeout_us = h.timeout_us,
+		.ready_us = h.ready_us, .lease_us = h.lease_us, .owner = h.owner,
+		.name = p, .name_len = h.name_len,
+		.warnings = p + h.name_len, .warnings_len = h.warnings_len,
+		.details = p + h.name_len + h.warnings_len, .details_len = h.details_len,
+		.message = p + h.name_len + h.warnings_len + h.details_len,
+		.message_len = h.message_len,
+	};
+	return true;
+}
+
+static bool read_view(const void *buf, size_t len, struct record *r)
+{
+	struct view_head h;
+	const char *v = (const char *)buf + sizeof(h);
+	size_t n = len - sizeof(h);
+
+	memcpy(&h, buf, sizeof(h));
+	if (h.status > TM_COMPLETED || h.name_len > TM_NAME_MAX ||
+	    VIEW_NAME_OFF + (size_t)h.name_len > h.warnings_off ||
+	    (uint64_t)h.warnings_off + h.warnings_len != h.public_len ||
+	    (uint64_t)h.public_len + 11 != h.details_off ||
+	    (uint64_t)h.details_off + h.details_len + 1 != n)
+		return false;
+	*r = (struct record){
+		.status = (tm_status)h.status, .queued = (h.flags & FLAG_QUEUED) != 0,
+		.start_us = h.start_us, .timeout_us = h.timeout_us,
+		.ready_us = h.ready_us, .lease_us = h.lease_us, .owner = h.owner,
+		.name = v + VIEW_NAME_OFF, .name_len = h.name_len,
+		.warnings = v + h.warnings_off, .warnings_len = h.warnings_len,
+		.details = v + h.details_off, .details_len = h.details_len,
+		.view = v, .view_len = n, .public_len = h.public_len,
+	};
+	return true;
+}
+
+/* False when the record of task id is corrupt. */
+static bool read_record(const char *id, const void *buf, size_t len,
+                        struct record *r)
+{
+	uint8_t format = len > 0 ? *(const uint8_t *)buf : 0;
+
+	if (format == FORMAT_VIEW && len > sizeof(struct view_head))
+		return read_view(buf, len, r) &&
+		       memcmp(r->view + VIEW_ID_OFF, id, TM_TASK_ID_LEN) == 0;
+	if (format == FORMAT_PARTS && len >= sizeof(struct head))
+		return read_parts(buf, len, r);
+	return false;
+}
+
+static int corrupt(const char *id)
+{
+	return tm_errorf(TM_ESTORAGE, "task %.20s: stored record is corrupt", id);
 }
 
 static int decode(const char *id, const void *buf, size_t len, tm__task *t,
                   bool head_only)
 {
-	struct head h;
-	const char *p;
+	struct record r;
 
 	memset(t, 0, sizeof(*t));
-	if (!parts(buf, len, &h, &p))
-		goto corrupt;
+	if (!read_record(id, buf, len, &r))
+		return corrupt(id);
 	memcpy(t->id, id, TM_TASK_ID_LEN);
-	memcpy(t->name, p, h.name_len);
-	t->name[h.name_len] = '\0';
-	t->status = (tm_status)h.status;
-	t->queued = (h.flags & FLAG_QUEUED) != 0;
-	t->start_us = h.start_us;
-	t->timeout_us = h.timeout_us;
-	t->ready_us = h.ready_us;
-	t->lease_us = h.lease_us;
-	t->owner = h.owner;
+	memcpy(t->name, r.name, r.name_len);
+	t->name[r.name_len] = '\0';
+	t->status = r.status;
+	t->queued = r.queued;
+	t->start_us = r.start_us;
+	t->timeout_us = r.timeout_us;
+	t->ready_us = r.ready_us;
+	t->lease_us = r.lease_us;
+	t->owner = r.owner;
 	if (head_only)
 		return TM_OK;
-	p += h.name_len;
-	t->details_hash = tm__hash64(p + h.warnings_len, h.details_len);
-	t->warnings = cJSON_ParseWithLength(p, h.warnings_len);
-	t->details = cJSON_ParseWithLength(p + h.warnings_len, h.details_len);
+	t->details_hash = tm__hash64(r.details, r.details_len);
+	t->warnings = cJSON_ParseWithLength(r.warnings, r.warnings_len);
+	t->details = cJSON_ParseWithLength(r.details, r.details_len);
 	if (!cJSON_IsArray(t->warnings) || !cJSON_IsObject(t->details)) {
 		tm__task_free(t);
-		goto corrupt;
+		return corrupt(id);
 	}
 	return TM_OK;
-corrupt:
-	return tm_errorf(TM_ESTORAGE, "task %.20s: stored record is corrupt", id);
 }
 
 int tm__task_decode(const char *id, const void *buf, size_t len, tm__task *t)
@@ -295,30 +413,38 @@ int tm__task_check_limits(const tm__task *t, const tm__limits *l,
 int tm__task_render(const char *id, const void *buf, size_t len,
                     bool with_details, tm__buf *out)
 {
-	struct head h;
-	const char *p;
-	char time[32];
+	const char *view = (const char *)buf + sizeof(struct view_head);
+	size_t n = len - sizeof(struct view_head);
+	struct record r;
+	uint32_t public_len;
 
-	if (!parts(buf, len, &h, &p))
-		return tm_errorf(TM_ESTORAGE, "task %.20s: stored record is corrupt", id);
-	/* Names are [A-Za-z0-9_.-] and ids alphanumeric: nothing to escape. */
-	tm__buf_add(out, "{\"task_id\":\"", 12);
-	tm__buf_add(out, id, TM_TASK_ID_LEN);
-	tm__buf_add(out, "\",\"name\":\"", 10);
-	tm__buf_add(out, p, h.name_len);
-	tm__buf_add(out, "\",\"start_time\":", 15);
-	tm__buf_add(out, time, tm__time_format(time, h.start_us));
-	tm__buf_add(out, ",\"status\":\"", 11);
-	tm__buf_str(out, tm_status_name((tm_status)h.status));
-	tm__buf_add(out, "\",\"progress\":", 13);
-	tm__buf_add(out, p + h.name_len + h.warnings_len + h.details_len, h.message_len);
-	tm__buf_add(out, ",\"warnings\":", 12);
-	tm__buf_add(out, p + h.name_len, h.warnings_len);
-	if (with_details) {
-		tm__buf_add(out, ",\"details\":", 11);
-		tm__buf_add(out, p + h.name_len + h.warnings_len, h.details_len);
+	/* Format 3, the path of every read: the bounds it copies and the id
+	 * are checked; the rest of the head is not read (decode and tm_check
+	 * check it all). */
+	if (len > sizeof(struct view_head) && *(const uint8_t *)buf == FORMAT_VIEW) {
+		memcpy(&public_len, (const char *)buf + offsetof(struct view_head, public_len),
+		       sizeof(public_len));
+		if (n <= VIEW_NAME_OFF || public_len >= n || view[n - 1] != '}' ||
+		    memcmp(view + VIEW_ID_OFF, id, TM_TASK_ID_LEN) != 0)
+			return corrupt(id);
+		if (with_details) {
+			tm__buf_add(out, view, n);
+		} else {
+			tm__buf_add(out, view, public_len);
+			tm__buf_add(out, "}", 1);
+		}
+	} else if (!read_record(id, buf, len, &r)) {
+		return corrupt(id);
+	} else {
+		view_opening(out, id, r.name, r.name_len, r.start_us, r.status,
+		             r.message, r.message_len);
+		tm__buf_add(out, r.warnings, r.warnings_len);
+		if (with_details) {
+			tm__buf_add(out, ",\"details\":", 11);
+			tm__buf_add(out, r.details, r.details_len);
+		}
+		tm__buf_add(out, "}", 1);
 	}
-	tm__buf_add(out, "}", 1);
 	return out->oom ? tm__error_oom() : TM_OK;
 }
 

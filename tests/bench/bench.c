@@ -24,6 +24,8 @@
  *                      tm_patch, and 8 triggering threads with 2 workers
  *                      running a no-op handler.  BENCH_NOSYNC=1: no-sync
  *                      stores (when the disk's syncs cap the rate)
+ *   tm-bench tick      the supervisor's CPU per tick with 10k tasks waiting
+ *                      and with BENCH_BIG (no handler: they stay waiting)
  *   tm-bench pg        the PostgreSQL store against raw libpq on the same
  *                      server (bench_pg.c): --pg URI, else TM_TEST_PG_URL;
  *                      without either, or without libpq, skipped
@@ -40,6 +42,7 @@
  * says first how much free space that needs and refuses to start without
  * it; it removes each store once measured, and the directory when it ends,
  * also on failure and on SIGINT, SIGTERM or SIGHUP. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1155,6 +1158,72 @@ static void retain_print(const char *title, const struct retain_run *a,
 		       b->at_ended[i], b->at_finals[i], b->at_bytes[i], b->at_file[i]);
 }
 
+/* ---- 9. supervisor tick ------------------------------------------------------- */
+
+/* Nanoseconds on a CPU of every thread but the caller's (the library's:
+ * with no workers, its supervisor), from /proc/self/task/TID/schedstat. */
+static double library_cpu_ns(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	double ns = 0;
+
+	if (d == NULL)
+		die("opendir /proc/self/task");
+	while ((e = readdir(d)) != NULL) {
+		char path[300];
+		unsigned long long run;
+		FILE *f;
+
+		if (e->d_name[0] == '.' || atoi(e->d_name) == (int)getpid())
+			continue;
+		snprintf(path, sizeof(path), "/proc/self/task/%s/schedstat", e->d_name);
+		f = fopen(path, "r");
+		if (f && fscanf(f, "%llu", &run) == 1)
+			ns += (double)run;
+		if (f)
+			fclose(f);
+	}
+	closedir(d);
+	return ns;
+}
+
+/* The supervisor's CPU time per tick over `seconds` in which nothing else
+ * happens: no workers, no calls. */
+static double tick_cpu_us(double seconds, unsigned poll_ms)
+{
+	struct timespec settle = { 2, 0 }, nap = { (time_t)seconds, 0 };
+	double before;
+
+	nanosleep(&settle, NULL); /* the wake-ups of the fill, handled */
+	before = library_cpu_ns();
+	nanosleep(&nap, NULL);
+	return (library_cpu_ns() - before) / 1e3 / (seconds * 1000.0 / poll_ms);
+}
+
+static int bench_tick(void)
+{
+	tm_options o;
+	tm_manager *tm = open_tm("tick", 0, 1);
+	double small, large;
+	char label[64];
+
+	tm_options_init(&o, TM_OPTIONS_VERSION);
+	reg(tm, "bench", NULL); /* no workers here: its tasks wait */
+	fill(tm, 10000);
+	small = tick_cpu_us(10, o.poll_ms);
+	fill(tm, big - 10000);
+	large = tick_cpu_us(10, o.poll_ms);
+	tm_close(tm);
+	drop("tick");
+	header("9. the supervisor's CPU per tick, tasks waiting (10 s each)", "10k");
+	row("CPU per tick, 10k tasks waiting (us)", small, "us", 0);
+	snprintf(label, sizeof(label), "CPU per tick, %s tasks waiting (us)", count_name(big));
+	row(label, large, "us", small);
+	printf("\n(last row: ratio to 10k.)  goal: <= 1.2x\n");
+	return 0;
+}
+
 static int bench_retention(void)
 {
 	static struct retain_run a, b;
@@ -1244,6 +1313,11 @@ static unsigned long long need_list(void)
 	return (unsigned long long)big * BIG_B + 10000 * RAW_B + 2 * STORE_B;
 }
 
+static unsigned long long need_tick(void)
+{
+	return (unsigned long long)big * BIG_B + STORE_B;
+}
+
 static unsigned long long need_latency(void)
 {
 	return 1250 * TASK_B + 2 * STORE_B;
@@ -1282,7 +1356,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: tm-bench [--quick] [--dir DIR] [--pg URI]\n"
-	        "                [trigger|bulk|e2e|get|list|latency|size|retention|pg]...\n"
+	        "                [trigger|bulk|e2e|get|list|latency|size|retention|tick|pg]...\n"
 	        "  Runs the named sections (none named: all) and prints their tables.\n"
 	        "  --quick    every ratio at a smaller scale, in about a minute: a quarter\n"
 	        "             of the durable operations, a big store of 100k tasks (not 1M)\n"
@@ -1307,7 +1381,8 @@ int main(int argc, char **argv)
 		{ "e2e", bench_e2e, need_e2e },
 		{ "get", bench_get, need_get },             { "list", bench_list, need_list },
 		{ "latency", bench_latency, need_latency }, { "size", bench_size, need_size },
-		{ "retention", bench_retention, need_retention }, { "pg", section_pg, need_pg },
+		{ "retention", bench_retention, need_retention }, { "tick", bench_tick, need_tick },
+		{ "pg", section_pg, need_pg },
 	};
 	enum { NSECTIONS = sizeof(sections) / sizeof(sections[0]) };
 	const char *dir = getenv("BENCH_DIR");
