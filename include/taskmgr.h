@@ -382,10 +382,13 @@ TM_EXTERN int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes);
  * Figures of the store: `{"names": {name: {"REQUEST_SENT": n, ...,
  * "changes": n}}, "queue_depth": n, "oldest_waiting_age_s": x,
  * "store_bytes": n, "free_bytes": n, "map_bytes": n, "commits": n,
- * "workers": n, "workers_idle": n}`:
+ * "workers": n, "workers_idle": n, "supervisor_ticks": n,
+ * "supervisor_cpu_s": x}`:
  * store_bytes is the data file up to its high-water mark, free_bytes the
  * part of it LMDB will reuse, commits this manager's write transactions,
- * workers its worker threads and workers_idle those waiting for work.
+ * workers its worker threads and workers_idle those waiting for work;
+ * supervisor_ticks counts the supervisor's full rounds of checks so far
+ * and supervisor_cpu_s the CPU time they took.
  *
  * @return #TM_OK; #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
  */

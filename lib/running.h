@@ -31,6 +31,9 @@ struct tm__runtime {
 	tm_job *handoff;          /* claimed by a trigger, for the next idle worker
 	                           * (linked by hnext; already on `running`) */
 	int64_t prune_at_us;      /* next retention pass (supervisor) */
+	/* The supervisor's full ticks, and the CPU time they took (its thread's
+	 * clock): tm_stats reports them, read without mu. */
+	atomic_uint_fast64_t sup_ticks, sup_cpu_ns;
 	int64_t flushed_at_us;    /* last progress flush (supervisor) */
 };
 

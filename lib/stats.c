@@ -83,20 +83,26 @@ static int stats_txn(tm__txn *txn, void *p)
 	return TM_OK;
 }
 
-/* This process's workers: how many, and how many wait for work. */
+/* This process's workers: how many, and how many wait for work; and its
+ * supervisor's ticks and their CPU time. */
 static bool add_workers(tm_manager *tm, cJSON *out)
 {
 	struct tm__runtime *rt = tm->rt;
 	unsigned n = 0, idle = 0;
+	double ticks = 0, cpu_s = 0;
 
 	if (rt) {
 		pthread_mutex_lock(&rt->mu);
 		n = rt->n_workers;
 		idle = rt->n_idle;
 		pthread_mutex_unlock(&rt->mu);
+		ticks = (double)atomic_load(&rt->sup_ticks);
+		cpu_s = (double)atomic_load(&rt->sup_cpu_ns) / 1e9;
 	}
 	return cJSON_AddNumberToObject(out, "workers", n) &&
-	       cJSON_AddNumberToObject(out, "workers_idle", idle);
+	       cJSON_AddNumberToObject(out, "workers_idle", idle) &&
+	       cJSON_AddNumberToObject(out, "supervisor_ticks", ticks) &&
+	       cJSON_AddNumberToObject(out, "supervisor_cpu_s", cpu_s);
 }
 
 int tm_stats(tm_manager *tm, char **out_json)

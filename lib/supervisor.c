@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "id.h"
@@ -439,6 +440,14 @@ static unsigned supervise_delay(tm_manager *tm)
 
 /* ---- the thread ------------------------------------------------------------- */
 
+static int64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* The supervisor runs its full round of checks every tick, and sleeps on
  * the store's wake channel in between: a wake-up from any process (a
  * trigger, a cancel, a requeue) gets the quick checks at once. */
@@ -453,7 +462,11 @@ void *tm__supervisor_main(void *arg)
 		int64_t now = tm__mono_us();
 
 		if (now >= next) {
+			int64_t cpu = thread_cpu_ns();
+
 			supervise(tm);
+			atomic_fetch_add(&rt->sup_cpu_ns, (uint_fast64_t)(thread_cpu_ns() - cpu));
+			atomic_fetch_add(&rt->sup_ticks, 1);
 			next = tm__mono_us() + (int64_t)supervise_delay(tm) * 1000;
 		} else {
 			supervise_nudge(tm);

@@ -1161,7 +1161,8 @@ static void retain_print(const char *title, const struct retain_run *a,
 /* ---- 9. supervisor tick ------------------------------------------------------- */
 
 /* Nanoseconds on a CPU of every thread but the caller's (the library's:
- * with no workers, its supervisor), from /proc/self/task/TID/schedstat. */
+ * with no workers, its supervisor), kernel time included, from
+ * /proc/self/task/TID/schedstat. */
 static double library_cpu_ns(void)
 {
 	DIR *d = opendir("/proc/self/task");
@@ -1188,39 +1189,52 @@ static double library_cpu_ns(void)
 	return ns;
 }
 
-/* The supervisor's CPU time per tick over `seconds` in which nothing else
- * happens: no workers, no calls. */
-static double tick_cpu_us(double seconds, unsigned poll_ms)
+/* Over `seconds` in which nothing else happens (no workers, no calls):
+ * the CPU per tick of the supervisor's checks, as tm_stats counts them
+ * (its thread's clock around each round), to *checks_us; and of its
+ * thread in all, kernel work included (the wake-ups, and what the kernel
+ * charges to whatever runs: the store's writeback, on a no-sync store),
+ * to *thread_us. */
+static void tick_cpu_us(tm_manager *tm, double seconds, double *checks_us,
+                        double *thread_us)
 {
 	struct timespec settle = { 2, 0 }, nap = { (time_t)seconds, 0 };
-	double before;
+	double ticks, cpu, all;
 
 	nanosleep(&settle, NULL); /* the wake-ups of the fill, handled */
-	before = library_cpu_ns();
+	ticks = stat_figure(tm, "supervisor_ticks");
+	cpu = stat_figure(tm, "supervisor_cpu_s");
+	all = library_cpu_ns();
 	nanosleep(&nap, NULL);
-	return (library_cpu_ns() - before) / 1e3 / (seconds * 1000.0 / poll_ms);
+	ticks = stat_figure(tm, "supervisor_ticks") - ticks;
+	if (ticks < 1)
+		die("the supervisor did not tick");
+	*checks_us = (stat_figure(tm, "supervisor_cpu_s") - cpu) * 1e6 / ticks;
+	*thread_us = (library_cpu_ns() - all) / 1e3 / ticks;
 }
 
 static int bench_tick(void)
 {
-	tm_options o;
 	tm_manager *tm = open_tm("tick", 0, 1);
-	double small, large;
+	double small, large, small_all, large_all;
 	char label[64];
 
-	tm_options_init(&o, TM_OPTIONS_VERSION);
 	reg(tm, "bench", NULL); /* no workers here: its tasks wait */
 	fill(tm, 10000);
-	small = tick_cpu_us(10, o.poll_ms);
+	tick_cpu_us(tm, 10, &small, &small_all);
 	fill(tm, big - 10000);
-	large = tick_cpu_us(10, o.poll_ms);
+	tick_cpu_us(tm, 10, &large, &large_all);
 	tm_close(tm);
 	drop("tick");
 	header("9. the supervisor's CPU per tick, tasks waiting (10 s each)", "10k");
-	row("CPU per tick, 10k tasks waiting (us)", small, "us", 0);
-	snprintf(label, sizeof(label), "CPU per tick, %s tasks waiting (us)", count_name(big));
+	row("checks per tick, 10k tasks waiting (us)", small, "us", 0);
+	snprintf(label, sizeof(label), "checks per tick, %s tasks waiting (us)", count_name(big));
 	row(label, large, "us", small);
-	printf("\n(last row: ratio to 10k.)  goal: <= 1.2x\n");
+	row("its thread per tick, 10k tasks waiting (us)", small_all, "us", 0);
+	snprintf(label, sizeof(label), "its thread per tick, %s tasks waiting (us)", count_name(big));
+	row(label, large_all, "us", small_all);
+	printf("\n(ratios to 10k.)  goal: checks <= 1.2x.  \"Checks\" is tm_stats' "
+	       "supervisor_cpu_s per tick;\nthe thread's figure adds kernel time.\n");
 	return 0;
 }
 

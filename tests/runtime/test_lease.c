@@ -52,5 +52,26 @@ START_TEST(cpu_bound_handler_keeps_its_lease)
 }
 END_TEST
 
+static int three_ticks(void *tm)
+{
+	return tt_stat(tm, NULL, "supervisor_ticks") >= 3;
+}
+
+/* tm_stats counts the supervisor's rounds and the CPU time they took. */
+START_TEST(the_supervisors_rounds_are_counted)
+{
+	char *dir = tt_tmpdir();
+	tm_options o;
+	tm_manager *tm;
+
+	rt_options(&o, dir, 0);
+	tm = rt_open_with(&o);
+	ck_assert_msg(tt_wait(three_ticks, tm, 30), "the supervisor never ticked");
+	ck_assert(tt_stat(tm, NULL, "supervisor_cpu_s") > 0);
+	tt_close_tmp(tm, dir);
+}
+END_TEST
+
 TT_MAIN("runtime_lease",
-	cpu_bound_handler_keeps_its_lease)
+	cpu_bound_handler_keeps_its_lease,
+	the_supervisors_rounds_are_counted)
