@@ -151,6 +151,7 @@ int tm__lmdb_secret_del(tm__txn *txn, const char *id)
 
 	if (err || !found)
 		return err;
+	t->on_row = false; /* as every write does (store_lmdb.h) */
 	rc = mdb_del(t->txn, t->s->secrets, &k, NULL);
 	if (rc)
 		return tm__lmdb_fail(t, rc, "erasing a secret");
@@ -217,7 +218,10 @@ static int scrub_txn(tm__txn *txn, void *p)
 		err = tm__keys_sync(t->s->keys_fd);
 	for (size_t i = 0; !err && i < c->n; i++) {
 		MDB_val kv = tm__lmdb_val(k, slot_key(k, 'S', c->slots[i]));
-		int rc = mdb_del(t->txn, t->s->slots, &kv, NULL);
+		int rc;
+
+		t->on_row = false;
+		rc = mdb_del(t->txn, t->s->slots, &kv, NULL);
 
 		if (rc)
 			return tm__lmdb_fail(t, rc, "freeing a key slot");
