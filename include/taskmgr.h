@@ -403,6 +403,27 @@ TM_EXTERN int tm_stats(tm_manager *tm, char **out_json);
  */
 TM_EXTERN int tm_check(tm_manager *tm, char **out_json);
 
+/**
+ * The figures an operator scrapes, as Prometheus text (exposition format
+ * 0.0.4), for a host to serve at its metrics endpoint:
+ * - read from the store, the same in every process that shares it:
+ *   `taskmgr_tasks{name,status}`, `taskmgr_queue_depth{name}` (tasks
+ *   waiting for their first start), `taskmgr_oldest_waiting_age_seconds{name}`,
+ *   `taskmgr_store_bytes`, `taskmgr_store_free_bytes`;
+ * - counted by this manager since tm_open(), from its committed writes:
+ *   `taskmgr_triggers_total{name}`, `taskmgr_retries_total{name}`,
+ *   `taskmgr_timeouts_total{name}`, `taskmgr_lost_workers_total{name}`,
+ *   the histogram `taskmgr_task_duration_seconds{name}` of runs from
+ *   RUNNING to a final status, `taskmgr_commits_total`, and the gauges
+ *   `taskmgr_workers` and `taskmgr_workers_idle`.
+ *
+ * doc/api.md, "Metrics", says what each counts.
+ *
+ * @param out_text receives the text; free with tm_free()
+ * @return #TM_OK; #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
+ */
+TM_EXTERN int tm_metrics(tm_manager *tm, char **out_text);
+
 /** Free a string returned by the library.  NULL is a no-op.  Every such
  *  string comes from the C library's malloc(), and tm_free() is free(),
  *  whatever cJSON hooks the host installed. */

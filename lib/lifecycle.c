@@ -119,6 +119,8 @@ static int create_txn(tm__txn *txn, void *p)
 	}
 	if (!err)
 		err = tm__store_reset_changes(txn, name);
+	if (!err)
+		err = tm__txn_note(txn, TM__EV_CREATED, name, TM_REQUEST_SENT, (uint32_t)c->n, 0);
 	c->created = !err;
 	return err;
 }
@@ -220,6 +222,15 @@ int tm__lifecycle_enter(tm__txn *txn, tm__task *t, tm_status st)
 	if (err || st == t->status)
 		return err;
 	if (tm__status_final(st)) {
+		if ((t->status == TM_RUNNING || t->status == TM_CANCELLED_REQUESTED) &&
+		    !t->queued) {
+			/* A run ends: while it ran, ready_us held its start. */
+			double s = (double)(tm__txn_now(txn) - t->ready_us) / 1e6;
+
+			err = tm__txn_note(txn, TM__EV_RAN, t->name, st, 1, s > 0 ? s : 0);
+			if (err)
+				return err;
+		}
 		/* A failure always says why. */
 		if (st == TM_FAILED && !cJSON_GetObjectItemCaseSensitive(t->details, "error"))
 			err = tm__task_set_text(t, "error", "failed");
@@ -228,8 +239,10 @@ int tm__lifecycle_enter(tm__txn *txn, tm__task *t, tm_status st)
 		return err ? err : tm__store_secret_del(txn, t->id);
 	}
 	if (st == TM_RUNNING && t->status == TM_REQUEST_SENT) {
-		/* An external worker took it: it leaves the queue. */
+		/* An external worker took it: it leaves the queue, and its
+		 * queue position, no longer needed, keeps the run's start. */
 		t->queued = false;
+		t->ready_us = tm__txn_now(txn);
 		err = tm__task_set_attempts(t, tm__task_attempts(t) + 1);
 	}
 	/* CANCELLED_REQUESTED keeps a waiting task queued: the worker that
@@ -447,6 +460,7 @@ int tm__lifecycle_claim(tm__txn *txn, tm__task *t, int64_t now, uint64_t token,
 	/* A new attempt starts clean; earlier failures are warnings. */
 	cJSON_DeleteItemFromObjectCaseSensitive(t->details, "error");
 	t->queued = false;
+	t->ready_us = now; /* the run's start, while it runs (task.h) */
 	t->owner = token;
 	t->lease_us = lease_until;
 	*run = true;
@@ -499,6 +513,9 @@ int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
 	if (st == TM_CANCELLED || t->status == TM_CANCELLED_REQUESTED)
 		return tm__lifecycle_enter(txn, t, TM_CANCELLED);
 	e = cJSON_GetObjectItemCaseSensitive(t->details, "error");
+	if (tm__task_attempts(t) < reg->def.max_attempts &&
+	    (err = tm__txn_note(txn, TM__EV_RETRY, t->name, t->status, 1, 0)) != TM_OK)
+		return err;
 	if (tm__task_attempts(t) < reg->def.max_attempts)
 		return retry_later(t, reg, cJSON_IsString(e) ? e->valuestring : "handler failed",
 		                   tm__txn_now(txn));
@@ -514,7 +531,9 @@ int tm__lifecycle_time_out(tm__txn *txn, tm__task *t)
 	int err;
 
 	snprintf(msg, sizeof(msg), "timed out after %g s", s);
-	err = tm__task_add_warning(t, "timed out");
+	err = tm__txn_note(txn, TM__EV_TIMEOUT, t->name, TM_FAILED, 1, 0);
+	if (!err)
+		err = tm__task_add_warning(t, "timed out");
 	if (!err)
 		err = tm__task_set_text(t, "error", msg);
 	return err ? err : tm__lifecycle_enter(txn, t, TM_FAILED);
@@ -526,17 +545,21 @@ int tm__lifecycle_lost(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
 	char msg[160];
 	int err;
 
-	*acted = true;
+	*acted = reg != NULL || t->status == TM_CANCELLED_REQUESTED;
+	if (!*acted)
+		return TM_OK;
+	err = tm__txn_note(txn, TM__EV_LOST, t->name, t->status, 1, 0);
+	if (err)
+		return err;
 	if (t->status == TM_CANCELLED_REQUESTED) {
 		/* Cancel was asked: the ordering rule forbids running it again. */
 		err = tm__task_add_warning(t, "worker lost");
 		return err ? err : tm__lifecycle_enter(txn, t, TM_CANCELLED);
 	}
-	if (reg == NULL) {
-		*acted = false;
-		return TM_OK;
-	}
 	if (tm__task_attempts(t) < reg->def.max_attempts) {
+		err = tm__txn_note(txn, TM__EV_RETRY, t->name, t->status, 1, 0);
+		if (err)
+			return err;
 		snprintf(msg, sizeof(msg), "worker lost during attempt %u of %u; retrying",
 		         tm__task_attempts(t), reg->def.max_attempts);
 		requeue(t, tm__txn_now(txn));

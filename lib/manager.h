@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include "metrics.h"
 #include "registry.h"
 #include "store.h"
 #include "task.h"
@@ -25,6 +26,7 @@ struct tm_manager {
 	pid_t pid;                /* the opener: calls after fork() are refused */
 	tm__store *store;
 	tm__registry *reg;
+	tm__metrics *metrics;     /* this process's counters (tm_metrics) */
 	struct tm__runtime *rt;   /* NULL until started (running.h) */
 };
 

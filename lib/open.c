@@ -279,6 +279,10 @@ int tm_open(const tm_options *opts, tm_manager **out)
 	if (!err)
 		err = tm__registry_new(&tm->reg);
 	if (!err)
+		err = tm__metrics_new(&tm->metrics);
+	if (!err)
+		tm__store_on_events(tm->store, tm__metrics_events, tm->metrics);
+	if (!err)
 		err = tm__runtime_start(tm);
 	if (err)
 		goto fail;
@@ -306,6 +310,7 @@ void tm_close(tm_manager *tm)
 	}
 	tm__store_close(tm->store);
 	tm__registry_free(tm->reg);
+	tm__metrics_free(tm->metrics);
 	free(tm->path);
 	handle_keep(tm);
 }

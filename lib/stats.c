@@ -1,5 +1,9 @@
-/* The store's figures: tm_notify (the durable change counter), tm_stats and
- * tm_check. */
+/* The store's figures: tm_notify (the durable change counter), tm_stats,
+ * tm_check, and tm_metrics (its counters are metrics.c's). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
 #include "open.h"
 #include "error.h"
 #include "id.h"
@@ -85,24 +89,35 @@ static int stats_txn(tm__txn *txn, void *p)
 
 /* This process's workers: how many, and how many wait for work; and its
  * supervisor's ticks and their CPU time. */
-static bool add_workers(tm_manager *tm, cJSON *out)
+struct workers {
+	unsigned n, idle;
+	double ticks, cpu_s;
+};
+
+static struct workers workers_of(tm_manager *tm)
 {
 	struct tm__runtime *rt = tm->rt;
-	unsigned n = 0, idle = 0;
-	double ticks = 0, cpu_s = 0;
+	struct workers w = { 0 };
 
 	if (rt) {
 		pthread_mutex_lock(&rt->mu);
-		n = rt->n_workers;
-		idle = rt->n_idle;
+		w.n = rt->n_workers;
+		w.idle = rt->n_idle;
 		pthread_mutex_unlock(&rt->mu);
-		ticks = (double)atomic_load(&rt->sup_ticks);
-		cpu_s = (double)atomic_load(&rt->sup_cpu_ns) / 1e9;
+		w.ticks = (double)atomic_load(&rt->sup_ticks);
+		w.cpu_s = (double)atomic_load(&rt->sup_cpu_ns) / 1e9;
 	}
-	return cJSON_AddNumberToObject(out, "workers", n) &&
-	       cJSON_AddNumberToObject(out, "workers_idle", idle) &&
-	       cJSON_AddNumberToObject(out, "supervisor_ticks", ticks) &&
-	       cJSON_AddNumberToObject(out, "supervisor_cpu_s", cpu_s);
+	return w;
+}
+
+static bool add_workers(tm_manager *tm, cJSON *out)
+{
+	struct workers w = workers_of(tm);
+
+	return cJSON_AddNumberToObject(out, "workers", w.n) &&
+	       cJSON_AddNumberToObject(out, "workers_idle", w.idle) &&
+	       cJSON_AddNumberToObject(out, "supervisor_ticks", w.ticks) &&
+	       cJSON_AddNumberToObject(out, "supervisor_cpu_s", w.cpu_s);
 }
 
 int tm_stats(tm_manager *tm, char **out_json)
@@ -167,4 +182,132 @@ int tm_check(tm_manager *tm, char **out_json)
 	cJSON_AddNumberToObject(out, "tasks", (double)c.n);
 	cJSON_AddItemToObject(out, "problems", c.problems);
 	return tm__emit(out, out_json);
+}
+
+/* ---- tm_metrics: the store's gauges, this process's counters (metrics.c) ---- */
+
+struct name_gauges {
+	char name[TM_NAME_MAX + 1];
+	tm__name_stats st;
+	double oldest_s;          /* the oldest task waiting for its first start */
+};
+
+struct gauges {
+	struct name_gauges *v;
+	size_t n, cap;
+	int64_t now;
+	uint64_t used, free_bytes, map;
+};
+
+/* The first task of a name's active ones (oldest first) that waits for
+ * its first start and may start now: the walk passes its running tasks. */
+static int oldest_waiting(tm__txn *txn, const char *id, void *p)
+{
+	struct gauges *g = p;
+	struct name_gauges *ng = &g->v[g->n - 1];
+	tm__task t;
+	int err = tm__store_get_head(txn, id, &t);
+
+	if (err)
+		return err;
+	if (t.status == TM_REQUEST_SENT && t.queued && t.ready_us <= g->now) {
+		ng->oldest_s = (double)(g->now - t.ready_us) / 1e6;
+		return TM__SCAN_STOP;
+	}
+	return TM_OK;
+}
+
+static int gauge_name(tm__txn *txn, const char *name, void *p)
+{
+	struct gauges *g = p;
+	struct name_gauges *ng;
+	int err;
+
+	if (g->n == g->cap) {
+		size_t cap = g->cap ? g->cap * 2 : 16;
+		struct name_gauges *v = realloc(g->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return tm__error_oom();
+		g->v = v;
+		g->cap = cap;
+	}
+	ng = &g->v[g->n++];
+	memset(ng, 0, sizeof(*ng));
+	snprintf(ng->name, sizeof(ng->name), "%s", name);
+	err = tm__store_name_stats(txn, name, &ng->st);
+	if (!err && ng->st.by_status[TM_REQUEST_SENT] > 0)
+		err = tm__store_active(txn, name, oldest_waiting, g);
+	return err;
+}
+
+static int gauges_txn(tm__txn *txn, void *p)
+{
+	struct gauges *g = p;
+
+	g->n = 0; /* a read may run again */
+	g->now = tm__txn_now(txn);
+	tm__store_size(txn, &g->used, &g->free_bytes, &g->map);
+	return tm__store_names(txn, gauge_name, g);
+}
+
+static void store_gauges(tm__buf *b, const struct gauges *g)
+{
+	const struct name_gauges *v = g->v;
+
+	tm__prom_family(b, "taskmgr_tasks", "gauge", "Tasks in the store, by name and status.");
+	for (size_t i = 0; i < g->n; i++)
+		for (int s = 0; s < TM__STATUS_COUNT; s++)
+			tm__prom_line(b, "taskmgr_tasks{name=\"%s\",status=\"%s\"} %llu\n",
+			              v[i].name, tm_status_name((tm_status)s),
+			              (unsigned long long)v[i].st.by_status[s]);
+	tm__prom_family(b, "taskmgr_queue_depth", "gauge",
+	                "Tasks waiting for their first start, by name.");
+	for (size_t i = 0; i < g->n; i++)
+		tm__prom_line(b, "taskmgr_queue_depth{name=\"%s\"} %llu\n", v[i].name,
+		              (unsigned long long)v[i].st.by_status[TM_REQUEST_SENT]);
+	tm__prom_family(b, "taskmgr_oldest_waiting_age_seconds", "gauge",
+	                "How long the oldest task able to start has waited, by name.");
+	for (size_t i = 0; i < g->n; i++)
+		tm__prom_line(b, "taskmgr_oldest_waiting_age_seconds{name=\"%s\"} %.6f\n",
+		              v[i].name, v[i].oldest_s);
+}
+
+static void whole_store(tm__buf *b, tm_manager *tm, const struct gauges *g)
+{
+	struct workers w = workers_of(tm);
+
+	tm__prom_family(b, "taskmgr_store_bytes", "gauge", "Bytes the store's tasks use.");
+	tm__prom_line(b, "taskmgr_store_bytes %llu\n", (unsigned long long)g->used);
+	tm__prom_family(b, "taskmgr_store_free_bytes", "gauge",
+	                "Bytes of the store's file that it will reuse.");
+	tm__prom_line(b, "taskmgr_store_free_bytes %llu\n", (unsigned long long)g->free_bytes);
+	tm__prom_family(b, "taskmgr_commits_total", "counter",
+	                "Write transactions this process committed since it opened the store.");
+	tm__prom_line(b, "taskmgr_commits_total %llu\n",
+	              (unsigned long long)tm__store_commits(tm->store));
+	tm__prom_family(b, "taskmgr_workers", "gauge", "Worker threads of this process.");
+	tm__prom_line(b, "taskmgr_workers %u\n", w.n);
+	tm__prom_family(b, "taskmgr_workers_idle", "gauge",
+	                "Worker threads of this process waiting for work.");
+	tm__prom_line(b, "taskmgr_workers_idle %u\n", w.idle);
+}
+
+int tm_metrics(tm_manager *tm, char **out_text)
+{
+	struct gauges g = { 0 };
+	tm__buf b = { 0 };
+	int err = tm__enter(tm, out_text);
+
+	if (err)
+		return err;
+	err = tm__store_read(tm->store, gauges_txn, &g);
+	if (!err) {
+		store_gauges(&b, &g);
+		tm__metrics_render(tm->metrics, &b);
+		whole_store(&b, tm, &g);
+		err = tm__buf_take(&b, out_text);
+	}
+	free(g.v);
+	return err;
 }

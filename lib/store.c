@@ -32,36 +32,77 @@ int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx) { return s->ops->read
 int64_t tm__store_now(tm__store *s) { return s->ops->now(s); }
 int64_t tm__txn_now(tm__txn *txn) { return txn->store->ops->now(txn->store); }
 
-/* ---- the final hook ---------------------------------------------------------
+/* ---- the hooks -------------------------------------------------------------
  *
- * A write runs inside this wrapper when the store has a final hook: puts
- * note the names of the tasks they make final, and the hook runs for each
- * once the write's own function is done, in the same transaction. */
+ * A write runs inside this wrapper when the store has a hook: puts note the
+ * names of the tasks they make final, and the final hook runs for each
+ * once the write's own function is done, in the same transaction; the
+ * lifecycle notes events (tm__txn_note), told to the events hook once the
+ * write has committed. */
 
 struct tm__ended {
 	tm__txn_fn fn;
 	void *ctx;
 	char (*names)[TM_NAME_MAX + 1];
 	size_t n, cap;
+	tm__event *ev;
+	size_t nev, evcap;
 };
+
+/* Append one element of `size` bytes to *arr (n used, cap allocated). */
+static void *grow_one(void **arr, size_t *n, size_t *cap, size_t size)
+{
+	if (*n == *cap) {
+		size_t c = *cap ? *cap * 2 : 4;
+		void *a = realloc(*arr, c * size);
+
+		if (a == NULL)
+			return NULL;
+		*arr = a;
+		*cap = c;
+	}
+	return (char *)*arr + (*n)++ * size;
+}
 
 static int note_ended(struct tm__ended *e, const char *name)
 {
+	char *slot;
+
 	for (size_t i = 0; i < e->n; i++)
 		if (strcmp(e->names[i], name) == 0)
 			return TM_OK;
 	if (strlen(name) > TM_NAME_MAX)
 		return tm_errorf(TM_EINVAL, "task name too long");
-	if (e->n == e->cap) {
-		size_t cap = e->cap ? e->cap * 2 : 4;
-		char (*names)[TM_NAME_MAX + 1] = realloc(e->names, cap * sizeof(*names));
+	slot = grow_one((void **)&e->names, &e->n, &e->cap, sizeof(*e->names));
+	if (slot == NULL)
+		return tm__error_oom();
+	strcpy(slot, name);
+	return TM_OK;
+}
 
-		if (names == NULL)
-			return tm__error_oom();
-		e->names = names;
-		e->cap = cap;
+int tm__txn_note(tm__txn *txn, tm__event_kind kind, const char *name,
+                 tm_status st, uint32_t n, double seconds)
+{
+	struct tm__ended *e = txn->ended;
+	tm__event *last = e && e->nev ? &e->ev[e->nev - 1] : NULL, *ev;
+
+	if (e == NULL || txn->store->on_events == NULL)
+		return TM_OK;
+	if (strlen(name) > TM_NAME_MAX)
+		return tm_errorf(TM_EINVAL, "task name too long");
+	/* Counts merge; each run keeps its time. */
+	if (last && kind != TM__EV_RAN && last->kind == kind && strcmp(last->name, name) == 0) {
+		last->n += n;
+		return TM_OK;
 	}
-	strcpy(e->names[e->n++], name);
+	ev = grow_one((void **)&e->ev, &e->nev, &e->evcap, sizeof(*ev));
+	if (ev == NULL)
+		return tm__error_oom();
+	ev->kind = kind;
+	ev->status = st;
+	ev->n = n;
+	ev->seconds = seconds;
+	strcpy(ev->name, name);
 	return TM_OK;
 }
 
@@ -71,24 +112,27 @@ static int write_then_hook(tm__txn *txn, void *p)
 	tm__store *s = txn->store;
 	int err;
 
-	e->n = 0; /* a write may run again */
+	e->n = e->nev = 0; /* a write may run again */
 	txn->ended = e;
 	err = e->fn(txn, e->ctx);
 	txn->ended = NULL;
-	for (size_t i = 0; !err && i < e->n; i++)
+	for (size_t i = 0; !err && s->on_final && i < e->n; i++)
 		err = s->on_final(txn, e->names[i], s->on_final_ctx);
 	return err;
 }
 
 int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx)
 {
-	struct tm__ended e = { fn, ctx, NULL, 0, 0 };
+	struct tm__ended e = { .fn = fn, .ctx = ctx };
 	int err;
 
-	if (s->on_final == NULL)
+	if (s->on_final == NULL && s->on_events == NULL)
 		return s->ops->write(s, fn, ctx);
 	err = s->ops->write(s, write_then_hook, &e);
+	if (!err && e.nev > 0 && s->on_events)
+		s->on_events(e.ev, e.nev, s->on_events_ctx);
 	free(e.names);
+	free(e.ev);
 	return err;
 }
 
@@ -96,6 +140,12 @@ void tm__store_on_final(tm__store *s, tm__final_fn fn, void *ctx)
 {
 	s->on_final = fn;
 	s->on_final_ctx = ctx;
+}
+
+void tm__store_on_events(tm__store *s, tm__events_fn fn, void *ctx)
+{
+	s->on_events = fn;
+	s->on_events_ctx = ctx;
 }
 
 /* ---- the rest, straight to the engine ----------------------------------------- */

@@ -68,6 +68,14 @@ int tm__store_lock_retention(tm__txn *txn, const char *name, bool wait, bool *go
  * bounded there.  Set before any write; NULL: none.  The store calls up
  * through it, and only through it. */
 void tm__store_on_final(tm__store *s, tm__final_fn fn, void *ctx);
+/* fn(events, n, ctx) runs on the writer's thread after each write that
+ * committed with events noted, outside the transaction.  Set before any
+ * write; NULL: none (notes are then dropped).  The second call up. */
+void tm__store_on_events(tm__store *s, tm__events_fn fn, void *ctx);
+/* Note an event of the write txn belongs to (tm__store_on_events); a write
+ * that runs again starts with none.  TM_ENOMEM fails the write. */
+int tm__txn_note(tm__txn *txn, tm__event_kind kind, const char *name,
+                 tm_status st, uint32_t n, double seconds);
 
 /* ---- secrets, kept apart from the task records ---- */
 

@@ -57,11 +57,14 @@ struct tm__store {
 	const struct tm__store_ops *ops;
 	tm__final_fn on_final;    /* store.c runs it: tm__store_on_final */
 	void *on_final_ctx;
+	tm__events_fn on_events;  /* store.c runs it: tm__store_on_events */
+	void *on_events_ctx;
 };
 
 struct tm__txn {
 	tm__store *store;
-	struct tm__ended *ended;  /* store.c: names the write made tasks of final */
+	struct tm__ended *ended;  /* store.c: names the write made tasks of
+	                           * final, and its events */
 };
 
 /* The engines.  A URI of the form store.c recognises goes to the

@@ -45,4 +45,25 @@ typedef int (*tm__name_fn)(tm__txn *txn, const char *name, void *ctx);
  * (store.h, tm__store_on_final). */
 typedef int (*tm__final_fn)(tm__txn *txn, const char *name, void *ctx);
 
+/* What a write did to tasks, noted by the lifecycle inside the write
+ * (tm__txn_note) and told once it commits (store.h, tm__store_on_events):
+ * the figures of tm_metrics count only what is durable. */
+typedef enum tm__event_kind {
+	TM__EV_CREATED,         /* tasks created */
+	TM__EV_RAN,             /* a run ended: RUNNING -> final */
+	TM__EV_RETRY,           /* a failed or lost run queued to run again */
+	TM__EV_TIMEOUT,         /* a task failed by its timeout */
+	TM__EV_LOST             /* a run whose worker was gone, recovered */
+} tm__event_kind;
+
+typedef struct tm__event {
+	tm__event_kind kind;
+	tm_status status;       /* TM__EV_RAN: the final status */
+	uint32_t n;             /* how many (events of one kind and name merge) */
+	double seconds;         /* TM__EV_RAN: from RUNNING to final */
+	char name[TM_NAME_MAX + 1];
+} tm__event;
+
+typedef void (*tm__events_fn)(const tm__event *ev, size_t n, void *ctx);
+
 #endif

@@ -23,7 +23,8 @@ typedef struct tm__task {
 	bool queued;            /* in the waiting queue (new or retrying) */
 	int64_t start_us;       /* trigger time */
 	int64_t timeout_us;     /* start + timeout_s */
-	int64_t ready_us;       /* queue position: not run before this */
+	int64_t ready_us;       /* queued: not run before this; running (not
+	                         * queued): the run's start, for its duration */
 	int64_t lease_us;       /* lease expiry of the claiming run */
 	uint64_t owner;         /* claim token of the run; 0 = none */
 	cJSON *warnings;        /* array of strings */

@@ -3,10 +3,12 @@
 # PostgreSQL: server, client and libpq headers; scripts/pg-cluster starts a
 # throwaway server from them for the tests (and installs only these).
 PG_PACKAGES=(postgresql postgresql-client libpq-dev)
-# openssl: the HTTPS test of tests/http makes a self-signed certificate.
+# openssl: the HTTPS test of tests/http makes a self-signed certificate;
+# prometheus: its promtool checks the server's /metrics (tests/http).
 PACKAGES=(meson ninja-build pkg-config gcc g++ libc6-dev python3
           libcjson-dev liblmdb-dev check libmicrohttpd-dev zlib1g-dev
-          clang libclang-rt-14-dev valgrind curl openssl "${PG_PACKAGES[@]}")
+          clang libclang-rt-14-dev valgrind curl openssl prometheus
+          "${PG_PACKAGES[@]}")
 
 install_deps() {
 	local missing=() p

@@ -231,6 +231,22 @@ double tt_stat(tm_manager *tm, const char *name, const char *key)
 	return n;
 }
 
+double tt_metric(tm_manager *tm, const char *series)
+{
+	char *out = NULL;
+	size_t n = strlen(series);
+	double v = -1;
+
+	ck_assert_ok(tm_metrics(tm, &out));
+	for (const char *l = out; l && *l; l = strchr(l, '\n') ? strchr(l, '\n') + 1 : NULL)
+		if (strncmp(l, series, n) == 0 && l[n] == ' ') {
+			v = strtod(l + n + 1, NULL);
+			break;
+		}
+	tm_free(out);
+	return v;
+}
+
 void tt_assert_check(tm_manager *tm, int tasks)
 {
 	char *out = NULL, *text;

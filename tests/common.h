@@ -110,6 +110,9 @@ int tt_count(tm_manager *tm, const char *name);
 /* A figure of tm_stats: names.<name>.<key>, or the top-level <key> when
  * name is NULL; 0 when absent. */
 double tt_stat(tm_manager *tm, const char *name, const char *key);
+/* A sample of tm_metrics: the value of the line that begins with series
+ * (a metric name and its labels, exactly as printed); -1 when absent. */
+double tt_metric(tm_manager *tm, const char *series);
 /* tm_check must say ok and count `tasks` tasks (any number when -1). */
 void tt_assert_check(tm_manager *tm, int tasks);
 

@@ -80,8 +80,9 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 
 /* ---- answers ------------------------------------------------------------------ */
 
-static enum MHD_Result send_json(struct MHD_Connection *c, int status,
-                                 const char *body, const char *allow)
+static enum MHD_Result send_body(struct MHD_Connection *c, int status,
+                                 const char *body, const char *type,
+                                 const char *allow)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
@@ -92,15 +93,16 @@ static enum MHD_Result send_json(struct MHD_Connection *c, int status,
 	if (text == NULL)
 		return MHD_NO;
 	memcpy(text, body, n);
-	text[n] = '\n';
-	text[n + 1] = '\0';
-	resp = MHD_create_response_from_buffer(n + 1, text, MHD_RESPMEM_MUST_FREE);
+	if (n == 0 || body[n - 1] != '\n')
+		text[n++] = '\n';
+	text[n] = '\0';
+	resp = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
 	if (resp == NULL) {
 		free(text);
 		return MHD_NO;
 	}
 	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
-	                        "application/json");
+	                        type ? type : "application/json");
 	if (allow)
 		MHD_add_response_header(resp, MHD_HTTP_HEADER_ALLOW, allow);
 	if (status == 401)
@@ -120,7 +122,8 @@ static enum MHD_Result reply(struct srv_http *h, struct MHD_Connection *c,
 	r->answered = 1;
 	r->status = rs->body ? rs->status : 500;
 	srv_guard_answered(h->guard, c);
-	ret = send_json(c, r->status, rs->body ? rs->body : SRV_OOM_BODY, rs->allow);
+	ret = send_body(c, r->status, rs->body ? rs->body : SRV_OOM_BODY,
+	                rs->body ? rs->content_type : NULL, rs->allow);
 	srv_response_free(rs);
 	return ret;
 }
@@ -250,7 +253,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 	(void)url;     /* already unescaped by MHD: the router wants it raw */
 	(void)version;
 	if (r == NULL)
-		return send_json(c, 500, SRV_OOM_BODY, NULL);
+		return send_body(c, 500, SRV_OOM_BODY, NULL, NULL);
 	if (r->answered) {
 		*upload_size = 0;   /* a body after an early answer: drop it */
 		return MHD_YES;

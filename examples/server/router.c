@@ -1,5 +1,5 @@
 /* The seven endpoints of the Background Tasks REST API (doc/http.md) over
- * the five library calls.  Checks run in this order, each one's error
+ * the five library calls, and the metrics (tm_metrics).  Checks run in this order, each one's error
  * first: 401 (no or unknown token), 404 (unknown path), 405 (wrong method),
  * 403 (role), 400 (body or query), then whatever the library answers. */
 #include <stdint.h>
@@ -10,7 +10,7 @@
 
 #include "router.h"
 
-enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL };
+enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL, R_METRICS };
 
 enum { M_GET = 1, M_POST = 2, M_PATCH = 4, M_DELETE = 8 };
 
@@ -139,6 +139,8 @@ static void add(struct match *m, unsigned mbit, unsigned bit, enum route r,
 static void match(const char *const *s, int n, unsigned mbit, struct match *m)
 {
 	memset(m, 0, sizeof(*m));
+	if (n == 1 && strcmp(s[0], "metrics") == 0)
+		add(m, mbit, M_GET, R_METRICS, 0, NULL, NULL);
 	if (n < 2 || strcmp(s[0], "tasks") != 0)
 		return;
 	if (n == 2)
@@ -375,6 +377,9 @@ static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
 	case R_CANCEL:
 		err = tm_cancel(tm, m->name, m->id, &json);
 		break;
+	case R_METRICS:
+		err = tm_metrics(tm, &json);
+		break;
 	case R_NONE:
 		break;
 	}
@@ -389,6 +394,8 @@ static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
 		memset(out, 0, sizeof(*out));
 		out->status = 200;
 		out->body = json;
+		if (m->route == R_METRICS)
+			out->content_type = "text/plain; version=0.0.4; charset=utf-8";
 	}
 }
 
@@ -423,7 +430,8 @@ static int refuse(const srv_request *rq, char *buf, struct match *m,
 		out->allow = allow_header(m->allowed);
 		return 405;
 	}
-	if (!srv_role_allowed(rq->role)) {
+	/* The metrics admit any role: they hold no task's data. */
+	if (m->route != R_METRICS && !srv_role_allowed(rq->role)) {
 		srv_error(out, 403, 50, "ForbiddenError", "FORBIDDEN",
 		          "this endpoint admits the roles root, manager and backend");
 		return 403;

@@ -25,7 +25,9 @@ typedef struct srv_request {
 
 typedef struct srv_response {
 	int status;          /* HTTP status */
-	char *body;          /* JSON text; free with srv_response_free() */
+	char *body;          /* JSON text (or content_type's); free with
+	                      * srv_response_free() */
+	const char *content_type; /* NULL: application/json */
 	const char *allow;   /* for 405: value of the Allow header; else NULL */
 } srv_response;
 
