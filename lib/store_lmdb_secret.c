@@ -11,7 +11,8 @@
 /* ---- secrets -----------------------------------------------------------
  *
  * A secret is stored as its key slot and its ciphertext; the key is in the
- * keys file (secret.c).  Erasing moves the slot to the 'S' list; scrubbing
+ * keys file (secret.c).  New secrets take slots from the 'R' list, whose
+ * keys were made ahead (below).  Erasing moves the slot to the 'S' list; scrubbing
  * zeroes and syncs those keys outside any transaction, then frees the
  * slots.  A crash between the two leaves the slot listed: the next scrub
  * zeroes it.  Slots are handed out in write transactions, so two writers
@@ -47,6 +48,7 @@ static int slot_take(tm__lmdb_txn *t, uint64_t *slot)
 	rc = mdb_cursor_get(c, &kv, &v, MDB_SET_RANGE);
 	if (rc == 0 && kv.mv_size == 9 && ((unsigned char *)kv.mv_data)[0] == 'F') {
 		*slot = slot_of(kv.mv_data);
+		t->on_row = false; /* as every write does (store_lmdb.h) */
 		rc = mdb_cursor_del(c, 0);
 		mdb_cursor_close(c);
 		return rc ? tm__lmdb_fail(t, rc, "taking a key slot") : TM_OK;
@@ -63,6 +65,90 @@ static int slot_take(tm__lmdb_txn *t, uint64_t *slot)
 	return tm__lmdb_put(t, t->s->meta, kv, tm__lmdb_val(&next, sizeof(next)), "taking a key slot");
 }
 
+/* ---- keys made ahead -----------------------------------------------------------
+ *
+ * A secret's key must be on disk before the commit that refers to it, and
+ * a sync of the keys file in that commit would be a third sync beside
+ * LMDB's two.  So keys are made ahead: when a secret finds no ready key,
+ * its write makes READY_AHEAD more, lists their slots as 'R' (ready), and
+ * the commit syncs the keys file once before LMDB's syncs, as it does for
+ * any key written (keys_dirty).  The next secrets take ready slots, whose
+ * keys are durable since the commit that listed them: no sync.  A ready
+ * slot holds a random key no secret uses, which needs no erasing. */
+#define READY_AHEAD 256
+
+/* Write a fresh random key into slot (synced before this write commits). */
+static int key_new(tm__lmdb_txn *t, uint64_t slot, unsigned char key[TM__KEY_LEN])
+{
+	int err = tm__random_bytes(key, TM__KEY_LEN);
+
+	if (!err)
+		err = tm__keys_write(t->s->keys_fd, slot, key);
+	if (!err)
+		atomic_store(&t->s->keys_dirty, true); /* synced before the commit */
+	return err;
+}
+
+/* A ready slot, taken off the list, and its key; *found false when none. */
+static int ready_take(tm__lmdb_txn *t, uint64_t *slot, unsigned char key[TM__KEY_LEN],
+                      bool *found)
+{
+	MDB_cursor *c;
+	MDB_val kv = tm__lmdb_val("R", 1), v;
+	int rc, err = tm__lmdb_cursor(t, t->s->slots, &c);
+
+	*found = false;
+	if (err)
+		return err;
+	rc = mdb_cursor_get(c, &kv, &v, MDB_SET_RANGE);
+	if (rc == 0 && kv.mv_size == 9 && ((unsigned char *)kv.mv_data)[0] == 'R') {
+		*slot = slot_of(kv.mv_data);
+		t->on_row = false;
+		rc = mdb_cursor_del(c, 0);
+		mdb_cursor_close(c);
+		if (rc)
+			return tm__lmdb_fail(t, rc, "taking a ready key");
+		*found = true;
+		return tm__keys_read(t->s->keys_fd, *slot, key);
+	}
+	mdb_cursor_close(c);
+	return rc == 0 || rc == MDB_NOTFOUND ? TM_OK : tm__lmdb_fail(t, rc, "taking a ready key");
+}
+
+/* Make READY_AHEAD keys and list their slots as ready. */
+static int ready_make(tm__lmdb_txn *t)
+{
+	unsigned char key[TM__KEY_LEN], sk[9];
+	uint64_t slot;
+	int err = TM_OK;
+
+	for (int i = 0; !err && i < READY_AHEAD; i++) {
+		err = slot_take(t, &slot);
+		if (!err)
+			err = key_new(t, slot, key);
+		if (!err)
+			err = tm__lmdb_put(t, t->s->slots, tm__lmdb_val(sk, slot_key(sk, 'R', slot)),
+			                   tm__lmdb_val("", 0), "making keys ahead");
+	}
+	memset(key, 0, sizeof(key));
+	return err;
+}
+
+/* A slot and its key for a new secret: a ready one, else one made now,
+ * with more made ahead in the same write. */
+static int key_for_secret(tm__lmdb_txn *t, uint64_t *slot, unsigned char key[TM__KEY_LEN])
+{
+	bool found;
+	int err = ready_take(t, slot, key, &found);
+
+	if (err || found)
+		return err;
+	err = slot_take(t, slot);
+	if (!err)
+		err = key_new(t, *slot, key);
+	return err ? err : ready_make(t);
+}
+
 int tm__lmdb_secret_put(tm__txn *txn, const char *id, const char *secret)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
@@ -73,13 +159,8 @@ int tm__lmdb_secret_put(tm__txn *txn, const char *id, const char *secret)
 
 	if (rec == NULL)
 		return tm__error_oom();
-	err = slot_take(t, &slot);
-	if (!err)
-		err = tm__random_bytes(key, sizeof(key));
-	if (!err)
-		err = tm__keys_write(t->s->keys_fd, slot, key);
+	err = key_for_secret(t, &slot, key);
 	if (!err) {
-		atomic_store(&t->s->keys_dirty, true); /* synced before the commit */
 		memcpy(rec, &slot, 8);
 		memcpy(rec + 8, secret, n);
 		tm__chacha20(key, rec + 8, n);

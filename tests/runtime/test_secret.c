@@ -140,8 +140,10 @@ END_TEST
 
 /* LMDB never overwrites a freed page, so a token deleted from it would
  * linger in data.mdb: tokens are stored encrypted under per-task keys in
- * the store's `keys` file, and the key of a final task is zeroed. */
-static long nonzero_bytes(const char *dir, const char *file, const char *needle)
+ * the store's `keys` file, and the key of a final task is zeroed.  The
+ * file's bytes go to *buf (malloc'd) when buf is not NULL. */
+static long nonzero_bytes(const char *dir, const char *file, const char *needle,
+                          char **buf_out, long *size_out)
 {
 	char path[512], *buf;
 	long nonzero = 0, size;
@@ -160,26 +162,55 @@ static long nonzero_bytes(const char *dir, const char *file, const char *needle)
 		nonzero += buf[i] != 0;
 	ck_assert_msg(memmem(buf, (size_t)size, needle, strlen(needle)) == NULL,
 	              "%s holds the token in plain text", file);
-	free(buf);
+	if (buf_out) {
+		*buf_out = buf;
+		*size_out = size;
+	} else {
+		free(buf);
+	}
 	return nonzero;
+}
+
+/* Whether the 32-byte key slot at i of buf is all zeros. */
+static int zero_slot(const char *buf, long i)
+{
+	for (long k = 0; k < 32; k++)
+		if (buf[i * 32 + k])
+			return 0;
+	return 1;
 }
 
 START_TEST(token_is_never_stored_in_plain_text_and_its_key_is_zeroed_at_final)
 {
-	char *dir, id[21];
+	char *dir, id[21], *before, *after;
+	long nb, na, zeroed = 0;
 	tm_manager *tm = tt_open_with_task(&dir, "ext", 0,
 	                                   "{\"refresh_token\": \"PLAINTEXT-TOKEN-42\"}", id);
 
 	tm_close(tm);
-	ck_assert_int_eq(nonzero_bytes(dir, "data.mdb", "PLAINTEXT-TOKEN-42") > 0, 1);
-	ck_assert_msg(nonzero_bytes(dir, "keys", "PLAINTEXT-TOKEN-42") > 0,
+	ck_assert_int_eq(nonzero_bytes(dir, "data.mdb", "PLAINTEXT-TOKEN-42", NULL, NULL) > 0, 1);
+	ck_assert_msg(nonzero_bytes(dir, "keys", "PLAINTEXT-TOKEN-42", &before, &nb) > 0,
 	              "an active task's key must be on disk");
 	tm = tt_open(dir, 0);
 	tt_register(tm, "ext", 0);
 	ck_assert_ok(tm_patch(tm, "ext", id, "{\"completed\": true}", NULL));
 	tm_close(tm); /* a closing manager zeroes the keys of final tasks */
-	ck_assert_int_eq(nonzero_bytes(dir, "keys", "PLAINTEXT-TOKEN-42"), 0);
-	nonzero_bytes(dir, "data.mdb", "PLAINTEXT-TOKEN-42");
+	nonzero_bytes(dir, "keys", "PLAINTEXT-TOKEN-42", &after, &na);
+	/* Exactly one key went to zeros: the task's.  The others were made
+	 * ahead for the next secrets, and no key appeared. */
+	ck_assert_int_eq(na, nb);
+	for (long i = 0; i < nb / 32; i++) {
+		ck_assert_msg(!zero_slot(before, i) || zero_slot(after, i), "slot %ld appeared", i);
+		if (!zero_slot(before, i) && zero_slot(after, i))
+			zeroed++;
+		else
+			ck_assert_msg(memcmp(before + i * 32, after + i * 32, 32) == 0,
+			              "slot %ld changed", i);
+	}
+	ck_assert_int_eq(zeroed, 1);
+	nonzero_bytes(dir, "data.mdb", "PLAINTEXT-TOKEN-42", NULL, NULL);
+	free(before);
+	free(after);
 	tt_rmdir(dir);
 	free(dir);
 }
