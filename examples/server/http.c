@@ -270,12 +270,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 
 /* ---- the daemon ------------------------------------------------------------------ */
 
+/* A durable write holds its thread for its commit, and writes in flight
+ * at once share one commit: threads, not CPUs, bound the write rate. */
 unsigned srv_http_default_threads(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	long n = sysconf(_SC_NPROCESSORS_ONLN) * 16;
 
-	if (n < 2)
-		return 2;
+	if (n < 32)
+		return 32;
 	return n > SRV_HTTP_THREADS_MAX ? SRV_HTTP_THREADS_MAX : (unsigned)n;
 }
 
