@@ -363,6 +363,23 @@ TM_EXTERN int tm_patch(tm_manager *tm, const char *name, const char *task_id,
  */
 TM_EXTERN int tm_cancel(tm_manager *tm, const char *name, const char *task_id,
                         char **out_json);
+
+/**
+ * Retry a task by hand: a new task of the same name, with the FAILED or
+ * CANCELLED task's payload as its `context_task`, `create_reason`
+ * `"retry of <task_id>"` and `details.retry_of` the old task's id.  The
+ * name's validate hook checks the payload again, and exclusivity applies
+ * as for a trigger.  The old task's refresh token does not go along: it
+ * was erased when the task ended.
+ *
+ * @param out_json receives `{"task_id": "..."}` (the new task's id)
+ * @return #TM_OK; #TM_ETASK_NOT_FOUND; #TM_ELOWER_STATUS when the task is
+ *         not final, or is COMPLETED; #TM_EWRONG_DATA for a malformed id;
+ *         the validate hook's error; #TM_EALREADY_RUNNING (exclusive
+ *         name); #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
+ */
+TM_EXTERN int tm_retry(tm_manager *tm, const char *name, const char *task_id,
+                       char **out_json);
 /**@}*/
 
 /* ------------------------------------------------------------------ */

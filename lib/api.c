@@ -69,17 +69,28 @@ static void announce(tm_manager *tm, const tm__jobreg *job)
 
 #define MANUAL_REASON "manually triggered by endpoint"
 
+/* {"task_id": id}, the answer of a trigger, to *out_json (when asked). */
+static int answer_id(const char id[TM_TASK_ID_LEN + 1], char **out_json)
+{
+	tm__buf out = { 0 };
+
+	if (out_json == NULL)
+		return TM_OK;
+	tm__buf_add(&out, "{\"task_id\":\"", 12);
+	tm__buf_add(&out, id, TM_TASK_ID_LEN);
+	tm__buf_add(&out, "\"}", 2);
+	return tm__buf_take(&out, out_json);
+}
+
 /* Create the task of one trigger.  When a worker here is idle (and the
  * name has a handler here and no concurrency limit to count), the task is
  * claimed in the same commit and handed to that worker: the handler starts
  * one sync after the trigger, instead of after the trigger's commit and
  * then the worker's claim. */
 static int create_one(tm_manager *tm, const tm__jobreg *job,
-                      const tm__trigger_req *req, char id[TM_TASK_ID_LEN + 1],
+                      const tm__new_task *item, char id[TM_TASK_ID_LEN + 1],
                       bool *created)
 {
-	tm__new_task item = { req->context, req->secret,
-	                      req->reason ? req->reason : MANUAL_REASON };
 	tm__task claimed = { .details = NULL };
 	tm__create_how how = { NULL, NULL, 0, 0, &claimed };
 	tm_job *run = NULL;
@@ -90,10 +101,10 @@ static int create_one(tm_manager *tm, const tm__jobreg *job,
 		how.token = tm__random64();
 		how.lease_us = (int64_t)tm->opts.lease_ms * 1000;
 	}
-	err = tm__lifecycle_create_many(tm->store, &tm->limits, job, &item, 1, &how,
+	err = tm__lifecycle_create_many(tm->store, &tm->limits, job, item, 1, &how,
 	                                (char (*)[TM_TASK_ID_LEN + 1])id, created);
 	if (how.token && *created &&
-	    tm__job_new(job, &claimed, req->secret, tm->opts.lease_ms, &tm->limits,
+	    tm__job_new(job, &claimed, item->secret, tm->opts.lease_ms, &tm->limits,
 	                mono, &run) == TM_OK)
 		tm__running_hand(tm, run);
 	else if (how.token) /* not made; or out of memory: the lease expires */
@@ -110,7 +121,6 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	const tm__jobreg *job;
 	tm__trigger_req req;
 	char id[TM_TASK_ID_LEN + 1];
-	tm__buf out = { 0 };
 	bool created = false;
 	int err;
 
@@ -121,15 +131,14 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	if (err)
 		return err;
 	err = validate(job, req.context);
-	if (!err)
-		err = create_one(tm, job, &req, id, &created);
+	if (!err) {
+		tm__new_task item = { req.context, req.secret,
+		                      req.reason ? req.reason : MANUAL_REASON, NULL };
+
+		err = create_one(tm, job, &item, id, &created);
+	}
 	tm__trigger_req_free(&req);
-	if (err || out_json == NULL)
-		return err;
-	tm__buf_add(&out, "{\"task_id\":\"", 12);
-	tm__buf_add(&out, id, TM_TASK_ID_LEN);
-	tm__buf_add(&out, "\"}", 2);
-	return tm__buf_take(&out, out_json);
+	return err ? err : answer_id(id, out_json);
 }
 
 /* ---- trigger_many ------------------------------------------------------------ */
@@ -383,4 +392,36 @@ int tm_cancel(tm_manager *tm, const char *name, const char *task_id,
 	int err = one_task_enter(tm, name, task_id, 0, out_json);
 
 	return err ? err : change(tm, name, task_id, &ch, out_json);
+}
+
+/* ---- retry by hand ---------------------------------------------------------- */
+
+#define RETRY_REASON "retry of "
+
+int tm_retry(tm_manager *tm, const char *name, const char *task_id, char **out_json)
+{
+	const tm__jobreg *job;
+	char id[TM_TASK_ID_LEN + 1], reason[sizeof(RETRY_REASON) + TM_TASK_ID_LEN];
+	cJSON *payload = NULL;
+	bool created = false;
+	int err = one_task_enter(tm, name, task_id, 0, out_json);
+
+	if (err)
+		return err;
+	job = tm__registry_lookup(tm->reg, name, 0, &err);
+	if (job == NULL)
+		return err;
+	err = tm__lifecycle_retry_source(tm->store, name, task_id, &payload);
+	/* Checked again: what was valid when it was triggered may not be. */
+	if (!err)
+		err = validate(job, payload);
+	if (!err) {
+		/* Its refresh token was erased when it ended: none goes along. */
+		tm__new_task item = { payload, NULL, reason, task_id };
+
+		snprintf(reason, sizeof(reason), "%s%s", RETRY_REASON, task_id);
+		err = create_one(tm, job, &item, id, &created);
+	}
+	cJSON_Delete(payload);
+	return err ? err : answer_id(id, out_json);
 }

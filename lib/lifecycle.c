@@ -13,8 +13,8 @@
 
 /* ---- create ---------------------------------------------------------------- */
 
-static int new_task(const tm__jobreg *job, const cJSON *context,
-                    const char *reason, int64_t now, tm__task *t)
+static int new_task(const tm__jobreg *job, const tm__new_task *item,
+                    int64_t now, tm__task *t)
 {
 	cJSON *d;
 	int err;
@@ -32,11 +32,12 @@ static int new_task(const tm__jobreg *job, const cJSON *context,
 	t->warnings = cJSON_CreateArray();
 	t->details = d = cJSON_CreateObject();
 	if (t->warnings == NULL || d == NULL ||
-	    !cJSON_AddItemToObject(d, "payload", cJSON_Duplicate(context, 1)) ||
+	    !cJSON_AddItemToObject(d, "payload", cJSON_Duplicate(item->context, 1)) ||
 	    !cJSON_AddObjectToObject(d, "progress") ||
 	    !cJSON_AddItemToObject(d, "timeout_at", tm__json_time(t->timeout_us)) ||
-	    !cJSON_AddStringToObject(d, "create_reason", reason) ||
-	    !cJSON_AddNumberToObject(d, "attempts", 0)) {
+	    !cJSON_AddStringToObject(d, "create_reason", item->reason) ||
+	    !cJSON_AddNumberToObject(d, "attempts", 0) ||
+	    (item->retry_of && !cJSON_AddStringToObject(d, "retry_of", item->retry_of))) {
 		tm__task_free(t);
 		return tm__error_oom();
 	}
@@ -138,7 +139,7 @@ static int new_tasks(const tm__jobreg *job, const tm__limits *lim,
 	for (i = 0; i < n && !err; i++) {
 		size_t size = 0;
 
-		err = new_task(job, items[i].context, items[i].reason, now, &tasks[i]);
+		err = new_task(job, &items[i], now, &tasks[i]);
 		if (!err && lim)
 			err = tm__task_check_limits(&tasks[i], lim, "context_task", &size);
 		if (!err && lim && n > 1) {
@@ -206,11 +207,57 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
                          tm__gate_fn gate, void *gctx,
                          char id[TM_TASK_ID_LEN + 1], bool *created)
 {
-	tm__new_task item = { context, secret, reason };
+	tm__new_task item = { context, secret, reason, NULL };
 	tm__create_how how = { gate, gctx, 0, 0, NULL };
 
 	return tm__lifecycle_create_many(s, lim, job, &item, 1, &how,
 	                                 (char (*)[TM_TASK_ID_LEN + 1])id, created);
+}
+
+struct retry_ctx {
+	const char *name, *id;
+	cJSON *payload;
+};
+
+static int retry_source_txn(tm__txn *txn, void *p)
+{
+	struct retry_ctx *c = p;
+	tm__task t;
+	int err;
+
+	cJSON_Delete(c->payload); /* a read may run again */
+	c->payload = NULL;
+	err = tm__store_get(txn, c->id, &t);
+	if (err)
+		return err;
+	if (strcmp(t.name, c->name) != 0)
+		err = tm_errorf(TM_ETASK_NOT_FOUND, "task %s not found in %s", c->id, c->name);
+	else if (t.status != TM_FAILED && t.status != TM_CANCELLED)
+		err = tm_errorf(TM_ELOWER_STATUS, "task %s is %s: only a FAILED or "
+		                "CANCELLED task can be retried", c->id, tm_status_name(t.status));
+	else {
+		const cJSON *p = cJSON_GetObjectItemCaseSensitive(t.details, "payload");
+
+		c->payload = cJSON_IsObject(p) ? cJSON_Duplicate(p, 1) : cJSON_CreateObject();
+		if (c->payload == NULL)
+			err = tm__error_oom();
+	}
+	tm__task_free(&t);
+	return err;
+}
+
+int tm__lifecycle_retry_source(tm__store *s, const char *name, const char *id,
+                               cJSON **payload)
+{
+	struct retry_ctx c = { name, id, NULL };
+	int err = tm__store_read(s, retry_source_txn, &c);
+
+	if (err) {
+		cJSON_Delete(c.payload);
+		c.payload = NULL;
+	}
+	*payload = c.payload;
+	return err;
 }
 
 /* ---- statuses ------------------------------------------------------------------ */
@@ -267,7 +314,7 @@ static int cancel(tm__txn *txn, tm__task *t)
  * add or change other keys but none of these. */
 static const char *const own_keys[] = {
 	"payload", "progress", "timeout_at", "create_reason", "attempts",
-	"end_time", "error"
+	"end_time", "error", "retry_of"
 };
 
 static int keep_own_keys(const tm__task *t, const cJSON *before, const cJSON *after)

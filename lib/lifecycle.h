@@ -36,12 +36,21 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
                          tm__gate_fn gate, void *gctx,
                          char id[TM_TASK_ID_LEN + 1], bool *created);
 
-/* One task to create: its context_task, secret (or NULL) and reason. */
+/* One task to create: its context_task, secret (or NULL) and reason; and
+ * for a manual retry, the id of the task it retries (else NULL), which
+ * goes to details.retry_of. */
 typedef struct tm__new_task {
 	const cJSON *context;
 	const char *secret;
 	const char *reason;
+	const char *retry_of;
 } tm__new_task;
+
+/* The payload (details.payload, a copy to *payload) of task id of name, to
+ * be retried by hand (tm_retry): TM_ETASK_NOT_FOUND; TM_ELOWER_STATUS
+ * unless the task is FAILED or CANCELLED. */
+int tm__lifecycle_retry_source(tm__store *s, const char *name, const char *id,
+                               cJSON **payload);
 
 /* How tasks are created (NULL: plainly). */
 typedef struct tm__create_how {

@@ -15,7 +15,7 @@
 
 /* details keys the library owns: a patch may not rewrite them. */
 static const char *const owned_details[] = {
-	"payload", "timeout_at", "create_reason", "attempts", "end_time",
+	"payload", "timeout_at", "create_reason", "attempts", "end_time", "retry_of",
 };
 
 static int wrong(const char *fmt, const char *arg)

@@ -403,6 +403,25 @@ class FiveCalls(StoreCase):
         self.assertEqual(len(self.m.list_recent("ext", amt=64)["tasks"]), 3)
         self.assertEqual(self.m.list_recent("excl")["tasks"], [])
 
+    def test_retry_makes_a_new_task_of_a_failed_one(self):
+        tid = self.m.trigger("ext", {"context_task": {"n": 7}})["task_id"]
+        with self.assertRaises(taskmgr.LowerStatusNotAllowed):
+            self.m.retry("ext", tid)
+        self.m.patch("ext", tid, {"status": "FAILED"})
+        new = self.m.retry("ext", tid)["task_id"]
+        task = self.m.get("ext", new)
+        self.assertEqual(task["details"]["payload"], {"n": 7})
+        self.assertEqual(task["details"]["retry_of"], tid)
+        self.assertEqual(task["details"]["create_reason"], "retry of " + tid)
+        with self.assertRaises(taskmgr.TaskNotFound):
+            self.m.retry("ext", "A" * 20)
+
+    def test_metrics_are_prometheus_text(self):
+        self.m.trigger("ext")
+        text = self.m.metrics()
+        self.assertIn('\ntaskmgr_triggers_total{name="ext"} 1\n', text)
+        self.assertIn("# TYPE taskmgr_task_duration_seconds histogram\n", text)
+
     def test_unregistered_or_private_name_is_wrong_data_type(self):
         with self.assertRaises(taskmgr.WrongDataType):
             self.m.trigger("nobody")

@@ -331,8 +331,9 @@ class Manager:
             if not self._busy:
                 self._cond.notify_all()
 
-    def _call(self, fn: Any, *args: Any, out: bool = True) -> Any:
-        """Call fn(tm, *args[, &out]); the parsed JSON output, or raise."""
+    def _call(self, fn: Any, *args: Any, out: bool = True, text: bool = False) -> Any:
+        """Call fn(tm, *args[, &out]); the parsed JSON output (its text
+        with ``text``), or raise."""
         lib = self._lib
         tm = self._enter()
         try:
@@ -348,10 +349,12 @@ class Manager:
         finally:
             self._leave()
         try:
-            text = ctypes.string_at(res.value) if res.value else b"null"
+            raw = ctypes.string_at(res.value) if res.value else b"null"
         finally:
             lib.tm_free(res)
-        return json.loads(text.decode("utf-8", "replace"))
+        if text:
+            return raw.decode("utf-8", "replace")
+        return json.loads(raw.decode("utf-8", "replace"))
 
     # -- registry ----------------------------------------------------------
 
@@ -507,6 +510,16 @@ class Manager:
                                   _text(task_id, "task_id"))
         return result
 
+    def retry(self, name: str, task_id: str) -> Dict[str, str]:
+        """Retry a FAILED or CANCELLED task by hand (tm_retry): a new task
+        with its payload, ``create_reason`` "retry of <task_id>" and
+        ``details["retry_of"]``, without its refresh token.  Returns
+        ``{"task_id": ...}`` of the new task; a task that is not final, or
+        is COMPLETED, raises LowerStatusNotAllowed."""
+        result: Dict[str, str] = self._call(self._lib.tm_retry, _text(name, "name"),
+                                            _text(task_id, "task_id"))
+        return result
+
     # -- automatic triggers and figures ------------------------------------
 
     def notify(self, name: str, n: int) -> Dict[str, int]:
@@ -523,6 +536,11 @@ class Manager:
     def stats(self) -> Dict[str, Any]:
         """Figures of the store (tm_stats), as a dict."""
         result: Dict[str, Any] = self._call(self._lib.tm_stats)
+        return result
+
+    def metrics(self) -> str:
+        """The figures an operator scrapes, as Prometheus text (tm_metrics)."""
+        result: str = self._call(self._lib.tm_metrics, text=True)
         return result
 
     def check(self) -> Dict[str, Any]:

@@ -135,6 +135,8 @@ _PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "tm_notify": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_uint64]),
     "tm_stats": (ctypes.c_int, [_P, _OUT]),
     "tm_check": (ctypes.c_int, [_P, _OUT]),
+    "tm_metrics": (ctypes.c_int, [_P, _OUT]),
+    "tm_retry": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p, _OUT]),
     "tm_free": (None, [_P]),
     "tm_error_name": (ctypes.c_char_p, [ctypes.c_int]),
     "tm_error_class": (ctypes.c_char_p, [ctypes.c_int]),
