@@ -380,6 +380,24 @@ TM_EXTERN int tm_cancel(tm_manager *tm, const char *name, const char *task_id,
  */
 TM_EXTERN int tm_retry(tm_manager *tm, const char *name, const char *task_id,
                        char **out_json);
+
+/**
+ * Pause a task name: its tasks are still triggered and stored, but no
+ * worker of any process sharing the store starts one until tm_resume().
+ * Runs already started go on to their end.  The state is durable, shared
+ * by every process (and node), and shown by tm_stats() as
+ * `names.<name>.paused`.  Pausing a paused name, or resuming one that is
+ * not, does nothing.  A claim already under way when the pause commits
+ * may still start its task (doc/runtime.md, "Pause").
+ *
+ * @return #TM_OK; #TM_EWRONG_DATA (name not registered here);
+ *         #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
+ */
+TM_EXTERN int tm_pause(tm_manager *tm, const char *name);
+
+/** Resume a paused name (tm_pause()): its waiting tasks may start again,
+ *  in every process.  Same returns as tm_pause(). */
+TM_EXTERN int tm_resume(tm_manager *tm, const char *name);
 /**@}*/
 
 /* ------------------------------------------------------------------ */
@@ -397,7 +415,7 @@ TM_EXTERN int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes);
 
 /**
  * Figures of the store: `{"names": {name: {"REQUEST_SENT": n, ...,
- * "changes": n}}, "queue_depth": n, "oldest_waiting_age_s": x,
+ * "changes": n, "paused": b}}, "queue_depth": n, "oldest_waiting_age_s": x,
  * "store_bytes": n, "free_bytes": n, "map_bytes": n, "commits": n,
  * "workers": n, "workers_idle": n, "supervisor_ticks": n,
  * "supervisor_cpu_s": x}`:
@@ -405,7 +423,8 @@ TM_EXTERN int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes);
  * part of it LMDB will reuse, commits this manager's write transactions,
  * workers its worker threads and workers_idle those waiting for work;
  * supervisor_ticks counts the supervisor's full rounds of checks so far
- * and supervisor_cpu_s the CPU time they took.
+ * and supervisor_cpu_s the CPU time they took; paused says whether the
+ * name is paused (tm_pause()).
  *
  * @return #TM_OK; #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
  */

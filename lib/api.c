@@ -103,7 +103,7 @@ static int create_one(tm_manager *tm, const tm__jobreg *job,
 	}
 	err = tm__lifecycle_create_many(tm->store, &tm->limits, job, item, 1, &how,
 	                                (char (*)[TM_TASK_ID_LEN + 1])id, created);
-	if (how.token && *created &&
+	if (how.token && *created && claimed.details &&
 	    tm__job_new(job, &claimed, item->secret, tm->opts.lease_ms, &tm->limits,
 	                mono, &run) == TM_OK)
 		tm__running_hand(tm, run);
@@ -424,4 +424,44 @@ int tm_retry(tm_manager *tm, const char *name, const char *task_id, char **out_j
 	}
 	cJSON_Delete(payload);
 	return err ? err : answer_id(id, out_json);
+}
+
+/* ---- pause and resume ----------------------------------------------------------- */
+
+struct pause_ctx {
+	const char *name;
+	bool paused;
+};
+
+static int pause_txn(tm__txn *txn, void *p)
+{
+	struct pause_ctx *c = p;
+
+	return tm__store_pause(txn, c->name, c->paused);
+}
+
+static int set_paused(tm_manager *tm, const char *name, bool paused)
+{
+	struct pause_ctx c = { name, paused };
+	int err;
+
+	if (name_enter(tm, name, 0, NULL, &err) == NULL)
+		return err;
+	err = tm__store_write(tm->store, pause_txn, &c);
+	if (!err && !paused) {
+		/* Its waiting tasks may start: here, and in the other processes. */
+		tm__running_wake(tm);
+		tm__store_wake(tm->store, false);
+	}
+	return err;
+}
+
+int tm_pause(tm_manager *tm, const char *name)
+{
+	return set_paused(tm, name, true);
+}
+
+int tm_resume(tm_manager *tm, const char *name)
+{
+	return set_paused(tm, name, false);
 }

@@ -51,24 +51,36 @@ struct create_ctx {
 	size_t n;
 	const tm__create_how *how;
 	bool created;
+	bool handed;            /* claimed at once (how->token) */
 };
 
 /* The claim of a trigger that hands its task to an idle worker: made in
  * the commit that creates the task, so the handler starts one sync after
  * the trigger began.  A crash after that commit leaves a RUNNING task with
  * a lease, which recovery retries or fails like any other run. */
-static int claim_at_create(tm__txn *txn, const tm__create_how *how, tm__task *t)
+static int claim_at_create(tm__txn *txn, const tm__create_how *how, tm__task *t,
+                           bool *handed)
 {
 	int64_t now = tm__txn_now(txn);
-	bool run = false;
+	bool run = false, paused = false;
 	int err = TM_OK;
 
+	*handed = false;
 	if (t->status != TM_REQUEST_SENT) { /* the write runs again */
 		t->status = TM_REQUEST_SENT;
+		t->queued = true;
+		t->ready_us = t->start_us;
+		t->owner = 0;
+		t->lease_us = 0;
 		err = tm__task_set_attempts(t, 0);
 	}
+	/* A paused name's task waits in the queue like any other. */
 	if (!err)
-		err = tm__lifecycle_claim(txn, t, now, how->token, now + how->lease_us, &run);
+		err = tm__store_paused(txn, t->name, &paused);
+	if (err || paused)
+		return err;
+	*handed = true;
+	err = tm__lifecycle_claim(txn, t, now, how->token, now + how->lease_us, &run);
 	if (!err && !run) /* cannot be: a new task is neither cancelled nor late */
 		err = tm_errorf(TM_ESTORAGE, "task %s could not be claimed at once", t->id);
 	return err;
@@ -112,7 +124,7 @@ static int create_txn(tm__txn *txn, void *p)
 			                 "running (task %s)", name, busy);
 	}
 	if (c->how->token)
-		err = claim_at_create(txn, c->how, &c->tasks[0]);
+		err = claim_at_create(txn, c->how, &c->tasks[0], &c->handed);
 	for (size_t i = 0; i < c->n && !err; i++) {
 		err = tm__store_put(txn, NULL, &c->tasks[i]);
 		if (!err && c->items[i].secret)
@@ -173,7 +185,7 @@ int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
 {
 	static const tm__create_how plain;
 	tm__task one, *tasks = n == 1 ? &one : calloc(n, sizeof(*tasks));
-	struct create_ctx c = { job, tasks, items, n, how ? how : &plain, false };
+	struct create_ctx c = { job, tasks, items, n, how ? how : &plain, false, false };
 	int err;
 
 	*created = false;
@@ -189,7 +201,7 @@ int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
 		for (size_t i = 0; i < n; i++) {
 			if (err == TM_OK && c.created)
 				memcpy(ids[i], tasks[i].id, sizeof(tasks[i].id));
-			if (i == 0 && c.how->claimed && err == TM_OK && c.created)
+			if (i == 0 && c.how->claimed && err == TM_OK && c.created && c.handed)
 				*c.how->claimed = tasks[0]; /* the caller's now */
 			else
 				tm__task_free(&tasks[i]);

@@ -58,7 +58,8 @@ typedef struct tm__create_how {
 	void *gctx;
 	/* Nonzero: claim the (single) task in the commit that creates it, for
 	 * a run under this token with a lease of lease_us, and move the task
-	 * as claimed to *claimed (the caller frees it). */
+	 * as claimed to *claimed (the caller frees it).  A paused name's task
+	 * is not claimed, and *claimed is left as it was. */
 	uint64_t token;
 	int64_t lease_us;
 	tm__task *claimed;

@@ -43,6 +43,7 @@ static int stats_name(tm__txn *txn, const char *name, void *p)
 	cJSON *names = p, *o = cJSON_AddObjectToObject(names, name);
 	tm__name_stats st;
 	uint64_t total = 0;
+	bool paused;
 	int err = tm__store_name_stats(txn, name, &st);
 
 	if (err)
@@ -55,8 +56,12 @@ static int stats_name(tm__txn *txn, const char *name, void *p)
 		                             (double)st.by_status[s]))
 			return tm__error_oom();
 	}
+	err = tm__store_paused(txn, name, &paused);
+	if (err)
+		return err;
 	if (!cJSON_AddNumberToObject(o, "total", (double)total) ||
-	    !cJSON_AddNumberToObject(o, "changes", (double)st.changes))
+	    !cJSON_AddNumberToObject(o, "changes", (double)st.changes) ||
+	    !cJSON_AddBoolToObject(o, "paused", paused))
 		return tm__error_oom();
 	return TM_OK;
 }
@@ -190,6 +195,7 @@ struct name_gauges {
 	char name[TM_NAME_MAX + 1];
 	tm__name_stats st;
 	double oldest_s;          /* the oldest task waiting for its first start */
+	bool paused;
 };
 
 struct gauges {
@@ -236,6 +242,8 @@ static int gauge_name(tm__txn *txn, const char *name, void *p)
 	memset(ng, 0, sizeof(*ng));
 	snprintf(ng->name, sizeof(ng->name), "%s", name);
 	err = tm__store_name_stats(txn, name, &ng->st);
+	if (!err)
+		err = tm__store_paused(txn, name, &ng->paused);
 	if (!err && ng->st.by_status[TM_REQUEST_SENT] > 0)
 		err = tm__store_active(txn, name, oldest_waiting, g);
 	return err;
@@ -271,6 +279,10 @@ static void store_gauges(tm__buf *b, const struct gauges *g)
 	for (size_t i = 0; i < g->n; i++)
 		tm__prom_line(b, "taskmgr_oldest_waiting_age_seconds{name=\"%s\"} %.6f\n",
 		              v[i].name, v[i].oldest_s);
+	tm__prom_family(b, "taskmgr_paused", "gauge",
+	                "1 while a name is paused: its tasks wait, none starts.");
+	for (size_t i = 0; i < g->n; i++)
+		tm__prom_line(b, "taskmgr_paused{name=\"%s\"} %d\n", v[i].name, v[i].paused);
 }
 
 static void whole_store(tm__buf *b, tm_manager *tm, const struct gauges *g)

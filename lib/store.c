@@ -251,6 +251,16 @@ int tm__store_name_touch(tm__txn *txn, const char *name)
 	return OPS(txn)->name_touch(txn, name);
 }
 
+int tm__store_pause(tm__txn *txn, const char *name, bool paused)
+{
+	return OPS(txn)->pause(txn, name, paused);
+}
+
+int tm__store_paused(tm__txn *txn, const char *name, bool *paused)
+{
+	return OPS(txn)->paused(txn, name, paused);
+}
+
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx)
 {
 	return OPS(txn)->names(txn, fn, ctx);

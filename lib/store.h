@@ -101,7 +101,8 @@ int tm__store_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 /* Active tasks past their timeout at now, or run under a lease that ended
  * before now, of every name: what the supervisor must look at. */
 int tm__store_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
-/* Waiting queue, in ready order. */
+/* Waiting queue, in ready order, without the tasks of paused names (in a
+ * write, what a worker may claim). */
 int tm__store_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
 /* Queue depth and the ready time of its head (0 when empty). */
 int tm__store_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
@@ -113,6 +114,10 @@ int tm__store_add_changes(tm__txn *txn, const char *name, uint64_t n);
 int tm__store_reset_changes(tm__txn *txn, const char *name);
 /* Record the name's figures if absent; since_us = now (interval triggers). */
 int tm__store_name_touch(tm__txn *txn, const char *name);
+/* Pause (paused true) or resume a name, for every process sharing the
+ * store: no worker starts its tasks while it is paused.  Idempotent. */
+int tm__store_pause(tm__txn *txn, const char *name, bool paused);
+int tm__store_paused(tm__txn *txn, const char *name, bool *paused);
 /* Every name that has figures, in key order (an iterator as above). */
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 /* How many final tasks (FAILED, CANCELLED, COMPLETED) the name has, as this

@@ -37,6 +37,8 @@ struct tm__store_ops {
 	int (*add_changes)(tm__txn *txn, const char *name, uint64_t n);
 	int (*reset_changes)(tm__txn *txn, const char *name);
 	int (*name_touch)(tm__txn *txn, const char *name);
+	int (*pause)(tm__txn *txn, const char *name, bool paused);
+	int (*paused)(tm__txn *txn, const char *name, bool *paused);
 	int (*names)(tm__txn *txn, tm__name_fn fn, void *ctx);
 	int (*name_finals)(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 	int (*lock_retention)(tm__txn *txn, const char *name, bool wait, bool *got);

@@ -129,6 +129,8 @@ int tm__lmdb_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
 int tm__lmdb_add_changes(tm__txn *txn, const char *name, uint64_t n);
 int tm__lmdb_reset_changes(tm__txn *txn, const char *name);
 int tm__lmdb_name_touch(tm__txn *txn, const char *name);
+int tm__lmdb_pause(tm__txn *txn, const char *name, bool paused);
+int tm__lmdb_paused(tm__txn *txn, const char *name, bool *paused);
 int tm__lmdb_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 int tm__lmdb_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 int tm__lmdb_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);

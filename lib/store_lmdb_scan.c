@@ -176,15 +176,41 @@ int tm__lmdb_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx)
 	return scan(t, t->s->deadlines, NULL, 0, false, expired_entry, &c);
 }
 
+/* The queue scan passes the tasks of paused names; the names looked up
+ * are remembered for the scan (a few: queues hold few names at a time). */
+#define PAUSE_MEMO 8
+
 struct queue_scan {
 	tm__queue_fn fn;
 	void *ctx;
+	unsigned n;
+	char names[PAUSE_MEMO][TM_NAME_MAX + 1];
+	bool paused[PAUSE_MEMO];
 };
+
+static int is_paused(tm__lmdb_txn *t, struct queue_scan *c, const char *name, bool *paused)
+{
+	int err;
+
+	for (unsigned i = 0; i < c->n; i++)
+		if (strcmp(c->names[i], name) == 0) {
+			*paused = c->paused[i];
+			return TM_OK;
+		}
+	err = tm__lmdb_paused(&t->base, name, paused);
+	if (!err && c->n < PAUSE_MEMO) {
+		strcpy(c->names[c->n], name);
+		c->paused[c->n++] = *paused;
+	}
+	return err;
+}
 
 static int queue_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
 {
 	struct queue_scan *c = p;
 	char id[TM_TASK_ID_LEN + 1], name[TM_NAME_MAX + 1];
+	bool paused;
+	int err;
 
 	if (k->mv_size != 8 + TM_TASK_ID_LEN || v->mv_size > TM_NAME_MAX)
 		return 0;
@@ -192,15 +218,26 @@ static int queue_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void
 	id[TM_TASK_ID_LEN] = '\0';
 	memcpy(name, v->mv_data, v->mv_size);
 	name[v->mv_size] = '\0';
+	err = is_paused(t, c, name, &paused);
+	if (err || paused)
+		return err;
 	return c->fn(&t->base, tm__lmdb_get_time(k->mv_data), id, name, c->ctx);
 }
 
 int tm__lmdb_queue(tm__txn *txn, tm__queue_fn fn, void *ctx)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
-	struct queue_scan c = { fn, ctx };
+	struct queue_scan *c = malloc(sizeof(*c));
+	int err;
 
-	return scan(t, t->s->queue, NULL, 0, false, queue_entry, &c);
+	if (c == NULL)
+		return tm__error_oom();
+	c->fn = fn;
+	c->ctx = ctx;
+	c->n = 0;
+	err = scan(t, t->s->queue, NULL, 0, false, queue_entry, c);
+	free(c);
+	return err;
 }
 
 struct name_scan {

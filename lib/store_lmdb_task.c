@@ -356,3 +356,49 @@ int tm__lmdb_reset_changes(tm__txn *txn, const char *name)
 	r.changes = 0;
 	return name_put(t, name, &r);
 }
+
+/* A paused name is a key "paused:<name>" of meta: no schema change, and
+ * the names' figures keep their fixed size. */
+static MDB_val paused_key(char k[8 + TM_NAME_MAX], const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(k, "paused:", 7);
+	memcpy(k + 7, name, n);
+	return tm__lmdb_val(k, 7 + n);
+}
+
+int tm__lmdb_pause(tm__txn *txn, const char *name, bool paused)
+{
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	char k[8 + TM_NAME_MAX];
+	MDB_val key;
+	int rc;
+
+	if (strlen(name) > TM_NAME_MAX)
+		return tm_errorf(TM_EINVAL, "task name too long");
+	key = paused_key(k, name);
+	if (paused)
+		return tm__lmdb_put(t, t->s->meta, key, tm__lmdb_val("", 0), "pausing a name");
+	t->on_row = false;
+	rc = mdb_del(t->txn, t->s->meta, &key, NULL);
+	return rc && rc != MDB_NOTFOUND ? tm__lmdb_fail(t, rc, "resuming a name") : TM_OK;
+}
+
+int tm__lmdb_paused(tm__txn *txn, const char *name, bool *paused)
+{
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	char k[8 + TM_NAME_MAX];
+	MDB_val key, v;
+	int rc;
+
+	*paused = false;
+	if (strlen(name) > TM_NAME_MAX)
+		return TM_OK;
+	key = paused_key(k, name);
+	rc = mdb_get(t->txn, t->s->meta, &key, &v);
+	if (rc && rc != MDB_NOTFOUND)
+		return tm__lmdb_fail(t, rc, "reading a pause");
+	*paused = rc == 0;
+	return TM_OK;
+}

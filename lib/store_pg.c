@@ -66,6 +66,10 @@ static const char *const migrations[TM__PG_SCHEMA_VERSION] = {
 	" WITH (fillfactor = 50);"
 	"INSERT INTO " S ".finals (name, slot, n)"
 	" SELECT name, 0, count(*) FROM " S ".tasks WHERE status >= 3 GROUP BY name;",
+	/* 3: paused names (tm_pause), a row each, read by every claim. */
+	"CREATE TABLE " S ".paused ("
+	" name text COLLATE \"C\" PRIMARY KEY,"
+	" since_us bigint NOT NULL);",
 };
 
 #define COLS "id, doc, start_us"
@@ -101,17 +105,22 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 	[PG_EXPIRED_NEXT] = "SELECT " COLS " FROM " S ".tasks WHERE status < 3 AND"
 		" (timeout_us <= $2 OR (owner <> 0 AND NOT queued AND lease_us < $2))"
 		" AND id > $3 ORDER BY id LIMIT $1",
-	[PG_QUEUE] = "SELECT id, name, ready_us FROM " S ".tasks WHERE queued"
+	/* The queue scans pass the tasks of paused names (tm_pause). */
+	[PG_QUEUE] = "SELECT id, name, ready_us FROM " S ".tasks t WHERE queued"
+		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
 		" ORDER BY ready_us, id LIMIT $1",
-	[PG_QUEUE_NEXT] = "SELECT id, name, ready_us FROM " S ".tasks WHERE queued"
+	[PG_QUEUE_NEXT] = "SELECT id, name, ready_us FROM " S ".tasks t WHERE queued"
+		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
 		" AND (ready_us, id) > ($2, $3) ORDER BY ready_us, id LIMIT $1",
 	/* A claim reads the record and the secret with the lock: no second
 	 * round trip for either. */
 	[PG_QUEUE_LOCK] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret"
 		" FROM " S ".tasks t LEFT JOIN " S ".secrets s ON s.id = t.id WHERE t.queued"
+		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
 		" ORDER BY t.ready_us, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
 	[PG_QUEUE_LOCK_NEXT] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret"
 		" FROM " S ".tasks t LEFT JOIN " S ".secrets s ON s.id = t.id WHERE t.queued"
+		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
 		" AND (t.ready_us, t.id) > ($2, $3) ORDER BY t.ready_us, t.id LIMIT $1"
 		" FOR UPDATE OF t SKIP LOCKED",
 	[PG_QUEUE_HEAD] = "SELECT count(*), coalesce(min(ready_us), 0)"
@@ -130,6 +139,10 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 	[PG_NAME_TOUCH] = "INSERT INTO " S ".names (name, changes, since_us)"
 		" VALUES ($1, 0, $2) ON CONFLICT (name) DO NOTHING",
 	[PG_NAMES] = "SELECT name FROM " S ".names ORDER BY name",
+	[PG_PAUSE] = "INSERT INTO " S ".paused (name, since_us) VALUES ($1, $2)"
+		" ON CONFLICT (name) DO NOTHING",
+	[PG_RESUME] = "DELETE FROM " S ".paused WHERE name = $1",
+	[PG_PAUSED] = "SELECT 1 FROM " S ".paused WHERE name = $1",
 	[PG_LOCK_NAME] = "SELECT pg_advisory_xact_lock($1::int8)",
 	[PG_NOTIFY] = "SELECT pg_notify($1, $2)",
 	[PG_CLOCK] = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
@@ -642,6 +655,7 @@ static const struct tm__store_ops pg_ops = {
 	.queue = tm__pg_queue, .queue_head = tm__pg_queue_head,
 	.name_stats = tm__pg_name_stats, .add_changes = tm__pg_add_changes,
 	.reset_changes = tm__pg_reset_changes, .name_touch = tm__pg_name_touch,
+	.pause = tm__pg_pause, .paused = tm__pg_paused,
 	.names = tm__pg_names, .name_finals = tm__pg_name_finals,
 	.lock_retention = tm__pg_lock_retention,
 	.wake_seq = wake_seq, .wake = wake, .wait = wait_wake,

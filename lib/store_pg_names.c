@@ -202,6 +202,26 @@ int tm__pg_name_touch(tm__txn *txn, const char *name)
 	return name_exec(txn, PG_NAME_TOUCH, 2, name, NULL);
 }
 
+int tm__pg_pause(tm__txn *txn, const char *name, bool paused)
+{
+	return paused ? name_exec(txn, PG_PAUSE, 2, name, NULL)
+	              : name_exec(txn, PG_RESUME, 1, name, NULL);
+}
+
+int tm__pg_paused(tm__txn *txn, const char *name, bool *paused)
+{
+	const char *vals[1] = { name };
+	PGresult *r;
+	int err = tm__pg_exec(tm__pg_txn_of(txn), PG_PAUSED, 1, vals, NULL, &r);
+
+	*paused = false;
+	if (err)
+		return err;
+	*paused = PQntuples(r) > 0;
+	PQclear(r);
+	return TM_OK;
+}
+
 int tm__pg_names(tm__txn *txn, tm__name_fn fn, void *ctx)
 {
 	PGresult *r;

@@ -13,7 +13,7 @@
 
 #include "store_engine.h"
 
-#define TM__PG_SCHEMA_VERSION 2
+#define TM__PG_SCHEMA_VERSION 3
 #define DEFAULT_TIMEOUT_MS 10000u  /* taskmgr_timeout_ms */
 #define TM__PG_POOL_MAX 32     /* connections per store, at most */
 #define TM__PG_SCAN_CHUNK 64   /* rows fetched per scan statement */
@@ -32,6 +32,7 @@ enum tm__pg_stmt {
 	PG_QUEUE, PG_QUEUE_NEXT, PG_QUEUE_LOCK, PG_QUEUE_LOCK_NEXT, PG_QUEUE_HEAD,
 	PG_SECRET_PUT, PG_SECRET_GET, PG_SECRET_DEL,
 	PG_NAME_STATS, PG_ADD_CHANGES, PG_RESET_CHANGES, PG_NAME_TOUCH, PG_NAMES,
+	PG_PAUSE, PG_RESUME, PG_PAUSED,
 	PG_LOCK_NAME, PG_NOTIFY, PG_CLOCK, PG_SIZE, PG_CHECK, PG_CHECK_NEXT,
 	PG_CHECK_SECRETS, PG_FINALS, PG_FINALS_EXACT, PG_FINALS_ADD, PG_TRY_LOCK,
 	PG_CHECK_FINALS,
@@ -181,6 +182,8 @@ int tm__pg_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
 int tm__pg_add_changes(tm__txn *txn, const char *name, uint64_t n);
 int tm__pg_reset_changes(tm__txn *txn, const char *name);
 int tm__pg_name_touch(tm__txn *txn, const char *name);
+int tm__pg_pause(tm__txn *txn, const char *name, bool paused);
+int tm__pg_paused(tm__txn *txn, const char *name, bool *paused);
 int tm__pg_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 int tm__pg_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 int tm__pg_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);

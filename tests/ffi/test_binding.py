@@ -416,6 +416,14 @@ class FiveCalls(StoreCase):
         with self.assertRaises(taskmgr.TaskNotFound):
             self.m.retry("ext", "A" * 20)
 
+    def test_pause_and_resume_show_in_stats(self):
+        self.m.pause("ext")
+        self.assertTrue(self.m.stats()["names"]["ext"]["paused"])
+        self.m.resume("ext")
+        self.assertFalse(self.m.stats()["names"]["ext"]["paused"])
+        with self.assertRaises(taskmgr.WrongDataType):
+            self.m.pause("nobody")
+
     def test_metrics_are_prometheus_text(self):
         self.m.trigger("ext")
         text = self.m.metrics()
@@ -568,7 +576,7 @@ class FiveCalls(StoreCase):
         self.assertEqual(first["total"], 0)
         self.assertEqual(set(first), {"REQUEST_SENT", "RUNNING", "CANCELLED_REQUESTED",
                                       "FAILED", "CANCELLED", "COMPLETED", "total",
-                                      "changes"})
+                                      "changes", "paused"})
         after = self.m.notify("ext", 4)
         self.assertEqual(after["changes"], 7)
         self.assertEqual(after, self.m.stats()["names"]["ext"])

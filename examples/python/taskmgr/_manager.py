@@ -520,6 +520,15 @@ class Manager:
                                             _text(task_id, "task_id"))
         return result
 
+    def pause(self, name: str) -> None:
+        """Stop every process's workers from starting tasks of `name`
+        (tm_pause); triggers still store them.  Durable."""
+        self._call(self._lib.tm_pause, _text(name, "name"), out=False)
+
+    def resume(self, name: str) -> None:
+        """Let the workers start tasks of a paused name again (tm_resume)."""
+        self._call(self._lib.tm_resume, _text(name, "name"), out=False)
+
     # -- automatic triggers and figures ------------------------------------
 
     def notify(self, name: str, n: int) -> Dict[str, int]:
@@ -527,7 +536,8 @@ class Manager:
         (tm_notify), then read what the library reports for the name: its
         entry of tm_stats after the call, ``stats()["names"][name]``, a dict
         ``{"REQUEST_SENT": n, ..., "COMPLETED": n, "total": n, "changes":
-        n}`` where ``changes`` is the counter since the name's last task."""
+        n, "paused": bool}`` where ``changes`` is the counter since the
+        name's last task."""
         n = _int(n, "n", 0, _UINT64_MAX)
         self._call(self._lib.tm_notify, _text(name, "name"), n, out=False)
         figures: Dict[str, int] = self.stats()["names"][name]

@@ -137,6 +137,8 @@ _PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "tm_check": (ctypes.c_int, [_P, _OUT]),
     "tm_metrics": (ctypes.c_int, [_P, _OUT]),
     "tm_retry": (ctypes.c_int, [_P, ctypes.c_char_p, ctypes.c_char_p, _OUT]),
+    "tm_pause": (ctypes.c_int, [_P, ctypes.c_char_p]),
+    "tm_resume": (ctypes.c_int, [_P, ctypes.c_char_p]),
     "tm_free": (None, [_P]),
     "tm_error_name": (ctypes.c_char_p, [ctypes.c_int]),
     "tm_error_class": (ctypes.c_char_p, [ctypes.c_int]),
