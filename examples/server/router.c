@@ -1,5 +1,5 @@
 /* The seven endpoints of the Background Tasks REST API (doc/http.md) over
- * the five library calls.  Checks run in this order, each one's error
+ * the five library calls, and GET /stats/ (tm_stats) for the dashboard.  Checks run in this order, each one's error
  * first: 401 (no or unknown token), 404 (unknown path), 405 (wrong method),
  * 403 (role), 400 (body or query), then whatever the library answers. */
 #include <stdint.h>
@@ -10,7 +10,7 @@
 
 #include "router.h"
 
-enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL };
+enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL, R_STATS };
 
 enum { M_GET = 1, M_POST = 2, M_PATCH = 4, M_DELETE = 8 };
 
@@ -139,6 +139,8 @@ static void add(struct match *m, unsigned mbit, unsigned bit, enum route r,
 static void match(const char *const *s, int n, unsigned mbit, struct match *m)
 {
 	memset(m, 0, sizeof(*m));
+	if (n == 1 && strcmp(s[0], "stats") == 0)
+		add(m, mbit, M_GET, R_STATS, 0, NULL, NULL);
 	if (n < 2 || strcmp(s[0], "tasks") != 0)
 		return;
 	if (n == 2)
@@ -374,6 +376,9 @@ static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
 		break;
 	case R_CANCEL:
 		err = tm_cancel(tm, m->name, m->id, &json);
+		break;
+	case R_STATS:
+		err = tm_stats(tm, &json);
 		break;
 	case R_NONE:
 		break;
