@@ -73,6 +73,7 @@ function showError(box, e, what) {
   box.append(el('strong', { class: 'head', text: (what ? what + ': ' : '') + d.head }), ' ',
     el('span', { class: 'msg', text: d.msg }));
   if (box.id === 'error') {
+    show($('notice'), false);
     box.append(' ', el('button', {
       class: 'link dismiss', text: 'dismiss', attrs: { type: 'button' },
       on: { click: () => show(box, false) },
