@@ -48,6 +48,8 @@ async function until(what, fn, ms = WAIT_MS) {
 }
 
 fs.mkdirSync(SHOTS, { recursive: true });
+// This run's screenshots only: an old failure.png would mislead.
+for (const f of fs.readdirSync(SHOTS)) if (f.endsWith('.png')) fs.unlinkSync(path.join(SHOTS, f));
 
 const browser = await chromium.launch({
   executablePath: env('DASH_CHROMIUM'),
@@ -164,6 +166,7 @@ try {
       width: tr.querySelector('.bar .fill').getBoundingClientRect().width,
       full: tr.querySelector('.bar').getBoundingClientRect().width,
       cancel: !tr.querySelector('button.cancel').hidden,
+      now: tr.querySelector('.bar').getAttribute('aria-valuenow'),
     })).catch(() => null);
   }
 
@@ -204,7 +207,12 @@ try {
     return s && s.status === 'COMPLETED' ? s : null;
   }, JOB_WAIT_MS);
   check(widths.size >= 2, 'the progress bar moved while RUNNING: widths ' + [...widths].join(', '));
-  check(Math.abs(done.width - done.full) < 1, 'a COMPLETED task has a full bar');
+  // (its width slides there: a CSS transition)
+  await until('a full bar for the COMPLETED task', async () => {
+    const s = await rowState(id1);
+    return s && Math.abs(s.width - s.full) < 1 && s.now === '100';
+  });
+  check(done.status === 'COMPLETED', 'a COMPLETED task has a full bar');
   // The detail panel follows the task it opened on.
   check((await text('#d-id')) === id1, 'the triggered task is open in the details');
   await until('the details COMPLETED', async () => (await text('#d-status')) === 'COMPLETED');
@@ -265,7 +273,26 @@ try {
   check(await page.$('#xss2') === null, 'markup in an error message is shown as text');
   await shot('06-refused');
 
-  // ---- pagination: 11 imports, 10 a page ---------------------------------------------
+  // ---- warnings and errors in the details (tables test_dashboard.py wrote) ---------
+  await page.fill(editor, '{"connection": "LOCAL", "table_name": "ragged.csv"}');
+  const idW = await triggerFromUI('data_import');
+  const warning = await until('the warning shown', async () => {
+    const w = await page.$$eval('#d-warnings li', (li) => li.map((l) => l.textContent));
+    return (await text('#d-status')) === 'COMPLETED' && w.length ? w : null;
+  }, JOB_WAIT_MS);
+  check(warning[0] === 'line 3 has 1 fields, the header 2', 'the details show a warning: ' + warning);
+  await page.fill(editor, '{"connection": "LOCAL", "table_name": "broken.csv.gz"}');
+  const idF = await triggerFromUI('data_import');
+  const failure = await until('the failure shown', async () =>
+    (await text('#d-status')) === 'FAILED' && await page.isVisible('#d-error') ? text('#d-error') : null,
+  JOB_WAIT_MS);
+  check(failure === 'data_import: table broken.csv.gz is not gzip-compressed',
+    'the details of a FAILED task show its error: ' + failure);
+  await shot('07-failed');
+  result.warned = idW;
+  result.failed = idF;
+
+  // ---- pagination: 11 more imports, 10 a page ------------------------------------------
   await page.fill(editor, '{"connection": "LOCAL", "table_name": "input-myfile.csv"}');
   const imports = [];
   for (let i = 0; i < 11; i++) imports.push(await triggerFromUI('data_import'));
@@ -274,16 +301,17 @@ try {
     const ids = await pageIds();
     return ids.length === 10 && ids[0] === imports[10] && await page.isEnabled('#next') ? ids : null;
   });
+  check(first.join() === imports.slice(1).reverse().join(), 'page 1 holds the newest ten, newest first');
   check(await page.isDisabled('#prev'), 'page 1 has no newer page');
   await page.click('#next');
   const second = await until('page 2', async () => {
     const ids = await pageIds();
-    return (await text('#page')) === 'page 2' && ids.length === 1 ? ids : null;
+    return (await text('#page')) === 'page 2' && ids.length === 3 ? ids : null;
   });
-  check(second[0] === imports[0] && !first.includes(second[0]),
-    'page 2 holds the oldest import');
+  check(second.join() === [imports[0], idF, idW].join(),
+    'page 2 holds the three oldest imports: ' + second.join(' '));
   check(await page.isDisabled('#next') && await page.isEnabled('#prev'), 'page 2 is the last');
-  await shot('07-page-2');
+  await shot('08-page-2');
   await page.click('#prev');
   await until('back on page 1', async () => (await text('#page')) === 'page 1' &&
     (await pageIds()).length === 10);
@@ -293,12 +321,12 @@ try {
     const sum = (s) => [...document.querySelectorAll(
       `#chart-finished rect[data-status="${s}"]`)].reduce((a, r) => a + Number(r.dataset.count), 0);
     const rows = [...document.querySelectorAll('#chart-durations g.row')].map((g) => g.dataset.name);
-    const c = { COMPLETED: sum('COMPLETED'), CANCELLED: sum('CANCELLED'), rows };
-    return c.COMPLETED >= 12 && c.CANCELLED >= 2 && rows.includes('ml_model_retrain') &&
+    const c = { COMPLETED: sum('COMPLETED'), FAILED: sum('FAILED'), CANCELLED: sum('CANCELLED'), rows };
+    return c.COMPLETED >= 13 && c.FAILED >= 1 && c.CANCELLED >= 2 && rows.includes('ml_model_retrain') &&
       rows.includes('data_import') ? c : null;
   }), JOB_WAIT_MS);
   check(true, 'finished per minute and durations by name drawn: ' + JSON.stringify(charts));
-  await shot('08-charts');
+  await shot('09-charts');
 
   // ---- what the page sent, and what it did not ---------------------------------------
   const api = requests.filter((r) => !new URL(r.url).pathname.startsWith('/dashboard'));
@@ -333,7 +361,7 @@ try {
   await page.reload();
   await page.locator('#login').waitFor({ state: 'visible', timeout: WAIT_MS });
   check(await page.isHidden('#app'), 'a reload after signing out asks for a token again');
-  await shot('09-signed-out');
+  await shot('10-signed-out');
   console.log('RESULT ' + JSON.stringify(result));
 } catch (e) {
   console.log('FAILED: ' + (e && e.stack || e));

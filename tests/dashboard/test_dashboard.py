@@ -96,11 +96,16 @@ def main():
     srv = serverlib.Server(tokens=tokens, workers=2, simulate=SIMULATE)
     try:
         srv.start()
+        # For the details of a task with a warning, and of a FAILED one.
+        srv.write_table("ragged.csv", "item_id,price\ni1,10\ni2\ni3,4\n")
+        srv.write_table("broken.csv.gz", "not gzip data")
         result = run_browser(srv, cache, shots)
         # What the page showed is what the store holds.
         checks = [("ml_model_retrain", result["completed"], "COMPLETED"),
                   ("ml_new_users", result["cancelled"], "CANCELLED"),
-                  ("ml_new_items", result["cancelled_in_details"], "CANCELLED")]
+                  ("ml_new_items", result["cancelled_in_details"], "CANCELLED"),
+                  ("data_import", result["warned"], "COMPLETED"),
+                  ("data_import", result["failed"], "FAILED")]
         for name, task_id, status in checks:
             got = srv.get(name, task_id)["status"]
             if got != status:

@@ -320,6 +320,8 @@ function openDetail(name, id) {
   $('d-id').textContent = id;
   $('d-name').textContent = name;
   for (const n of ['d-fields', 'd-warnings', 'd-error', 'd-payload', 'd-progress', 'd-other']) clear($(n));
+  // A new fill: the old task's width must not slide into the new one's.
+  $('d-bar').replaceChildren(el('div', { class: 'fill' }));
   show($('detail'), true);
   for (const tr of $('tasks-body').children) tr.classList.toggle('selected', tr.dataset.id === id);
   refreshNow();
