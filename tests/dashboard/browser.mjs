@@ -121,6 +121,12 @@ try {
   check(await page.inputValue('input[name="token"]') === '', 'the typed token is not left in the form');
   await shot('02-bad-token');
 
+  const sent = requests.length;
+  await signIn('t\u00f6ken-not-ascii');
+  await until('the token refused by the page', async () =>
+    (await text('#login-error')).includes('printable ASCII'));
+  check(requests.length === sent, 'a token no header can carry is not sent');
+
   await signIn(FRONTEND);
   refusal = await until('the 403 shown', async () => {
     const t = await text('#login-error');

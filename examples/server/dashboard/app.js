@@ -480,7 +480,13 @@ function init() {
     const input = $('token');
     const t = input.value.trim();
     input.value = '';        // the token is not left in the page
-    if (t) signIn(t);
+    // The server's tokens are printable ASCII; anything else could not
+    // even be put in a header.
+    if (!/^[\x21-\x7e]+$/.test(t)) {
+      showError($('login-error'), new Error('a token is printable ASCII without spaces'), 'sign-in');
+      return;
+    }
+    signIn(t);
   });
   $('logout').addEventListener('click', () => signOut(null));
   $('trigger-form').addEventListener('submit', trigger);
