@@ -1,6 +1,7 @@
 /* libmicrohttpd glue: the daemon (its options, start and stop) and each
  * request from its request line to its answer: the token's role, the
- * body, the call to router.c, which decides everything the API says.
+ * body, the call to router.c, which decides everything the API says, or
+ * for /dashboard the file dashboard.c picks.
  * The defences against hostile clients are in http_guard.c, the access log
  * in http_log.c, the listening address and TLS files in http_listen.c. */
 #include <netdb.h>
@@ -13,6 +14,7 @@
 
 #include <microhttpd.h>
 
+#include "dashboard.h"
 #include "http.h"
 #include "http_guard.h"
 #include "http_listen.h"
@@ -128,29 +130,99 @@ static enum MHD_Result reply(struct srv_http *h, struct MHD_Connection *c,
 	return ret;
 }
 
+static void request_done(char *q)
+{
+	if (q)
+		*q = '?';
+}
+
+/* Cut the query off @p target while the path alone is looked at; put it
+ * back with request_done(). */
+static char *cut_query(char *target)
+{
+	char *q = strchr(target, '?');
+
+	if (q)
+		*q = '\0';
+	return q;
+}
+
+static int is_dashboard(char *target)
+{
+	char *q = cut_query(target);
+	int owns = srv_dashboard_owns(target);
+
+	request_done(q);
+	return owns;
+}
+
+/* Headers of every answer under /dashboard (doc/dashboard.md). */
+static void dashboard_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "Content-Security-Policy", SRV_DASHBOARD_CSP);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+}
+
+/* A file of the dashboard, or the redirect of /dashboard to /dashboard/;
+ * libmicrohttpd leaves the body out for HEAD. */
+static enum MHD_Result send_static(struct MHD_Connection *c, int status,
+                                   const srv_asset *a)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_buffer(a ? a->len : 0,
+	                                       a ? (void *)a->data : (void *)"",
+	                                       MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	dashboard_headers(resp);
+	if (a)
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, a->type);
+	else
+		MHD_add_response_header(resp, MHD_HTTP_HEADER_LOCATION,
+		                        SRV_DASHBOARD_ROOT);
+	ret = MHD_queue_response(c, (unsigned)status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+/* A request for the dashboard: no token needed, the files hold no data. */
+static enum MHD_Result answer_dashboard(struct srv_http *h,
+                                        struct MHD_Connection *c, struct req *r)
+{
+	const srv_asset *a;
+	srv_response rs;
+	char *q = cut_query(r->target);
+	int status = srv_dashboard_route(r->method, r->target, &a, &rs);
+
+	request_done(q);
+	if (status != 200 && status != 301)
+		return reply(h, c, r, &rs);
+	r->answered = 1;
+	r->status = status;
+	srv_guard_answered(h->guard, c);
+	return send_static(c, status, a);
+}
+
 /* The router's view of @p r; the target's '?' is cut while it is used:
  * call request_done() after. */
 static char *request_of(struct req *r, srv_request *rq)
 {
-	char *q = strchr(r->target, '?');
+	char *q = cut_query(r->target);
 
 	memset(rq, 0, sizeof(*rq));
 	rq->method = r->method;
 	rq->query = q ? q + 1 : NULL;
-	if (q)
-		*q = '\0';   /* the target now holds the path only */
 	rq->path = r->target;
 	rq->body = r->body;
 	rq->body_len = r->len;
 	rq->body_too_large = r->too_large;
 	rq->role = r->role;
 	return q;
-}
-
-static void request_done(char *q)
-{
-	if (q)
-		*q = '?';
 }
 
 static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *c,
@@ -230,6 +302,12 @@ static enum MHD_Result first_call(struct srv_http *h, struct MHD_Connection *c,
 		srv_error(&rs, 400, 40, "WrongData", "WRONG_DATA_TYPE", hd.problem);
 		return reply(h, c, r, &rs);
 	}
+	if (is_dashboard(r->target)) {
+		/* No token needed.  A body the files do not take is refused now,
+		 * unread; else the answer comes in the last call, so that the
+		 * connection stays open for the page's next file. */
+		return hd.has_body || hd.too_large ? answer_dashboard(h, c, r) : MHD_YES;
+	}
 	if (hd.auth)
 		r->role = srv_tokens_role(h->tokens, hd.auth);
 	if (hd.too_large) {
@@ -265,6 +343,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (is_dashboard(r->target))
+		return answer_dashboard(h, c, r);
 	return answer(h, c, r);
 }
 

@@ -1,5 +1,6 @@
 /* The seven endpoints of the Background Tasks REST API (doc/http.md) over
- * the five library calls, and the metrics (tm_metrics).  Checks run in this order, each one's error
+ * the five library calls, GET /metrics (tm_metrics), and GET /stats/ (tm_stats)
+ * for the dashboard.  Checks run in this order, each one's error
  * first: 401 (no or unknown token), 404 (unknown path), 405 (wrong method),
  * 403 (role), 400 (body or query), then whatever the library answers. */
 #include <stdint.h>
@@ -10,7 +11,7 @@
 
 #include "router.h"
 
-enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL, R_METRICS };
+enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL, R_METRICS, R_STATS };
 
 enum { M_GET = 1, M_POST = 2, M_PATCH = 4, M_DELETE = 8 };
 
@@ -141,6 +142,8 @@ static void match(const char *const *s, int n, unsigned mbit, struct match *m)
 	memset(m, 0, sizeof(*m));
 	if (n == 1 && strcmp(s[0], "metrics") == 0)
 		add(m, mbit, M_GET, R_METRICS, 0, NULL, NULL);
+	if (n == 1 && strcmp(s[0], "stats") == 0)
+		add(m, mbit, M_GET, R_STATS, 0, NULL, NULL);
 	if (n < 2 || strcmp(s[0], "tasks") != 0)
 		return;
 	if (n == 2)
@@ -379,6 +382,9 @@ static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
 		break;
 	case R_METRICS:
 		err = tm_metrics(tm, &json);
+		break;
+	case R_STATS:
+		err = tm_stats(tm, &json);
 		break;
 	case R_NONE:
 		break;

@@ -1,4 +1,4 @@
-"""The seven endpoints over real HTTP: access per role, the seed's error
+"""The seven endpoints and GET /stats/ over real HTTP: access per role, the seed's error
 names per endpoint, pagination, bodies, paths and secrets.
 
 A server with no workers: tasks stay where the requests put them."""
@@ -59,6 +59,7 @@ class Api(ServerTestCase):
             ("PATCH", "/tasks/private/data_import/%s/" % tid,
              {"details": {"progress": {"message": "patched"}}}),
             ("DELETE", "/tasks/private/data_import/%s/" % tid, None),
+            ("GET", "/stats/", None),
         ]
 
     def test_every_endpoint_admits_root_manager_backend_only(self):

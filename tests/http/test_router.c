@@ -175,6 +175,42 @@ START_TEST(endpoints_reach_the_five_calls)
 }
 END_TEST
 
+/* GET /stats/ answers tm_stats(), behind the same checks as the task
+ * endpoints. */
+START_TEST(stats_answers_the_figures)
+{
+	const char *names[] = { "pub", "priv" };
+	char id[21];
+	srv_request rq = { "POST", "/stats/", NULL, NULL, 0, 0, "root" };
+	srv_response rs;
+	cJSON *j, *n;
+
+	new_task("/tasks/private/priv/", id);
+	j = ok("GET", "/stats/", NULL, NULL);
+	n = cJSON_GetObjectItem(j, "names");
+	for (size_t i = 0; i < 2; i++)
+		ck_assert_msg(cJSON_IsObject(cJSON_GetObjectItem(n, names[i])),
+		              "no figures for %s", names[i]);
+	ck_assert_int_eq(cJSON_GetObjectItem(cJSON_GetObjectItem(n, "priv"),
+	                                     "total")->valueint, 1);
+	ck_assert(cJSON_IsNumber(cJSON_GetObjectItem(j, "queue_depth")));
+	cJSON_Delete(j);
+	cJSON_Delete(ok("GET", "/stats", "ignored=1", NULL));
+	srv_route(tm, &rq, &rs);
+	ck_assert_int_eq(rs.status, 405);
+	ck_assert_str_eq(rs.allow, "GET");
+	srv_response_free(&rs);
+	expect_error("GET", "/stats/", NULL, NULL, NULL, 401, 21, "AuthError",
+	             "UNAUTHORIZED");
+	expect_error("GET", "/stats/", NULL, NULL, "frontend", 403, 50,
+	             "ForbiddenError", "FORBIDDEN");
+	expect_error("GET", "/stats/x/", NULL, NULL, "root", 404, 60,
+	             "NotFoundError", "NOT_FOUND");
+	expect_error("GET", "/tasks/stats/", NULL, NULL, "root", 405, 70,
+	             "MethodNotAllowed", "HTTP_METHOD_NOT_ALLOWED");
+}
+END_TEST
+
 START_TEST(library_errors_keep_their_class_and_code)
 {
 	char id[21], path[64];
@@ -403,6 +439,7 @@ TT_MAIN_FIXTURE("router", setup, teardown,
 	unknown_paths_are_404,
 	wrong_method_is_405_with_allow,
 	endpoints_reach_the_five_calls,
+	stats_answers_the_figures,
 	library_errors_keep_their_class_and_code,
 	list_query_is_checked,
 	bodies_are_checked_before_the_library,
