@@ -189,7 +189,8 @@ class HostCase(unittest.TestCase):
         """What the store holds: every name's figures and every task."""
         names = self.tm_json("names")["names"]
         return {"names": names,
-                "tasks": {n: self.all_tasks(n) for n in sorted(names)}}
+                "tasks": {n: self.all_tasks(n) if f["total"] else []
+                          for n, f in sorted(names.items())}}
 
     def quiet(self):
         """Wait until no task is active: the host then changes nothing,

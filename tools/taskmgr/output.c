@@ -185,14 +185,17 @@ void table_print(const struct table *t, const struct out *o, FILE *f)
 				width[c] = w;
 		}
 	for (size_t r = 0; r <= t->n_rows; r++) {
-		for (int c = 0; c < t->n_cols; c++) {
-			const char *cell = t->cells[r * (size_t)t->n_cols + (size_t)c];
-			const char *color = r > 0 && c == t->status_col ? out_status_color(o, cell) : "";
-			bool last = c == t->n_cols - 1;
+		const char *const *row = (const char *const *)&t->cells[r * (size_t)t->n_cols];
+		int last = t->n_cols - 1;
 
-			fprintf(f, "%s%s%s", color, cell, *color ? out_reset(o) : "");
-			if (!last)
-				fprintf(f, "%*s", width[c < 16 ? c : 15] - columns(cell) + 2, "");
+		while (last > 0 && row[last][0] == '\0')
+			last--; /* no padding before empty cells at the end */
+		for (int c = 0; c <= last; c++) {
+			const char *color = r > 0 && c == t->status_col ? out_status_color(o, row[c]) : "";
+
+			fprintf(f, "%s%s%s", color, row[c], *color ? out_reset(o) : "");
+			if (c < last)
+				fprintf(f, "%*s", width[c < 16 ? c : 15] - columns(row[c]) + 2, "");
 		}
 		fputc('\n', f);
 	}
