@@ -263,6 +263,24 @@ class LongJobs(HostCase):
                           '{"status": "RUNNING"}'], "LOWER_STATUS_NOT_ALLOWED")
         self.assertEqual(before["details"]["ticket"], "OPS-12")
 
+    def test_control_characters_of_a_task_never_reach_the_terminal(self):
+        task_id = self.running("ml_new_users")
+        evil = "step\x1b]0;owned\x07\nrm -rf\u009b2J"
+        t = self.tm_json("patch", "ml_new_users", task_id, json.dumps(
+            {"details": {"note": evil, "progress": {"message": evil}}}))
+        self.assertEqual((t["details"]["note"], t["progress"]), (evil, evil))
+        shown = self.tm("patch", "ml_new_users", task_id, json.dumps(
+            {"details": {"note": evil, "progress": {"message": evil}}}))
+        listed = self.tm("ls", "ml_new_users", "--amt", "1")
+        for out in (shown, listed):
+            for bad in ("\x1b", "\x07", "\u009b"):
+                self.assertNotIn(bad, out)
+        self.assertIn("progress         step?]0;owned??rm -rf??2J\n", shown)
+        self.assertIn('details.note     "step\\u001b]0;owned\\u0007\\nrm -rf', shown)
+        self.assertEqual(len(listed.splitlines()), 2, listed)
+        self.tm("cancel", "ml_new_users", task_id)
+        self.wait_status("ml_new_users", task_id, FINAL)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -91,6 +91,9 @@ const char *out_reset(const struct out *o);
 void out_ago(const struct out *o, double t, char *buf, size_t n);
 /* A duration: "850 ms", "12 s", "3 min 4 s", "2 h 5 min", "3 days". */
 void out_duration(double s, char *buf, size_t n);
+/* Control characters of s (C0, DEL, C1) made '?', in place: text from a
+ * task, before it goes to a terminal. */
+void out_clean(char *s);
 /* A byte count: "512 B", "1.5 KiB", "64.0 MiB". */
 void out_bytes(double b, char *buf, size_t n);
 

@@ -115,6 +115,31 @@ void out_bytes(double b, char *buf, size_t n)
 		snprintf(buf, n, "%.1f %s", b, units[u]);
 }
 
+/* Text from a task (a progress message, an error, a warning) is the
+ * handler's or a client's, and goes to a person's terminal: control
+ * characters (C0, DEL, and C1 as UTF-8) become '?', so that it can
+ * neither break a line or a table nor send the terminal a command. */
+void out_clean(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p; p++) {
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+		else if (*p == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+			p[0] = p[1] = '?';
+	}
+}
+
+static void put_clean(FILE *f, const char *s)
+{
+	char *copy = strdup(s);
+
+	if (copy == NULL)
+		return;
+	out_clean(copy);
+	fputs(copy, f);
+	free(copy);
+}
+
 /* ---- tables -------------------------------------------------------------------- */
 
 struct table {
@@ -154,9 +179,12 @@ int table_add(struct table *t, const char *const *cells)
 		t->cap = cap;
 	}
 	for (int c = 0; c < t->n_cols; c++) {
-		t->cells[row * (size_t)t->n_cols + (size_t)c] = strdup(cells[c] ? cells[c] : "");
-		if (t->cells[row * (size_t)t->n_cols + (size_t)c] == NULL)
+		char *cell = strdup(cells[c] ? cells[c] : "");
+
+		if (cell == NULL)
 			return tm_errorf(TM_ENOMEM, "out of memory");
+		out_clean(cell);
+		t->cells[row * (size_t)t->n_cols + (size_t)c] = cell;
 	}
 	if (row > 0)
 		t->n_rows++;
@@ -276,7 +304,9 @@ static char *compact(const cJSON *v)
 
 static void line(FILE *f, const char *key, const char *value)
 {
-	fprintf(f, "%-16s %s\n", key, value);
+	fprintf(f, "%-16s ", key);
+	put_clean(f, value);
+	fputc('\n', f);
 }
 
 static void time_line(const struct out *o, FILE *f, const char *key, double t)
@@ -343,6 +373,7 @@ void out_task(const struct out *o, const cJSON *task, FILE *f)
 		if (known || (s = compact(e)) == NULL)
 			continue;
 		snprintf(key, sizeof(key), "details.%s", e->string);
+		out_clean(key);
 		line(f, key, s);
 		free(s);
 	}

@@ -174,6 +174,7 @@ static void tty_lines(const struct out *o, const cJSON *task, FILE *f)
 	fit(line, cols);
 	fprintf(f, "\r\x1b[2K%s\n", line);
 	snprintf(line, sizeof(line), "    %s", task_str(task, "progress"));
+	out_clean(line);
 	fit(line, cols);
 	fprintf(f, "\r\x1b[2K%s\n", line);
 }
@@ -186,6 +187,7 @@ static void plain_line(const cJSON *task, char *buf, size_t n)
 	percent(pct, sizeof(pct), task_fraction(task));
 	snprintf(buf, n, "%s %s %s %s", task_str(task, "task_id"),
 	         task_str(task, "status"), pct, task_str(task, "progress"));
+	out_clean(buf);
 }
 
 /* Print s when it is not what was printed last for w. */
