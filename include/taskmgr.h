@@ -401,7 +401,7 @@ TM_EXTERN int tm_resume(tm_manager *tm, const char *name);
 /**@}*/
 
 /* ------------------------------------------------------------------ */
-/** @name Automatic triggers and figures */
+/** @name Automatic triggers, figures and backups */
 /**@{*/
 
 /**
@@ -459,6 +459,33 @@ TM_EXTERN int tm_check(tm_manager *tm, char **out_json);
  * @return #TM_OK; #TM_ESTORAGE; #TM_ENOMEM; #TM_EINVAL.  Thread-safe.
  */
 TM_EXTERN int tm_metrics(tm_manager *tm, char **out_text);
+
+/**
+ * Write a consistent copy of the store into the new directory @p dest_dir
+ * while the store stays in use (by this process and others): its tasks as
+ * one snapshot saw them, compacted (free pages left out), and the keys
+ * their refresh tokens are encrypted under, which live in the store
+ * directory's `keys` file and are copied after the snapshot.  tm_open() of
+ * @p dest_dir opens the copy.  The copy is written into a temporary
+ * sibling, `<dest_dir>.tmp-XXXXXX`, synced and then renamed to
+ * @p dest_dir, so that a failure leaves nothing behind.  The directory is
+ * made 0700 and its files 0600.
+ *
+ * One caveat, from the keys' copy following the snapshot: a task that was
+ * active at the snapshot and ended before the keys were copied is active
+ * in the copy, but without its refresh token (tm_job_secret() gives NULL
+ * there), because the store had already erased it.
+ *
+ * @param dest_dir a directory that does not exist (its parent must), or an
+ *        empty one, which the copy replaces
+ * @return #TM_OK once the copy is durably in place; #TM_EINVAL for a NULL
+ *         or empty @p dest_dir, one that exists and is not an empty
+ *         directory (nothing is written then), or a PostgreSQL store
+ *         (back it up with `pg_dump`); #TM_ESTORAGE when the copy cannot
+ *         be written (a missing parent, permissions, a full disk);
+ *         #TM_ENOMEM.  Thread-safe.
+ */
+TM_EXTERN int tm_backup(tm_manager *tm, const char *dest_dir);
 
 /** Free a string returned by the library.  NULL is a no-op.  Every such
  *  string comes from the C library's malloc(), and tm_free() is free(),

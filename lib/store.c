@@ -286,3 +286,5 @@ int tm__store_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 {
 	return OPS(txn)->check(txn, problems, n_tasks);
 }
+
+int tm__store_backup(tm__store *s, const char *dest) { return s->ops->backup(s, dest); }

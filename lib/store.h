@@ -150,5 +150,9 @@ uint64_t tm__store_commits(tm__store *s);
 /* Verify that indexes and counters agree with the records; each problem
  * found is appended to `problems` as a string. */
 int tm__store_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
+/* Write a consistent copy of the store, in use, into the new directory
+ * dest (tm_backup(): whole or nothing); TM_EINVAL from an engine that
+ * leaves backups to its database's own tools. */
+int tm__store_backup(tm__store *s, const char *dest);
 
 #endif

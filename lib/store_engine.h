@@ -50,6 +50,7 @@ struct tm__store_ops {
 	void (*size)(tm__txn *txn, uint64_t *used, uint64_t *free_bytes, uint64_t *map);
 	uint64_t (*commits)(tm__store *s);
 	int (*check)(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
+	int (*backup)(tm__store *s, const char *dest);
 };
 
 /* The head of every engine's store and transaction: an engine's own

@@ -7,6 +7,7 @@
  *   store_lmdb_secret.c  refresh tokens under erasable keys
  *   store_lmdb_scan.c    scans and the consistency check
  *   store_lmdb_txn.c     transactions: group commit, map growth
+ *   store_lmdb_backup.c  online copies (tm_backup)
  * doc/design.md describes the layout. */
 #include <errno.h>
 #include <pthread.h>
@@ -443,4 +444,5 @@ const struct tm__store_ops tm__lmdb_ops = {
 	.lock_retention = tm__lmdb_lock_retention,
 	.wake_seq = tm__lmdb_wake_seq, .wake = tm__lmdb_wake, .wait = tm__lmdb_wait,
 	.size = tm__lmdb_size, .commits = tm__lmdb_commits, .check = tm__lmdb_check,
+	.backup = tm__lmdb_backup,
 };

@@ -1,8 +1,9 @@
 /* The LMDB store's insides, shared by its files: store_lmdb.c (the
  * environment, records and their indexes), store_lmdb_secret.c (refresh
  * tokens under erasable keys), store_lmdb_txn.c (transactions, group
- * commit, map growth) and store_lmdb_scan.c (scans and the consistency
- * check).  Only these include lmdb.h; everything else sees store.h. */
+ * commit, map growth), store_lmdb_scan.c (scans and the consistency
+ * check) and store_lmdb_backup.c (online copies).  Only these include
+ * lmdb.h; everything else sees store.h. */
 #ifndef TM_STORE_LMDB_H
 #define TM_STORE_LMDB_H
 
@@ -81,6 +82,10 @@ struct tm__lmdb {
 	dev_t dev;
 	ino_t ino;
 	tm__lmdb *next_open;
+	/* Tests only: run by a backup between its snapshot and its copy of
+	 * the keys (store_lmdb_backup.c; tests/unit/test_backup_keys.c). */
+	void (*backup_pause)(void *ctx);
+	void *backup_pause_ctx;
 };
 
 struct tm__lmdb_txn {
@@ -135,6 +140,7 @@ int tm__lmdb_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 int tm__lmdb_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 int tm__lmdb_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);
 int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
+int tm__lmdb_backup(tm__store *s, const char *dest);
 
 /* Stored per name: the figures tm_stats() reports without a scan. */
 struct tm__lmdb_name_rec {

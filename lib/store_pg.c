@@ -314,6 +314,18 @@ static int scrub(tm__store *store, size_t *n)
 
 /* ---- wake-ups ------------------------------------------------------------------ */
 
+/* A PostgreSQL store is backed up by the database's own tools, which copy
+ * it consistently while it is in use; tm_backup() says which. */
+static int backup(tm__store *store, const char *dest)
+{
+	tm__pg *s = tm__pg_of(store);
+
+	(void)dest;
+	return tm_errorf(TM_EINVAL, "tm_backup copies LMDB stores only: back up "
+	                 "this PostgreSQL store with pg_dump (pg_dump --schema=%s)",
+	                 s->schema);
+}
+
 static uint32_t wake_seq(tm__store *store)
 {
 	return (uint32_t)atomic_load(&tm__pg_of(store)->seq);
@@ -660,4 +672,5 @@ static const struct tm__store_ops pg_ops = {
 	.lock_retention = tm__pg_lock_retention,
 	.wake_seq = wake_seq, .wake = wake, .wait = wait_wake,
 	.size = tm__pg_size, .commits = commits, .check = tm__pg_check,
+	.backup = backup,
 };
