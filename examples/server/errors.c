@@ -3,6 +3,7 @@
  * (doc/contract.md, Errors). */
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -81,4 +82,10 @@ void srv_response_free(srv_response *r)
 	 * installs cJSON hooks. */
 	free(r->body);
 	r->body = NULL;
+	if (r->file) {
+		if (r->file->fd >= 0)
+			close(r->file->fd);
+		free(r->file);
+		r->file = NULL;
+	}
 }

@@ -1,7 +1,7 @@
 /* libmicrohttpd glue: the daemon (its options, start and stop) and each
  * request from its request line to its answer: the token's role, the
  * body, the call to router.c, which decides everything the API says, or
- * for /dashboard the file dashboard.c picks.
+ * for /dashboard the file dashboard.c picks, or for a download downloads.c.
  * The defences against hostile clients are in http_guard.c, the access log
  * in http_log.c, the listening address and TLS files in http_listen.c. */
 #include <netdb.h>
@@ -15,6 +15,7 @@
 #include <microhttpd.h>
 
 #include "dashboard.h"
+#include "downloads.h"
 #include "http.h"
 #include "http_guard.h"
 #include "http_listen.h"
@@ -25,6 +26,7 @@ struct srv_http {
 	struct MHD_Daemon *d;
 	tm_manager *tm;
 	const srv_tokens *tokens;
+	const srv_downloads *downloads;
 	srv_guard *guard;
 	srv_tls tls;
 };
@@ -115,6 +117,27 @@ static enum MHD_Result send_body(struct MHD_Connection *c, int status,
 	return ret;
 }
 
+/* A download: libmicrohttpd streams the file from its descriptor
+ * (sendfile() on plain HTTP), never holding it in memory. */
+static enum MHD_Result send_file(struct MHD_Connection *c, srv_file *f)
+{
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	resp = MHD_create_response_from_fd64(f->size, f->fd);
+	if (resp == NULL)
+		return MHD_NO;   /* the descriptor is still ours, closed by the caller */
+	f->fd = -1;          /* now libmicrohttpd's, closed with the response */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, f->content_type);
+	MHD_add_response_header(resp, "Content-Disposition", f->disposition);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	/* The URL is a credential for a while: no cache keeps the file. */
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(c, 200, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 /* Send @p rs (freed) as the answer of @p r. */
 static enum MHD_Result reply(struct srv_http *h, struct MHD_Connection *c,
                              struct req *r, srv_response *rs)
@@ -122,10 +145,13 @@ static enum MHD_Result reply(struct srv_http *h, struct MHD_Connection *c,
 	enum MHD_Result ret;
 
 	r->answered = 1;
-	r->status = rs->body ? rs->status : 500;
+	r->status = rs->file ? 200 : rs->body ? rs->status : 500;
 	srv_guard_answered(h->guard, c);
-	ret = send_body(c, r->status, rs->body ? rs->body : SRV_OOM_BODY,
-	                rs->body ? rs->content_type : NULL, rs->allow);
+	if (rs->file)
+		ret = send_file(c, rs->file);
+	else
+		ret = send_body(c, r->status, rs->body ? rs->body : SRV_OOM_BODY,
+		                rs->body ? rs->content_type : NULL, rs->allow);
 	srv_response_free(rs);
 	return ret;
 }
@@ -232,7 +258,10 @@ static enum MHD_Result answer(struct srv_http *h, struct MHD_Connection *c,
 	srv_response rs;
 	char *q = request_of(r, &rq);
 
-	srv_route(h->tm, &rq, &rs);
+	if (srv_downloads_path(rq.path))
+		srv_downloads_route(h->downloads, &rq, &rs);
+	else
+		srv_route(h->tm, &rq, &rs);
 	request_done(q);
 	return reply(h, c, r, &rs);
 }
@@ -245,6 +274,16 @@ static int refused_before_body(struct req *r)
 
 	request_done(q);
 	return refused;
+}
+
+static int is_download(struct req *r)
+{
+	srv_request rq;
+	char *q = request_of(r, &rq);
+	int is = srv_downloads_path(rq.path);
+
+	request_done(q);
+	return is;
 }
 
 /* ---- the request --------------------------------------------------------------- */
@@ -286,7 +325,8 @@ static void take(struct req *r, const char *data, size_t n)
 
 /* The first call, once the headers are in and before any of the body is
  * read: whatever can be decided without the body is answered now, and
- * libmicrohttpd then closes the connection without reading the body. */
+ * libmicrohttpd then closes the connection without reading the body.
+ * No download endpoint reads a body: one sent to them is never read. */
 static enum MHD_Result first_call(struct srv_http *h, struct MHD_Connection *c,
                                   struct req *r, const char *method)
 {
@@ -310,6 +350,8 @@ static enum MHD_Result first_call(struct srv_http *h, struct MHD_Connection *c,
 	}
 	if (hd.auth)
 		r->role = srv_tokens_role(h->tokens, hd.auth);
+	if (hd.has_body && is_download(r))
+		return answer(h, c, r);
 	if (hd.too_large) {
 		/* An announced oversize body: refused before any of it is read. */
 		r->too_large = 1;
@@ -407,8 +449,9 @@ static struct MHD_Daemon *start_daemon(const srv_http_config *cfg, srv_http *h,
 }
 
 int srv_http_start(const srv_http_config *cfg, tm_manager *tm,
-                   const srv_tokens *tokens, srv_http **out, char *bound,
-                   size_t boundlen, char *err, size_t errlen)
+                   const srv_tokens *tokens, const srv_downloads *downloads,
+                   srv_http **out, char *bound, size_t boundlen, char *err,
+                   size_t errlen)
 {
 	struct addrinfo *ai;
 	srv_http *h;
@@ -424,6 +467,7 @@ int srv_http_start(const srv_http_config *cfg, tm_manager *tm,
 	}
 	h->tm = tm;
 	h->tokens = tokens;
+	h->downloads = downloads;
 	if (srv_listen_tls(cfg, ai->ai_addr, &h->tls, err, errlen) < 0 ||
 	    (h->guard = srv_guard_new(cfg->deadline_s, err, errlen)) == NULL) {
 		freeaddrinfo(ai);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "auth.h"
+#include "downloads.h"
 #include "taskmgr.h"
 
 /* Defaults and bounds of the transport (the command line may change the
@@ -37,13 +38,16 @@ typedef struct srv_http_config {
 /* The number of HTTP threads when none is given: the CPUs, at least 2. */
 unsigned srv_http_default_threads(void);
 
-/* Listen and serve as @p cfg says.  Plain HTTP is refused on an address
+/* Listen and serve as @p cfg says: the task endpoints on @p tm, the
+ * download endpoints of @p downloads, behind @p tokens (all borrowed until
+ * srv_http_stop()).  Plain HTTP is refused on an address
  * other than loopback unless cfg->insecure_http.  On success *bound is the
  * address really listened on, in the --listen form.  Returns 0, or -1 with
  * a message in err. */
 int srv_http_start(const srv_http_config *cfg, tm_manager *tm,
-                   const srv_tokens *tokens, srv_http **out, char *bound,
-                   size_t boundlen, char *err, size_t errlen);
+                   const srv_tokens *tokens, const srv_downloads *downloads,
+                   srv_http **out, char *bound, size_t boundlen, char *err,
+                   size_t errlen);
 
 /* Stop listening, close connections, free.  NULL is a no-op. */
 void srv_http_stop(srv_http *h);

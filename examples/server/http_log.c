@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "http_log.h"
+#include "router.h"
 
 #define TARGET_LOG 200  /* bytes of the target logged */
 
@@ -29,6 +30,30 @@ static void escape(const char *s, size_t n, int spaces, char *out)
 	*out = '\0';
 }
 
+/* A signed download URL is a credential until it expires: the value of
+ * every query parameter named signature (once decoded) in t[0..*n) is
+ * logged as "-".  *n shrinks accordingly. */
+static void redact(char *t, size_t *n)
+{
+	char *q = memchr(t, '?', *n), *end = t + *n, key[16];
+
+	while (q && q < end) {
+		char *p = q + 1, *amp = memchr(p, '&', (size_t)(end - p));
+		char *stop = amp ? amp : end, *eq = memchr(p, '=', (size_t)(stop - p));
+
+		if (eq && (size_t)(eq - p) < sizeof(key) &&
+		    srv_pct_decode(p, (size_t)(eq - p), key, 1) >= 0 &&
+		    strcmp(key, "signature") == 0 && stop - eq > 1) {
+			memmove(eq + 2, stop, (size_t)(end - stop));
+			eq[1] = '-';
+			end -= stop - (eq + 2);
+			stop = eq + 2;
+		}
+		q = stop < end ? stop : NULL;
+	}
+	*n = (size_t)(end - t);
+}
+
 /* A request libmicrohttpd refused by itself (headers too large, bad HTTP),
  * that the client abandoned or that the deadline cut has no status of
  * ours: "-" and why it ended. */
@@ -38,8 +63,9 @@ void srv_log_request(const char *method, size_t method_len, const char *target,
 {
 	static const char *const why[] = { "completed", "error", "timeout",
 	                                   "shutdown", "read error", "client abort" };
-	char m[4 * SRV_LOG_METHOD + 4], t[4 * TARGET_LOG + 4];
+	char m[4 * SRV_LOG_METHOD + 4], t[4 * TARGET_LOG + 4], kept[TARGET_LOG];
 	size_t mlen = strlen(method), tlen = strlen(target);
+	size_t klen = tlen < TARGET_LOG ? tlen : TARGET_LOG;
 	struct timespec t1;
 	long long us;
 
@@ -52,7 +78,9 @@ void srv_log_request(const char *method, size_t method_len, const char *target,
 		strcat(m, "...");
 	if (m[0] == '\0')
 		strcpy(m, "-");
-	escape(target, tlen < TARGET_LOG ? tlen : TARGET_LOG, 0, t);
+	memcpy(kept, target, klen);
+	redact(kept, &klen);
+	escape(kept, klen, 0, t);
 	if (tlen > TARGET_LOG)
 		strcat(t, "...");
 	if (status)

@@ -24,12 +24,13 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "downloads.h"
 #include "http.h"
 #include "jobs.h"
 #include "taskmgr.h"
 
 struct args {
-	const char *store, *tables, *tokens;
+	const char *store, *tables, *tokens, *signing_key;
 	unsigned workers;
 	double simulate_s;
 	srv_http_config http;
@@ -45,6 +46,9 @@ static void usage(FILE *f)
 	      "  --tables DIR              ./var/tables (outside the store)\n"
 	      "  --tokens FILE             mode 0600; without it a root token is\n"
 	      "                            generated and printed once\n"
+	      "  --signing-key FILE        the key of signed download URLs, made\n"
+	      "                            when missing: DIR/signing.key of an LMDB\n"
+	      "                            store, else beside the tables directory\n"
 	      "  --workers N               2 (0..256)\n"
 	      "  --simulate-seconds S      10 (0..86400)\n"
 	      "  --idle-timeout S          30 (1..3600)\n"
@@ -149,6 +153,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "--store", STR, &a->store, 0, 0 },
 		{ "--tables", STR, &a->tables, 0, 0 },
 		{ "--tokens", STR, &a->tokens, 0, 0 },
+		{ "--signing-key", STR, &a->signing_key, 0, 0 },
 		{ "--workers", UINT, &a->workers, 0, 256 },
 		{ "--simulate-seconds", REAL, &a->simulate_s, 0, 86400 },
 		{ "--idle-timeout", UINT, &a->http.idle_s, 1, 3600 },
@@ -317,9 +322,9 @@ static int is_uri(const char *store)
 
 /* Table outputs are written into --tables under names callers choose: it
  * may hold neither the store nor any file the server reads at start. */
-static int check_paths(const struct args *a)
+static int check_paths(const struct args *a, const char *key)
 {
-	const char *files[] = { a->tokens, a->http.tls_cert, a->http.tls_key };
+	const char *files[] = { a->tokens, a->http.tls_cert, a->http.tls_key, key };
 	char tables[PATH_MAX], other[PATH_MAX];
 
 	if (resolve(a->tables, tables, sizeof(tables)) < 0) {
@@ -350,6 +355,29 @@ static int check_paths(const struct args *a)
 			return -1;
 		}
 	return 0;
+}
+
+/* The signing key's file: --signing-key, else in the store's directory
+ * (the owner's alone, like the keys of the refresh tokens), else, for a
+ * PostgreSQL store, which has no directory, beside the tables directory:
+ * never inside it, where a table output could replace it. */
+static int key_path(const struct args *a, char *out, size_t len)
+{
+	const char *slash;
+	size_t n = strlen(a->tables);
+
+	if (a->signing_key)
+		return (size_t)snprintf(out, len, "%s", a->signing_key) < len ? 0 : -1;
+	if (!is_uri(a->store))
+		return (size_t)snprintf(out, len, "%s/" SRV_KEY_FILE, a->store) < len ?
+		       0 : -1;
+	while (n > 1 && a->tables[n - 1] == '/')
+		n--;
+	slash = memrchr(a->tables, '/', n);
+	if (slash == NULL)
+		return (size_t)snprintf(out, len, SRV_KEY_FILE) < len ? 0 : -1;
+	return (size_t)snprintf(out, len, "%.*s/" SRV_KEY_FILE,
+	                        (int)(slash - a->tables), a->tables) < len ? 0 : -1;
 }
 
 /* ---- the tables directory ------------------------------------------------------ */
@@ -478,11 +506,12 @@ int main(int argc, char **argv)
 	struct args a;
 	srv_tokens *tokens = NULL;
 	srv_http *http = NULL;
+	srv_downloads dl;
 	srv_jobs jobs;
 	tm_manager *tm = NULL;
-	char token[SRV_TOKEN_GEN_LEN + 1] = "", bound[128], err[512];
+	char token[SRV_TOKEN_GEN_LEN + 1] = "", bound[128], err[512], key[PATH_MAX];
 	sigset_t stop;
-	int sig = 0, rc;
+	int sig = 0, rc, created;
 
 	rc = parse_args(argc, argv, &a);
 	if (rc) {
@@ -500,7 +529,11 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	raise_fd_limit(a.http.max_connections);
 
-	if (check_paths(&a) < 0)
+	if (key_path(&a, key, sizeof(key)) < 0) {
+		fprintf(stderr, "taskmgr-server: the signing key's path is too long\n");
+		return 1;
+	}
+	if (check_paths(&a, key) < 0)
 		return 1;
 	if (a.tokens)
 		rc = srv_tokens_load(a.tokens, &tokens, err, sizeof(err));
@@ -513,6 +546,14 @@ int main(int argc, char **argv)
 	}
 	if (open_store(&a, &tm) < 0)
 		goto fail;
+	/* After open_store(): the default key lives in the store's directory. */
+	dl.tables_dir = a.tables;
+	if (srv_key_load(key, dl.key, &created, err, sizeof(err)) < 0) {
+		fprintf(stderr, "taskmgr-server: %s\n", err);
+		goto fail;
+	}
+	if (created)
+		fprintf(stderr, "taskmgr-server: made the signing key %s\n", key);
 	jobs.tm = tm;
 	jobs.tables_dir = a.tables;
 	jobs.simulate_s = a.simulate_s;
@@ -521,8 +562,8 @@ int main(int argc, char **argv)
 		        tm_last_error());
 		goto fail;
 	}
-	if (srv_http_start(&a.http, tm, tokens, &http, bound, sizeof(bound), err,
-	                   sizeof(err)) < 0) {
+	if (srv_http_start(&a.http, tm, tokens, &dl, &http, bound, sizeof(bound),
+	                   err, sizeof(err)) < 0) {
 		fprintf(stderr, "taskmgr-server: %s\n", err);
 		goto fail;
 	}
@@ -539,9 +580,11 @@ int main(int argc, char **argv)
 	srv_http_stop(http);
 	tm_close(tm);
 	srv_tokens_free(tokens);
+	explicit_bzero(dl.key, sizeof(dl.key));
 	return 0;
 fail:
 	tm_close(tm);
 	srv_tokens_free(tokens);
+	explicit_bzero(dl.key, sizeof(dl.key));
 	return 1;
 }

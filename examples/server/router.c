@@ -46,9 +46,7 @@ static int hexval(char c)
 	return -1;
 }
 
-/* Percent-decode s[0..n) into out (at least n + 1 bytes); '+' is a space
- * when plus_space.  Returns the length, or -1 for a bad escape or a NUL. */
-static long pct_decode(const char *s, size_t n, char *out, int plus_space)
+long srv_pct_decode(const char *s, size_t n, char *out, int plus_space)
 {
 	size_t o = 0;
 
@@ -77,10 +75,7 @@ static long pct_decode(const char *s, size_t n, char *out, int plus_space)
 	return (long)o;
 }
 
-/* Split and decode the path into segments stored in buf (strlen(path) + 1
- * bytes).  One trailing slash is allowed; empty segments are not.
- * Returns the number of segments, or -1 when the path cannot match. */
-static int split_path(const char *path, char *buf, const char *seg[SEGS_MAX])
+int srv_path_split(const char *path, char *buf, const char **seg, int max)
 {
 	const char *p = path;
 	int n = 0;
@@ -93,9 +88,9 @@ static int split_path(const char *path, char *buf, const char *seg[SEGS_MAX])
 		size_t len = end ? (size_t)(end - p) : strlen(p);
 		long dl;
 
-		if (len == 0 || n == SEGS_MAX)
+		if (len == 0 || n == max)
 			return -1;
-		dl = pct_decode(p, len, buf, 0);
+		dl = srv_pct_decode(p, len, buf, 0);
 		if (dl < 0)
 			return -1;
 		seg[n++] = buf;
@@ -227,7 +222,7 @@ static const char *parse_list_query(const char *q, int *page, int *amt)
 		size_t len = strcspn(q, "&");
 		const char *eq = memchr(q, '=', len);
 		size_t klen = eq ? (size_t)(eq - q) : len;
-		long kl = pct_decode(q, klen, buf, 1);
+		long kl = srv_pct_decode(q, klen, buf, 1);
 		int is_page, is_amt;
 
 		if (kl < 0) {
@@ -243,7 +238,7 @@ static const char *parse_list_query(const char *q, int *page, int *amt)
 			if ((is_page && seen_page++) || (is_amt && seen_amt++))
 				problem = is_page ? "page is given more than once"
 				                  : "amt is given more than once";
-			else if (pct_decode(v, vlen, buf, 1) < 0 ||
+			else if (srv_pct_decode(v, vlen, buf, 1) < 0 ||
 			         (is_page && parse_int(buf, 1, 999999999, page) < 0))
 				problem = is_page ? "page must be an integer of at least 1"
 				                  : "amt must be an integer from 1 to 64";
@@ -256,6 +251,40 @@ static const char *parse_list_query(const char *q, int *page, int *amt)
 	}
 	free(buf);
 	return problem;
+}
+
+int srv_query_get(const char *q, const char *key, char *out, size_t outlen)
+{
+	int found = 0, rc = 0;
+	char *buf;
+
+	if (q == NULL || *q == '\0')
+		return 0;
+	buf = malloc(strlen(q) + 1);
+	if (buf == NULL)
+		return -2;
+	while (*q && rc == 0) {
+		size_t len = strcspn(q, "&");
+		const char *eq = memchr(q, '=', len);
+		size_t klen = eq ? (size_t)(eq - q) : len;
+
+		if (srv_pct_decode(q, klen, buf, 1) < 0) {
+			rc = -1;   /* a key badly escaped could be this one */
+		} else if (strcmp(buf, key) == 0) {
+			const char *v = eq ? eq + 1 : q + len;
+			long vl = srv_pct_decode(v, (size_t)(q + len - v), buf, 1);
+
+			if (found++ || vl < 0 || (size_t)vl >= outlen)
+				rc = -1;
+			else
+				memcpy(out, buf, (size_t)vl + 1);
+		}
+		q += len;
+		if (*q == '&')
+			q++;
+	}
+	free(buf);
+	return rc ? rc : found;
 }
 
 /* Length of a valid UTF-8 sequence at s (at most n bytes), or 0. */
@@ -420,7 +449,7 @@ static int refuse(const srv_request *rq, char *buf, struct match *m,
 		          "a valid 'Authorization: Bearer <token>' header is required");
 		return 401;
 	}
-	n = split_path(rq->path, buf, seg);
+	n = srv_path_split(rq->path, buf, seg, SEGS_MAX);
 	if (n < 0)
 		memset(m, 0, sizeof(*m));
 	else

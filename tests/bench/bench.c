@@ -13,7 +13,8 @@
  *                      bodies, vs raw LMDB durable transactions of 100
  *                      random-key 400-byte records
  *   tm-bench latency   trigger -> handler start, p50 and p99, same process
- *                      (no-sync store) and across processes
+ *                      (no-sync store) and across processes; BENCH_SAMPLES=DIR
+ *                      writes every sample too (save_samples())
  *   tm-bench size      store bytes per task; resident memory at BENCH_BIG
  *   tm-bench retention tasks ending as fast as they can for 60 s (--quick
  *                      10 s), durable, keep_count 1000, against keep_count
@@ -803,6 +804,26 @@ static double stat_figure(tm_manager *tm, const char *key)
 	return v;
 }
 
+/* BENCH_SAMPLES=DIR: a series of latencies also goes to
+ * DIR/latency-NAME.txt, one a line in microseconds, in ascending order,
+ * for tests/bench/charts.  The tables are printed as without it. */
+static void save_samples(const char *name, const int64_t *lat_us, int n)
+{
+	const char *dir = getenv("BENCH_SAMPLES");
+	char path[1024];
+	FILE *f;
+
+	if (dir == NULL || *dir == '\0')
+		return;
+	snprintf(path, sizeof(path), "%s/latency-%s.txt", dir, name);
+	if ((f = fopen(path, "w")) == NULL)
+		fail("cannot create", path);
+	for (int i = 0; i < n; i++)
+		fprintf(f, "%lld\n", (long long)lat_us[i]);
+	if (fclose(f) != 0)
+		fail("cannot write", path);
+}
+
 /* Like measure(), one trigger at a time, each once the worker waits for
  * work again (the last run's outcome written): a lone trigger meeting an
  * idle worker, which it hands its task to. */
@@ -896,6 +917,10 @@ static int bench_latency(void)
 	row("no-sync, across processes, p99 (us)", (double)cross[(n / 4) * 99 / 100], "us", 0);
 	printf("\ngoals: durable p50 <= 1.2x the raw commit; same process p50 <= 50 us, "
 	       "p99 <= 500 us; across processes p99 <= 5000 us\n");
+	save_samples("durable", durable, nd);
+	save_samples("raw-commit", raw, nd);
+	save_samples("nosync", same, n);
+	save_samples("nosync-cross", cross, n / 4);
 	free(durable);
 	free(raw);
 	return 0;
@@ -1390,7 +1415,8 @@ static void usage(FILE *f)
 	        "             neither: pg is skipped); it makes and drops schemas tmbench_*\n"
 	        "  environment: BENCH_SCALE multiplies the operation counts (default 1),\n"
 	        "  BENCH_BIG sets the big store's tasks (default 1000000, --quick 100000),\n"
-	        "  BENCH_DIR as --dir, BENCH_NOSYNC=1 section retention on a no-sync store.\n");
+	        "  BENCH_DIR as --dir, BENCH_NOSYNC=1 section retention on a no-sync store,\n"
+	        "  BENCH_SAMPLES=DIR section latency's samples to DIR/latency-*.txt.\n");
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,138 @@
+/* SHA-256 and HMAC-SHA256, written from FIPS 180-4 and RFC 2104. */
+#include <string.h>
+
+#include "sha256.h"
+
+static const uint32_t K[64] = {
+	0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1,
+	0x923f82a4, 0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3,
+	0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786,
+	0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+	0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147,
+	0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13,
+	0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+	0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+	0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a,
+	0x5b9cca4f, 0x682e6ff3, 0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208,
+	0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+};
+
+static uint32_t ror(uint32_t x, unsigned n)
+{
+	return (x >> n) | (x << (32 - n));
+}
+
+static void block(uint32_t h[8], const unsigned char *p)
+{
+	uint32_t w[64], a, b, c, d, e, f, g, k;
+
+	for (int i = 0; i < 16; i++)
+		w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
+		       (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
+	for (int i = 16; i < 64; i++) {
+		uint32_t s0 = ror(w[i - 15], 7) ^ ror(w[i - 15], 18) ^ (w[i - 15] >> 3);
+		uint32_t s1 = ror(w[i - 2], 17) ^ ror(w[i - 2], 19) ^ (w[i - 2] >> 10);
+		w[i] = w[i - 16] + s0 + w[i - 7] + s1;
+	}
+	a = h[0]; b = h[1]; c = h[2]; d = h[3];
+	e = h[4]; f = h[5]; g = h[6]; k = h[7];
+	for (int i = 0; i < 64; i++) {
+		uint32_t t1 = k + (ror(e, 6) ^ ror(e, 11) ^ ror(e, 25)) +
+		              ((e & f) ^ (~e & g)) + K[i] + w[i];
+		uint32_t t2 = (ror(a, 2) ^ ror(a, 13) ^ ror(a, 22)) +
+		              ((a & b) ^ (a & c) ^ (b & c));
+		k = g; g = f; f = e; e = d + t1;
+		d = c; c = b; b = a; a = t1 + t2;
+	}
+	h[0] += a; h[1] += b; h[2] += c; h[3] += d;
+	h[4] += e; h[5] += f; h[6] += g; h[7] += k;
+}
+
+void srv_sha256_init(srv_sha256 *c)
+{
+	static const uint32_t iv[8] = {
+		0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+		0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+	};
+
+	memcpy(c->h, iv, sizeof(iv));
+	c->bytes = 0;
+	c->fill = 0;
+}
+
+void srv_sha256_update(srv_sha256 *c, const void *data, size_t n)
+{
+	const unsigned char *p = data;
+
+	c->bytes += n;
+	while (n > 0) {
+		size_t take = SRV_SHA256_BLOCK - c->fill;
+
+		if (take > n)
+			take = n;
+		memcpy(c->buf + c->fill, p, take);
+		c->fill += take;
+		p += take;
+		n -= take;
+		if (c->fill == SRV_SHA256_BLOCK) {
+			block(c->h, c->buf);
+			c->fill = 0;
+		}
+	}
+}
+
+void srv_sha256_final(srv_sha256 *c, unsigned char out[SRV_SHA256_LEN])
+{
+	uint64_t bits = c->bytes * 8;
+	unsigned char pad = 0x80;
+
+	/* 0x80, zeros up to 56 bytes into a block, then the length in bits. */
+	srv_sha256_update(c, &pad, 1);
+	pad = 0;
+	while (c->fill != SRV_SHA256_BLOCK - 8)
+		srv_sha256_update(c, &pad, 1);
+	for (int i = 7; i >= 0; i--) {
+		unsigned char b = (unsigned char)(bits >> (8 * i));
+		srv_sha256_update(c, &b, 1);
+	}
+	for (int i = 0; i < 8; i++) {
+		out[4 * i] = (unsigned char)(c->h[i] >> 24);
+		out[4 * i + 1] = (unsigned char)(c->h[i] >> 16);
+		out[4 * i + 2] = (unsigned char)(c->h[i] >> 8);
+		out[4 * i + 3] = (unsigned char)c->h[i];
+	}
+	explicit_bzero(c, sizeof(*c));
+}
+
+void srv_hmac_sha256(const void *key, size_t keylen, const void *msg, size_t n,
+                     unsigned char out[SRV_SHA256_LEN])
+{
+	unsigned char k[SRV_SHA256_BLOCK], pad[SRV_SHA256_BLOCK];
+	unsigned char inner[SRV_SHA256_LEN];
+	srv_sha256 c;
+
+	/* A key longer than a block is replaced by its hash (RFC 2104, 2). */
+	memset(k, 0, sizeof(k));
+	if (keylen > SRV_SHA256_BLOCK) {
+		srv_sha256_init(&c);
+		srv_sha256_update(&c, key, keylen);
+		srv_sha256_final(&c, k);
+	} else if (keylen > 0) {
+		memcpy(k, key, keylen);
+	}
+	for (int i = 0; i < SRV_SHA256_BLOCK; i++)
+		pad[i] = k[i] ^ 0x36;
+	srv_sha256_init(&c);
+	srv_sha256_update(&c, pad, sizeof(pad));
+	srv_sha256_update(&c, msg, n);
+	srv_sha256_final(&c, inner);
+	for (int i = 0; i < SRV_SHA256_BLOCK; i++)
+		pad[i] = k[i] ^ 0x5c;
+	srv_sha256_init(&c);
+	srv_sha256_update(&c, pad, sizeof(pad));
+	srv_sha256_update(&c, inner, sizeof(inner));
+	srv_sha256_final(&c, out);
+	explicit_bzero(k, sizeof(k));
+	explicit_bzero(pad, sizeof(pad));
+	explicit_bzero(inner, sizeof(inner));
+}
