@@ -309,3 +309,27 @@ class ServerTestCase(unittest.TestCase):
         if cls_name is not None:
             self.assertEqual(doc["error_name"], cls_name, doc)
         return doc
+
+
+class ServersTestCase(unittest.TestCase):
+    """Each test starts its own servers (start()) in one temporary
+    directory with a tokens file; every one is killed, the directory and
+    its stores removed, when the test ends."""
+
+    def setUp(self):
+        if not SERVER:
+            raise unittest.SkipTest("TASKMGR_SERVER is not set")
+        self.dir = tempfile.mkdtemp(prefix="tmhttp-")
+        self.tokens = make_tokens()
+        self.servers = []
+
+    def tearDown(self):
+        for s in self.servers:
+            s.kill()
+        tmbackend.drop_under(self.dir)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self, **kw):
+        s = Server(workdir=self.dir, tokens=self.tokens, **kw)
+        self.servers.append(s)
+        return s.start()

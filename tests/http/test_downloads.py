@@ -13,16 +13,14 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import stat
 import subprocess
-import tempfile
 import time
 import unittest
 import urllib.parse
 
 import tmbackend
-from serverlib import (FINAL, SERVER, Server, ServerTestCase, make_tokens,
+from serverlib import (FINAL, Server, ServersTestCase, ServerTestCase, make_tokens,
                        wait_for)
 
 SIGN = "/storage-signed-urls/local-tables/%s/download/"
@@ -301,26 +299,11 @@ class Downloads(Client, ServerTestCase):
         self.assertIn("%73ignature=- 200", log)
 
 
-class KeyFile(unittest.TestCase):
+class KeyFile(ServersTestCase):
     """The key outlives a restart; its file's start-up checks."""
 
-    def setUp(self):
-        if not SERVER:
-            raise unittest.SkipTest("TASKMGR_SERVER is not set")
-        self.dir = tempfile.mkdtemp(prefix="tmhttp-")
-        self.tokens = make_tokens()
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.kill()
-        tmbackend.drop_under(self.dir)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
     def start(self, extra=()):
-        s = Server(workdir=self.dir, tokens=self.tokens, workers=0, extra=extra)
-        self.servers.append(s)
-        return s.start()
+        return super().start(workers=0, extra=extra)
 
     def refused(self, extra):
         a = Server(workdir=self.dir, tokens=self.tokens, workers=0,

@@ -1,32 +1,13 @@
 """Restart on the same store: every task, status, detail and list is as it
 was; waiting tasks run once workers are back; a job interrupted by a stop
 is resumed."""
-import shutil
 import signal
-import tempfile
 import unittest
 
-from serverlib import ML_NAMES, SERVER, TABLE_NAMES, Server, make_tokens
+from serverlib import ML_NAMES, TABLE_NAMES, ServersTestCase
 
 
-class Restart(unittest.TestCase):
-    def setUp(self):
-        if not SERVER:
-            raise unittest.SkipTest("TASKMGR_SERVER is not set")
-        self.dir = tempfile.mkdtemp(prefix="tmhttp-")
-        self.tokens = make_tokens()
-        self.servers = []
-
-    def tearDown(self):
-        for s in self.servers:
-            s.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def start(self, **kw):
-        s = Server(workdir=self.dir, tokens=self.tokens, **kw)
-        self.servers.append(s)
-        return s.start()
-
+class Restart(ServersTestCase):
     def snapshot(self, srv):
         return {n: srv.call("GET", "/tasks/private/%s/recents/?amt=64" % n)
                 for n in ML_NAMES + TABLE_NAMES}
