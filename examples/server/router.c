@@ -1,6 +1,8 @@
 /* The seven endpoints of the Background Tasks REST API (doc/http.md) over
- * the five library calls, GET /metrics (tm_metrics), and GET /stats/ (tm_stats)
- * for the dashboard.  Checks run in this order, each one's error
+ * the five library calls; and the server's own: GET /metrics (tm_metrics),
+ * GET /stats/ (tm_stats) for the dashboard, POST .../<id>/retry/
+ * (tm_retry), POST .../<name>/pause/ and .../resume/ (tm_pause,
+ * tm_resume).  Checks run in this order, each one's error
  * first: 401 (no or unknown token), 404 (unknown path), 405 (wrong method),
  * 403 (role), 400 (body or query), then whatever the library answers. */
 #include <stdint.h>
@@ -11,11 +13,12 @@
 
 #include "router.h"
 
-enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL, R_METRICS, R_STATS };
+enum route { R_NONE, R_TRIGGER, R_LIST, R_GET, R_PATCH, R_CANCEL, R_METRICS, R_STATS,
+             R_RETRY, R_PAUSE, R_RESUME };
 
 enum { M_GET = 1, M_POST = 2, M_PATCH = 4, M_DELETE = 8 };
 
-#define SEGS_MAX 4
+#define SEGS_MAX 5
 
 struct match {
 	enum route route;
@@ -151,11 +154,17 @@ static void match(const char *const *s, int n, unsigned mbit, struct match *m)
 		add(m, mbit, M_POST, R_TRIGGER, 0, s[2], NULL);
 	if (n == 4 && strcmp(s[3], "recents") == 0)
 		add(m, mbit, M_GET, R_LIST, 0, s[2], NULL);
+	if (n == 4 && strcmp(s[3], "pause") == 0)
+		add(m, mbit, M_POST, R_PAUSE, 0, s[2], NULL);
+	if (n == 4 && strcmp(s[3], "resume") == 0)
+		add(m, mbit, M_POST, R_RESUME, 0, s[2], NULL);
 	if (n == 4) {
 		add(m, mbit, M_GET, R_GET, 0, s[2], s[3]);
 		add(m, mbit, M_PATCH, R_PATCH, 0, s[2], s[3]);
 		add(m, mbit, M_DELETE, R_CANCEL, 0, s[2], s[3]);
 	}
+	if (n == 5 && strcmp(s[4], "retry") == 0)
+		add(m, mbit, M_POST, R_RETRY, 0, s[2], s[3]);
 }
 
 static const char *allow_header(unsigned allowed)
@@ -378,6 +387,18 @@ static const char *take_body(const srv_request *rq, char **text)
 	return NULL;
 }
 
+/* {"name": ..., "paused": b}: the answer of pause and resume. */
+static int paused_answer(const char *name, int paused, char **json)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if (o && cJSON_AddStringToObject(o, "name", name) &&
+	    cJSON_AddBoolToObject(o, "paused", paused))
+		*json = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return *json ? TM_OK : tm_errorf(TM_ENOMEM, "out of memory");
+}
+
 static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
                  srv_response *out)
 {
@@ -414,6 +435,15 @@ static void call(tm_manager *tm, const srv_request *rq, const struct match *m,
 		break;
 	case R_STATS:
 		err = tm_stats(tm, &json);
+		break;
+	case R_RETRY:
+		err = tm_retry(tm, m->name, m->id, &json);
+		break;
+	case R_PAUSE:
+	case R_RESUME:
+		err = m->route == R_PAUSE ? tm_pause(tm, m->name) : tm_resume(tm, m->name);
+		if (!err)
+			err = paused_answer(m->name, m->route == R_PAUSE, &json);
 		break;
 	case R_NONE:
 		break;
@@ -464,6 +494,13 @@ static int refuse(const srv_request *rq, char *buf, struct match *m,
 		          "this path does not accept this method");
 		out->allow = allow_header(m->allowed);
 		return 405;
+	}
+	/* Pausing a name stops work for everyone: root and manager only. */
+	if ((m->route == R_PAUSE || m->route == R_RESUME) &&
+	    strcmp(rq->role, "root") != 0 && strcmp(rq->role, "manager") != 0) {
+		srv_error(out, 403, 50, "ForbiddenError", "FORBIDDEN",
+		          "pause and resume admit the roles root and manager");
+		return 403;
 	}
 	/* The metrics admit any role: they hold no task's data. */
 	if (m->route != R_METRICS && !srv_role_allowed(rq->role)) {
