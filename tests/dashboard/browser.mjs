@@ -146,6 +146,19 @@ try {
   const names = await page.$$eval('#names-body tr', (trs) => trs.map((t) => t.dataset.name));
   check(names.length === 8, 'the eight names are listed: ' + names.join(' '));
 
+  // A name paused through the API (tm_pause) is marked, and unmarked.
+  const pauseReq = async (what) => {
+    const r = await fetch(URL_ + '/tasks/private/reco_export/' + what + '/',
+      { method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN } });
+    check(r.status === 200, what + ' answers 200: ' + r.status);
+  };
+  await pauseReq('pause');
+  await until('reco_export marked paused', async () =>
+    (await text(nameRow('reco_export') + ' td.c-paused')) === 'paused');
+  await pauseReq('resume');
+  await until('reco_export no longer marked', async () =>
+    (await text(nameRow('reco_export') + ' td.c-paused')) === '');
+
   async function pick(name) {
     await page.click(nameRow(name) + ' button.pick');
     await until(name + ' selected', async () => (await text('#sel-name')) === name);

@@ -219,7 +219,12 @@ function nameRow(body, name, counts) {
       })));
     for (const s of STATUSES) tr.append(el('td', { class: 'num c-' + s }));
     tr.append(el('td', { class: 'num c-total' }));
+    tr.append(el('td', { class: 'c-paused' }));
   }
+  // A paused name (tm_pause) takes triggers but starts nothing.
+  const paused = !!(counts && counts.paused === true);
+  tr.querySelector('.c-paused').textContent = paused ? 'paused' : '';
+  tr.classList.toggle('paused', paused);
   for (const s of [...STATUSES, 'total']) {
     const v = counts && typeof counts[s] === 'number' ? counts[s] : 0;
     const td = tr.querySelector('.c-' + s);
