@@ -150,6 +150,20 @@ class Commands(HostCase):
         self.assertEqual(self.get("data_import", task_id), t)
         self.assertEqual(self.srv.get("data_import", task_id), t)
 
+    def test_pause_resume_and_retry(self):
+        self.assertEqual(self.tm("pause", "reco_export"), "reco_export paused\n")
+        self.assertTrue(self.tm_json("names")["names"]["reco_export"]["paused"])
+        row = [l for l in self.tm("names").splitlines() if l.startswith("reco_export ")]
+        self.assertEqual(row[0].split()[-1], "yes")
+        self.assertEqual(self.tm_json("resume", "reco_export"),
+                         {"name": "reco_export", "paused": False})
+        self.assertFalse(self.srv.call("GET", "/stats/")["names"]["reco_export"]["paused"])
+        task_id = self.trigger("data_import", GOOD_IMPORT)
+        t = self.wait_status("data_import", task_id, FINAL)
+        self.assertEqual(t["status"], "COMPLETED", t)
+        self.assertFails(["retry", "data_import", task_id], "LOWER_STATUS_NOT_ALLOWED")
+        self.assertFails(["retry", "data_import", "A" * 20], "TASK_NOT_FOUND")
+
     def test_stats_and_check(self):
         doc = self.tm_json("stats")
         for key in ("names", "queue_depth", "oldest_waiting_age_s", "store_bytes",
@@ -232,6 +246,19 @@ class LongJobs(HostCase):
         # Cancelling an ended task changes nothing, and says so by its status.
         out = self.tm("cancel", "ml_model_retrain", task_id)
         self.assertIn("status           CANCELLED", out)
+
+    def test_retry_of_a_cancelled_task_prints_the_new_id(self):
+        task_id = self.running("item_popularity_score_recalibrate")
+        self.tm("cancel", "item_popularity_score_recalibrate", task_id)
+        t = self.wait_status("item_popularity_score_recalibrate", task_id, FINAL, timeout=30)
+        self.assertEqual(t["status"], "CANCELLED", t)
+        new = self.tm("retry", "item_popularity_score_recalibrate", task_id).strip()
+        self.assertRegex(new, ID_RE)
+        n = self.get("item_popularity_score_recalibrate", new)
+        self.assertEqual(n["details"]["retry_of"], task_id)
+        self.assertEqual(n["details"]["create_reason"], "retry of " + task_id)
+        self.tm("cancel", "item_popularity_score_recalibrate", new)
+        self.wait_status("item_popularity_score_recalibrate", new, FINAL, timeout=30)
 
     def test_exclusive_trigger_is_refused_while_the_name_runs(self):
         task_id = self.running("ml_new_items")

@@ -8,8 +8,8 @@ import unittest
 from clilib import HostCase, run
 
 ID = "AAAAAAAAAAAAAAAAAAAA"  # well formed, and no task's
-COMMANDS = ("names", "ls", "show", "trigger", "patch", "cancel", "stats", "check",
-            "watch", "backup")
+COMMANDS = ("names", "ls", "show", "trigger", "patch", "cancel", "retry", "pause",
+            "resume", "stats", "check", "watch", "backup")
 
 
 class BadInput(HostCase):

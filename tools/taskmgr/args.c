@@ -57,6 +57,19 @@ static const struct cmd_def cmds[] = {
 	  "cancel a task",
 	  "Cancel a task: a waiting one becomes CANCELLED, a running one\n"
 	  "CANCELLED_REQUESTED (its handler is told to stop).  Prints the task.\n" },
+	{ "retry", CMD_RETRY, 2, 2, "retry NAME ID",
+	  "a new task from a FAILED or CANCELLED one; prints its id",
+	  "Retry a FAILED or CANCELLED task by hand: a new task of NAME with the\n"
+	  "old one's payload, create_reason \"retry of ID\" and details.retry_of.\n"
+	  "Prints the new task's id.  The old refresh token does not go along.\n" },
+	{ "pause", CMD_PAUSE, 1, 1, "pause NAME",
+	  "start no task of NAME, in any process, until resumed",
+	  "Pause NAME: its tasks are still triggered and stored, but no worker of\n"
+	  "any process sharing the store starts one; runs under way finish.\n"
+	  "Durable; taskmgr names shows it.\n" },
+	{ "resume", CMD_RESUME, 1, 1, "resume NAME",
+	  "let the tasks of a paused NAME start again",
+	  "Resume a paused NAME: its waiting tasks may start again.\n" },
 	{ "stats", CMD_STATS, 0, 0, "stats",
 	  "the store's figures",
 	  "The store's figures: queue depth, oldest waiting task, sizes.\n" },

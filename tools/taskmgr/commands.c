@@ -379,6 +379,37 @@ static int cancel(tm_manager *tm, const struct cli *c, const struct out *o)
 	return err ? err : task_out(c, o, text);
 }
 
+static int retry(tm_manager *tm, const struct cli *c, const struct out *o)
+{
+	char *text;
+	cJSON *doc = NULL;
+	int err = session_name(tm, c->arg[0], 0, 0);
+
+	(void)o;
+	if (!err)
+		err = tm_retry(tm, c->arg[0], c->arg[1], &text);
+	if (!err)
+		err = take(c, text, &doc);
+	if (doc)
+		puts(task_str(doc, "task_id"));
+	cJSON_Delete(doc);
+	return err;
+}
+
+static int pause_resume(tm_manager *tm, const struct cli *c)
+{
+	bool pause = c->cmd == CMD_PAUSE;
+	int err = session_name(tm, c->arg[0], 0, 0);
+
+	if (!err)
+		err = pause ? tm_pause(tm, c->arg[0]) : tm_resume(tm, c->arg[0]);
+	if (!err && c->json)
+		printf("{\"name\":\"%s\",\"paused\":%s}\n", c->arg[0], pause ? "true" : "false");
+	else if (!err)
+		printf("%s %s\n", c->arg[0], pause ? "paused" : "resumed");
+	return err;
+}
+
 /* ---- backup ------------------------------------------------------------------- */
 
 static int backup(tm_manager *tm, const struct cli *c, const struct out *o)
@@ -400,6 +431,9 @@ int cmd_run(tm_manager *tm, const struct cli *c, const struct out *o)
 	case CMD_TRIGGER: return trigger(tm, c, o);
 	case CMD_PATCH: return patch(tm, c, o);
 	case CMD_CANCEL: return cancel(tm, c, o);
+	case CMD_RETRY: return retry(tm, c, o);
+	case CMD_PAUSE:
+	case CMD_RESUME: return pause_resume(tm, c);
 	case CMD_STATS: return stats(tm, c, o);
 	case CMD_CHECK: return check(tm, c, o);
 	case CMD_WATCH: return cmd_watch(tm, c, o);
