@@ -133,7 +133,8 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	err = validate(job, req.context);
 	if (!err) {
 		tm__new_task item = { req.context, req.secret,
-		                      req.reason ? req.reason : MANUAL_REASON, NULL };
+		                      req.reason ? req.reason : MANUAL_REASON, NULL,
+		                      req.scheduled, req.not_before };
 
 		err = create_one(tm, job, &item, id, &created);
 	}
@@ -154,6 +155,8 @@ static int create_many(tm_manager *tm, const tm__jobreg *job,
 		items[i].context = reqs[i].context;
 		items[i].secret = reqs[i].secret;
 		items[i].reason = reqs[i].reason ? reqs[i].reason : MANUAL_REASON;
+		items[i].scheduled = reqs[i].scheduled;
+		items[i].not_before = reqs[i].not_before;
 		err = validate(job, reqs[i].context);
 		if (err) {
 			char msg[256];
@@ -417,7 +420,7 @@ int tm_retry(tm_manager *tm, const char *name, const char *task_id, char **out_j
 		err = validate(job, payload);
 	if (!err) {
 		/* Its refresh token was erased when it ended: none goes along. */
-		tm__new_task item = { payload, NULL, reason, task_id };
+		tm__new_task item = { payload, NULL, reason, task_id, false, 0 };
 
 		snprintf(reason, sizeof(reason), "%s%s", RETRY_REASON, task_id);
 		err = create_one(tm, job, &item, id, &created);

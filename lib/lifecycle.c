@@ -28,7 +28,11 @@ static int new_task(const tm__jobreg *job, const tm__new_task *item,
 	t->queued = true;
 	t->start_us = now;
 	t->ready_us = t->start_us;
-	t->timeout_us = t->start_us + (int64_t)(job->def.timeout_s * 1e6);
+	/* Scheduled: it waits in the queue until then, and its timeout
+	 * counts from then.  A time past means now. */
+	if (item->scheduled && (int64_t)(item->not_before * 1e6) > now)
+		t->ready_us = (int64_t)(item->not_before * 1e6);
+	t->timeout_us = t->ready_us + (int64_t)(job->def.timeout_s * 1e6);
 	t->warnings = cJSON_CreateArray();
 	t->details = d = cJSON_CreateObject();
 	if (t->warnings == NULL || d == NULL ||
@@ -37,7 +41,9 @@ static int new_task(const tm__jobreg *job, const tm__new_task *item,
 	    !cJSON_AddItemToObject(d, "timeout_at", tm__json_time(t->timeout_us)) ||
 	    !cJSON_AddStringToObject(d, "create_reason", item->reason) ||
 	    !cJSON_AddNumberToObject(d, "attempts", 0) ||
-	    (item->retry_of && !cJSON_AddStringToObject(d, "retry_of", item->retry_of))) {
+	    (item->retry_of && !cJSON_AddStringToObject(d, "retry_of", item->retry_of)) ||
+	    (item->scheduled && !cJSON_AddItemToObject(d, "not_before",
+	                                               tm__json_time((int64_t)(item->not_before * 1e6))))) {
 		tm__task_free(t);
 		return tm__error_oom();
 	}
@@ -74,10 +80,11 @@ static int claim_at_create(tm__txn *txn, const tm__create_how *how, tm__task *t,
 		t->lease_us = 0;
 		err = tm__task_set_attempts(t, 0);
 	}
-	/* A paused name's task waits in the queue like any other. */
-	if (!err)
+	/* A paused name's task waits in the queue like any other, and so
+	 * does a task scheduled for later. */
+	if (!err && t->ready_us <= now)
 		err = tm__store_paused(txn, t->name, &paused);
-	if (err || paused)
+	if (err || paused || t->ready_us > now)
 		return err;
 	*handed = true;
 	err = tm__lifecycle_claim(txn, t, now, how->token, now + how->lease_us, &run);
@@ -219,7 +226,7 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
                          tm__gate_fn gate, void *gctx,
                          char id[TM_TASK_ID_LEN + 1], bool *created)
 {
-	tm__new_task item = { context, secret, reason, NULL };
+	tm__new_task item = { context, secret, reason, NULL, false, 0 };
 	tm__create_how how = { gate, gctx, 0, 0, NULL };
 
 	return tm__lifecycle_create_many(s, lim, job, &item, 1, &how,
@@ -326,7 +333,7 @@ static int cancel(tm__txn *txn, tm__task *t)
  * add or change other keys but none of these. */
 static const char *const own_keys[] = {
 	"payload", "progress", "timeout_at", "create_reason", "attempts",
-	"end_time", "error", "retry_of"
+	"end_time", "error", "retry_of", "not_before"
 };
 
 static int keep_own_keys(const tm__task *t, const cJSON *before, const cJSON *after)

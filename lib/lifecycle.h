@@ -44,6 +44,8 @@ typedef struct tm__new_task {
 	const char *secret;
 	const char *reason;
 	const char *retry_of;
+	bool scheduled;     /* not before not_before (epoch seconds) */
+	double not_before;
 } tm__new_task;
 
 /* The payload (details.payload, a copy to *payload) of task id of name, to

@@ -16,6 +16,7 @@
 /* details keys the library owns: a patch may not rewrite them. */
 static const char *const owned_details[] = {
 	"payload", "timeout_at", "create_reason", "attempts", "end_time", "retry_of",
+	"not_before",
 };
 
 static int wrong(const char *fmt, const char *arg)
@@ -47,6 +48,16 @@ static int trigger_fields(tm__trigger_req *req)
 				err = wrong("refresh_token must be a string of at most 8192 bytes%s", "");
 			else
 				req->secret = f->valuestring;
+		} else if (strcmp(f->string, "not_before") == 0) {
+			/* The range the REST API gives start_time. */
+			if (!cJSON_IsNumber(f) || !(f->valuedouble >= -150000000000.0) ||
+			    !(f->valuedouble <= 3500000000.0))
+				err = wrong("not_before must be a number of seconds since the "
+				            "epoch, from -150000000000 to 3500000000%s", "");
+			else {
+				req->scheduled = true;
+				req->not_before = f->valuedouble;
+			}
 		} else if (strcmp(f->string, "create_reason") == 0) {
 			if (!cJSON_IsString(f) || f->valuestring[0] == '\0' ||
 			    strlen(f->valuestring) > REASON_MAX)

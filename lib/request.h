@@ -3,6 +3,7 @@
 #ifndef TM_REQUEST_H
 #define TM_REQUEST_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>
@@ -13,6 +14,8 @@ typedef struct tm__trigger_req {
 	cJSON *context;           /* object, never NULL after a parse */
 	const char *secret;       /* points into `doc`, or NULL */
 	const char *reason;       /* points into `doc`, or NULL */
+	bool scheduled;           /* not_before was given: */
+	double not_before;        /* epoch seconds, within the range of start_time */
 	cJSON *doc;
 	cJSON *array;             /* tm__trigger_many_parse: the first holds
 	                           * the whole array, which holds every doc */
