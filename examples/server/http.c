@@ -392,14 +392,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 
 /* ---- the daemon ------------------------------------------------------------------ */
 
-/* A durable write holds its thread for its commit, and writes in flight
- * at once share one commit: threads, not CPUs, bound the write rate. */
+/* The CPUs, at least 2.  A durable write holds its thread for its commit,
+ * and writes in flight at once share one commit, so a server that mostly
+ * triggers does better with more (doc/http.md, --http-threads). */
 unsigned srv_http_default_threads(void)
 {
-	long n = sysconf(_SC_NPROCESSORS_ONLN) * 16;
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
 
-	if (n < 32)
-		return 32;
+	if (n < 2)
+		return 2;
 	return n > SRV_HTTP_THREADS_MAX ? SRV_HTTP_THREADS_MAX : (unsigned)n;
 }
 

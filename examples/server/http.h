@@ -17,7 +17,7 @@
 #define SRV_HTTP_PER_IP 64          /* connections at once from one address */
 #define SRV_HTTP_IDLE_S 30          /* idle connection timeout, seconds */
 #define SRV_HTTP_DEADLINE_S 10      /* a request's headers and body, seconds */
-#define SRV_HTTP_THREADS_MAX 256    /* HTTP threads (default: 16 per CPU, at least 32) */
+#define SRV_HTTP_THREADS_MAX 256    /* HTTP threads (default: the CPUs, at least 2) */
 #define SRV_HTTP_CONN_MEMORY 32768  /* per connection: request line + headers */
 #define SRV_HTTP_PEM_MAX (1024 * 1024)  /* largest certificate or key file */
 

@@ -55,7 +55,7 @@ static void usage(FILE *f)
 	      "  --request-deadline S      10 (1..3600): headers and body within S\n"
 	      "  --max-connections N       1024 (1..65536)\n"
 	      "  --per-ip-connections N    64 (0..65536; 0: no limit)\n"
-	      "  --http-threads N          16 per CPU, at least 32 (1..256)\n"
+	      "  --http-threads N          the number of CPUs, at least 2 (1..256)\n"
 	      "  --tls-cert FILE           with --tls-key: serve HTTPS\n"
 	      "  --tls-key FILE            PEM, not readable by others\n"
 	      "  --insecure-http           allow plain HTTP on a non-loopback address\n"

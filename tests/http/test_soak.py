@@ -100,7 +100,8 @@ class Client(threading.Thread):
             doc = None
         name = doc.get("error_data", {}).get("name") if r.status != 200 and \
             isinstance(doc, dict) else None
-        self.soak.count((r.status, name), "%s %s" % (method, path))
+        why = ": " + str(doc.get("message")) if name else ""
+        self.soak.count((r.status, name), "%s %s%s" % (method, path, why))
         return doc if r.status == 200 else None
 
     def one(self):
