@@ -5,10 +5,11 @@ change, or the task's JSON per change with --json; watching a name
 follows every task of it that was active when the command started."""
 import json
 import re
+import subprocess
 import threading
 import unittest
 
-from clilib import FINAL, HostCase, run, run_pty, wait_for
+from clilib import CLI, FINAL, HostCase, cli_env, run, run_pty, wait_for
 
 BAR = re.compile(rb"\[(#*)(-*)\] +(\d+)%")
 UP = re.compile(rb"\x1b\[(\d+)A")
@@ -101,11 +102,27 @@ class Watch(HostCase):
         # exclusivity unless told (--exclusive), so it can make them.
         done = self.trigger("ml_new_items")
         self.wait_status("ml_new_items", done, FINAL)
-        a = self.trigger("ml_new_users")
-        b = self.trigger("ml_new_users")
-        out = self.tm("watch", "ml_new_users")
+        # Paused, the name's tasks wait (active) until watch has seen them:
+        # neither can end before it starts.
+        self.tm("pause", "ml_new_users")
+        try:
+            a = self.trigger("ml_new_users")
+            b = self.trigger("ml_new_users")
+            p = subprocess.Popen([CLI, "--store", self.store, "watch", "ml_new_users"],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL, universal_newlines=True,
+                                 env=cli_env(None))
+            try:
+                first = [p.stdout.readline() for _ in range(2)]
+            except BaseException:
+                p.kill()
+                raise
+        finally:
+            self.tm("resume", "ml_new_users")
+        rest, err = p.communicate(timeout=120)
+        self.assertEqual((p.returncode, err), (0, ""))
         final = {}
-        for line in out.splitlines():
+        for line in "".join(first).splitlines() + rest.splitlines():
             task_id, status = line.split()[:2]
             final[task_id] = status
         self.assertEqual(final, {a: "COMPLETED", b: "COMPLETED"})
