@@ -400,7 +400,7 @@ static int bench_trigger(void)
 	row("tm_trigger, 1 thread, no token (triggers/s)", one_plain, "/s", raw);
 	row("tm_trigger, 8 threads, refresh token (triggers/s)", eight, "/s", raw);
 	row("tm_trigger, 8 threads, no token (triggers/s)", eight_plain, "/s", raw);
-	printf("\ngoals: 1 thread >= 0.9x, 8 threads >= 5x\n");
+	printf("\ngoals: 1 thread >= 0.9x, 8 threads >= 5x; with a token >= 0.8x the rate without\n");
 	return 0;
 }
 
@@ -527,7 +527,7 @@ static int bench_e2e(void)
 	       "raw LMDB/s");
 	row("raw LMDB single-record durable transactions", raw, "/s", 0);
 	row("jobs/s, every step durable", rate, "jobs/s", raw);
-	printf("\ngoal: >= 10000 jobs/s\n");
+	printf("\ngoal: >= 15000 jobs/s\n");
 	return 0;
 }
 

@@ -333,11 +333,22 @@ static int show(tm_manager *tm, const struct cli *c, const struct out *o)
 	return err ? err : task_out(c, o, text);
 }
 
+/* A {"task_id": ...} answer: the id alone on a line, or the JSON. */
+static int id_out(const struct cli *c, char *text)
+{
+	cJSON *doc = NULL;
+	int err = take(c, text, &doc);
+
+	if (doc)
+		puts(task_str(doc, "task_id"));
+	cJSON_Delete(doc);
+	return err;
+}
+
 static int trigger(tm_manager *tm, const struct cli *c, const struct out *o)
 {
 	const char *body = NULL;
 	char *owned = NULL, *text;
-	cJSON *doc = NULL;
 	int err = session_name(tm, c->arg[0], c->exclusive ? TM_JOB_EXCLUSIVE : 0,
 	                       c->timeout_s);
 
@@ -347,12 +358,7 @@ static int trigger(tm_manager *tm, const struct cli *c, const struct out *o)
 	if (!err)
 		err = tm_trigger(tm, c->arg[0], body, 0, &text);
 	free(owned);
-	if (!err)
-		err = take(c, text, &doc);
-	if (doc)
-		puts(task_str(doc, "task_id"));
-	cJSON_Delete(doc);
-	return err;
+	return err ? err : id_out(c, text);
 }
 
 static int patch(tm_manager *tm, const struct cli *c, const struct out *o)
@@ -382,18 +388,12 @@ static int cancel(tm_manager *tm, const struct cli *c, const struct out *o)
 static int retry(tm_manager *tm, const struct cli *c, const struct out *o)
 {
 	char *text;
-	cJSON *doc = NULL;
 	int err = session_name(tm, c->arg[0], 0, 0);
 
 	(void)o;
 	if (!err)
 		err = tm_retry(tm, c->arg[0], c->arg[1], &text);
-	if (!err)
-		err = take(c, text, &doc);
-	if (doc)
-		puts(task_str(doc, "task_id"));
-	cJSON_Delete(doc);
-	return err;
+	return err ? err : id_out(c, text);
 }
 
 static int pause_resume(tm_manager *tm, const struct cli *c)
