@@ -537,3 +537,18 @@ void rt_assert_ran_once(tm_manager *tm, const char *name, char ids[][21], int n,
 	}
 	ck_assert_int_eq(rt_file_lines(runs), n);
 }
+
+const char *rt_status_why(tm_manager *tm, const char *name, const char *id, char buf[256])
+{
+	char *text = NULL;
+	cJSON *t;
+
+	if (tm_get(tm, name, id, 0, &text) != TM_OK)
+		return "unreadable";
+	t = cJSON_Parse(text);
+	tm_free(text);
+	snprintf(buf, 256, "%s%s%s", rt_status_of(t), rt_detail_str(t, "error")[0] ? ": " : "",
+	         rt_detail_str(t, "error"));
+	cJSON_Delete(t);
+	return buf;
+}

@@ -64,11 +64,13 @@ int rt_wait_status(tm_manager *tm, const char *name, const char *id,
                    const char *status, double seconds);
 /* Assert the task reaches `status` within RT_DEADLINE. */
 #define rt_await_status(tm, name, id, status) do { \
-	char b_[32]; \
+	char b_[256]; \
 	ck_assert_msg(rt_wait_status((tm), (name), (id), (status), RT_DEADLINE), \
 	              "task %s never reached %s (it is %s)", (id), (status), \
-	              tt_status((tm), (name), (id), b_)); \
+	              rt_status_why((tm), (name), (id), b_)); \
 } while (0)
+/* The task's status, and for a FAILED task its details.error. */
+const char *rt_status_why(tm_manager *tm, const char *name, const char *id, char buf[256]);
 
 /* Wait until *flag >= value; returns 1 if it did. */
 int rt_wait_atleast(atomic_int *flag, int value, double seconds);
