@@ -109,7 +109,12 @@ static int ready_take(tm__lmdb_txn *t, uint64_t *slot, unsigned char key[TM__KEY
 		if (rc)
 			return tm__lmdb_fail(t, rc, "taking a ready key");
 		*found = true;
-		return tm__keys_read(t->s->keys_fd, *slot, key);
+		err = tm__keys_read(t->s->keys_fd, *slot, key);
+		/* A copy (tm_backup) lists ready slots without their keys: a
+		 * zero key is made anew, and synced like any new key. */
+		if (!err && memcmp(key, (const unsigned char[TM__KEY_LEN]){ 0 }, TM__KEY_LEN) == 0)
+			err = key_new(t, *slot, key);
+		return err;
 	}
 	mdb_cursor_close(c);
 	return rc == 0 || rc == MDB_NOTFOUND ? TM_OK : tm__lmdb_fail(t, rc, "taking a ready key");

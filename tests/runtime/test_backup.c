@@ -99,7 +99,7 @@ static const char *secret_seen(const char *id)
 START_TEST(copy_opens_with_the_same_tasks_and_tokens)
 {
 	char *dir, *out = tt_tmpdir(), *dest = path_in(out, "copy"), *f;
-	char waiting[21], done[21], running[21], *before[3], *after;
+	char waiting[21], done[21], running[21], fresh[21], *before[3], *after;
 	const char *ids[3] = { waiting, done, running };
 	tm_manager *tm = rt_open_tmp(&dir, 0), *copy;
 	tm_job_def d = rt_def("ext", record, NULL);
@@ -139,6 +139,7 @@ START_TEST(copy_opens_with_the_same_tasks_and_tokens)
 	}
 	ck_assert_int_eq(tt_count(copy, "ext"), 3);
 	tt_assert_check(copy, 3);
+	tt_trigger(copy, "ext", "{\"refresh_token\": \"tok-new\"}", fresh); /* no worker */
 	tm_close(copy);
 
 	/* The waiting task's handler, run from the copy, gets its token. */
@@ -149,6 +150,11 @@ START_TEST(copy_opens_with_the_same_tasks_and_tokens)
 	rt_await_status(copy, "ext", waiting, "COMPLETED");
 	ck_assert_ptr_nonnull(secret_seen(waiting));
 	ck_assert_str_eq(secret_seen(waiting), "tok-waiting");
+	/* So does a token stored in the copy, read back from it (the copy
+	 * lists key slots made ahead whose keys it does not hold). */
+	rt_await_status(copy, "ext", fresh, "COMPLETED");
+	ck_assert_ptr_nonnull(secret_seen(fresh));
+	ck_assert_str_eq(secret_seen(fresh), "tok-new");
 	tm_close(copy);
 
 	tt_rmdir(out);
