@@ -227,17 +227,9 @@ static int queue_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void
 int tm__lmdb_queue(tm__txn *txn, tm__queue_fn fn, void *ctx)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
-	struct queue_scan *c = malloc(sizeof(*c));
-	int err;
+	struct queue_scan c = { .fn = fn, .ctx = ctx }; /* every claim: no malloc */
 
-	if (c == NULL)
-		return tm__error_oom();
-	c->fn = fn;
-	c->ctx = ctx;
-	c->n = 0;
-	err = scan(t, t->s->queue, NULL, 0, false, queue_entry, c);
-	free(c);
-	return err;
+	return scan(t, t->s->queue, NULL, 0, false, queue_entry, &c);
 }
 
 struct name_scan {

@@ -64,6 +64,11 @@ static int paused(tm_manager *tm, const char *name)
 	return p;
 }
 
+static int workers_idle(void *tm)
+{
+	return tt_stat(tm, NULL, "workers_idle") == 2;
+}
+
 static void register_both(tm_manager *tm)
 {
 	tm_job_def job = rt_def("job", record, NULL), other = rt_def("other", rt_complete, NULL);
@@ -85,6 +90,7 @@ START_TEST(paused_name_takes_triggers_and_starts_nothing_until_resumed)
 	ck_assert_double_eq(tt_metric(tm, "taskmgr_paused{name=\"job\"}"), 1);
 	ck_assert_double_eq(tt_metric(tm, "taskmgr_paused{name=\"other\"}"), 0);
 	/* The workers are idle: a trigger would hand its task to one. */
+	ck_assert_msg(tt_wait(workers_idle, tm, RT_DEADLINE), "the workers never waited");
 	for (int i = 0; i < N; i++)
 		tt_trigger(tm, "job", NULL, ids[i]);
 	workers_passed(tm);

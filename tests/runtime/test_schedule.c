@@ -26,6 +26,11 @@ static tm_status record(tm_job *job, void *user)
 	return TM_COMPLETED;
 }
 
+static int workers_idle(void *tm)
+{
+	return tt_stat(tm, NULL, "workers_idle") == 2;
+}
+
 static void trigger_at(tm_manager *tm, const char *name, double at, char id[21])
 {
 	char body[96];
@@ -44,7 +49,9 @@ START_TEST(scheduled_task_waits_then_runs)
 
 	memset(&h, 0, sizeof(h));
 	ck_assert_ok(tm_register(tm, &d));
-	trigger_at(tm, "job", at, id); /* two idle workers: none takes it */
+	/* Both workers wait for work: a trigger would hand its task to one. */
+	ck_assert_msg(tt_wait(workers_idle, tm, RT_DEADLINE), "the workers never waited");
+	trigger_at(tm, "job", at, id); /* none takes it */
 	task = tt_task(tm, "job", id, 0);
 	ck_assert_str_eq(rt_status_of(task), "REQUEST_SENT");
 	ck_assert_double_eq_tol(rt_detail_num(task, "not_before"), at, 1e-6);
