@@ -552,3 +552,23 @@ const char *rt_status_why(tm_manager *tm, const char *name, const char *id, char
 	cJSON_Delete(t);
 	return buf;
 }
+
+struct metric_wait {
+	tm_manager *tm;
+	const char *series;
+	double value;
+};
+
+static int metric_is(void *p)
+{
+	struct metric_wait *w = p;
+
+	return tt_metric(w->tm, w->series) == w->value;
+}
+
+int rt_wait_metric(tm_manager *tm, const char *series, double value, double seconds)
+{
+	struct metric_wait w = { tm, series, value };
+
+	return tt_wait(metric_is, &w, seconds);
+}

@@ -69,6 +69,13 @@ int rt_wait_status(tm_manager *tm, const char *name, const char *id,
 	              "task %s never reached %s (it is %s)", (id), (status), \
 	              rt_status_why((tm), (name), (id), b_)); \
 } while (0)
+/* A metric's sample reaches value (tt_metric): counters follow a write's
+ * commit on the writer's thread, a moment after its outcome is readable. */
+int rt_wait_metric(tm_manager *tm, const char *series, double value, double seconds);
+#define rt_await_metric(tm, series, value) \
+	ck_assert_msg(rt_wait_metric((tm), (series), (value), RT_DEADLINE), \
+	              "%s never came to %g (it is %g)", (series), (double)(value), \
+	              tt_metric((tm), (series)))
 /* The task's status, and for a FAILED task its details.error. */
 const char *rt_status_why(tm_manager *tm, const char *name, const char *id, char buf[256]);
 

@@ -114,8 +114,8 @@ START_TEST(killed_worker_task_is_retried_on_next_open)
 	ck_assert_str_eq(h.message, "worker lost during attempt 1 of 2; retrying");
 	rt_assert_attempts(tm, "job", id, 2);
 	/* This process recovered the run: its metrics count it. */
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_lost_workers_total{name=\"job\"}"), 1);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_retries_total{name=\"job\"}"), 1);
+	rt_await_metric(tm, "taskmgr_lost_workers_total{name=\"job\"}", 1);
+	rt_await_metric(tm, "taskmgr_retries_total{name=\"job\"}", 1);
 	tt_assert_check(tm, -1);
 	tt_close_tmp(tm, dir);
 }
@@ -138,9 +138,9 @@ START_TEST(killed_worker_task_without_attempts_left_fails_worker_lost)
 	cJSON_Delete(task);
 	rt_barrier(tm);
 	ck_assert_int_eq(atomic_load(&h.runs), 0);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_lost_workers_total{name=\"job\"}"), 1);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_retries_total{name=\"job\"}"), 0);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_task_duration_seconds_count{name=\"job\"}"), 1);
+	rt_await_metric(tm, "taskmgr_lost_workers_total{name=\"job\"}", 1);
+	rt_await_metric(tm, "taskmgr_retries_total{name=\"job\"}", 0);
+	rt_await_metric(tm, "taskmgr_task_duration_seconds_count{name=\"job\"}", 1);
 	tt_assert_check(tm, -1); /* the secret went with the final status */
 	tt_close_tmp(tm, dir);
 }

@@ -61,14 +61,14 @@ START_TEST(only_committed_triggers_count)
 	tm_free(out);
 	ck_assert_err(tm_trigger_many(tm, "many", "[{}, {\"context_task\": 1}]", 0, &out),
 	              TM_EWRONG_DATA);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_triggers_total", "ex")), 1);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_triggers_total", "many")), 5);
+	rt_await_metric(tm, SERIES("taskmgr_triggers_total", "ex"), 1);
+	rt_await_metric(tm, SERIES("taskmgr_triggers_total", "many"), 5);
 	/* The gauges come from the store. */
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_tasks{name=\"many\",status=\"REQUEST_SENT\"}"), 5);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_tasks{name=\"many\",status=\"COMPLETED\"}"), 0);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_queue_depth", "many")), 5);
+	rt_await_metric(tm, "taskmgr_tasks{name=\"many\",status=\"REQUEST_SENT\"}", 5);
+	rt_await_metric(tm, "taskmgr_tasks{name=\"many\",status=\"COMPLETED\"}", 0);
+	rt_await_metric(tm, SERIES("taskmgr_queue_depth", "many"), 5);
 	ck_assert_double_ge(tt_metric(tm, SERIES("taskmgr_oldest_waiting_age_seconds", "many")), 0);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_workers"), 0);
+	rt_await_metric(tm, "taskmgr_workers", 0);
 	ck_assert_double_gt(tt_metric(tm, "taskmgr_store_bytes"), 0);
 	ck_assert_double_ge(tt_metric(tm, "taskmgr_commits_total"), 2);
 	tt_close_tmp(tm, dir);
@@ -89,7 +89,7 @@ START_TEST(oldest_waiting_age_is_of_the_oldest_task_able_to_start)
 	ck_assert_double_ge(tt_metric(tm, SERIES("taskmgr_oldest_waiting_age_seconds", "ext")), 0.2);
 	ck_assert_ok(tm_patch(tm, "ext", first, "{\"status\": \"RUNNING\"}", NULL));
 	ck_assert_double_lt(tt_metric(tm, SERIES("taskmgr_oldest_waiting_age_seconds", "ext")), 0.2);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_queue_depth", "ext")), 1);
+	rt_await_metric(tm, SERIES("taskmgr_queue_depth", "ext"), 1);
 	tt_close_tmp(tm, dir);
 }
 END_TEST
@@ -118,14 +118,14 @@ START_TEST(runs_are_timed_from_running_to_final)
 	tt_trigger(tm, "ext", NULL, waiting);
 	rt_assert_cancel_gives(tm, "ext", waiting, "CANCELLED");
 
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_task_duration_seconds_count", "job")), 1);
+	rt_await_metric(tm, SERIES("taskmgr_task_duration_seconds_count", "job"), 1);
 	ck_assert_double_ge(tt_metric(tm, SERIES("taskmgr_task_duration_seconds_sum", "job")), 0.06);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_task_duration_seconds_bucket{name=\"job\",le=\"0.05\"}"), 0);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_task_duration_seconds_bucket{name=\"job\",le=\"+Inf\"}"), 1);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_task_duration_seconds_count", "ext")), 1);
+	rt_await_metric(tm, "taskmgr_task_duration_seconds_bucket{name=\"job\",le=\"0.05\"}", 0);
+	rt_await_metric(tm, "taskmgr_task_duration_seconds_bucket{name=\"job\",le=\"+Inf\"}", 1);
+	rt_await_metric(tm, SERIES("taskmgr_task_duration_seconds_count", "ext"), 1);
 	ck_assert_double_lt(tt_metric(tm, SERIES("taskmgr_task_duration_seconds_sum", "ext")), 0.06);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_task_duration_seconds_bucket{name=\"ext\",le=\"0.05\"}"), 1);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_triggers_total", "ext")), 2);
+	rt_await_metric(tm, "taskmgr_task_duration_seconds_bucket{name=\"ext\",le=\"0.05\"}", 1);
+	rt_await_metric(tm, SERIES("taskmgr_triggers_total", "ext"), 2);
 	tt_close_tmp(tm, dir);
 }
 END_TEST
@@ -145,15 +145,15 @@ START_TEST(retries_and_timeouts_are_counted)
 	ck_assert_ok(tm_register(tm, &slow));
 	tt_trigger(tm, "flaky", NULL, id);
 	rt_await_status(tm, "flaky", id, "FAILED");
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_retries_total", "flaky")), 2);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_timeouts_total", "flaky")), 0);
+	rt_await_metric(tm, SERIES("taskmgr_retries_total", "flaky"), 2);
+	rt_await_metric(tm, SERIES("taskmgr_timeouts_total", "flaky"), 0);
 	/* Only the final run ends the task. */
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_task_duration_seconds_count", "flaky")), 1);
+	rt_await_metric(tm, SERIES("taskmgr_task_duration_seconds_count", "flaky"), 1);
 	tt_trigger(tm, "slow", NULL, late);
 	rt_await_status(tm, "slow", late, "FAILED");
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_timeouts_total", "slow")), 1);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_retries_total", "slow")), 0);
-	ck_assert_double_eq(tt_metric(tm, SERIES("taskmgr_lost_workers_total", "slow")), 0);
+	rt_await_metric(tm, SERIES("taskmgr_timeouts_total", "slow"), 1);
+	rt_await_metric(tm, SERIES("taskmgr_retries_total", "slow"), 0);
+	rt_await_metric(tm, SERIES("taskmgr_lost_workers_total", "slow"), 0);
 	atomic_store(&release, 1);
 	tt_close_tmp(tm, dir);
 }

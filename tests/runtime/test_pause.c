@@ -87,8 +87,8 @@ START_TEST(paused_name_takes_triggers_and_starts_nothing_until_resumed)
 	ck_assert_ok(tm_pause(tm, "job"));
 	ck_assert_ok(tm_pause(tm, "job")); /* again: nothing changes */
 	ck_assert_int_eq(paused(tm, "job"), 1);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_paused{name=\"job\"}"), 1);
-	ck_assert_double_eq(tt_metric(tm, "taskmgr_paused{name=\"other\"}"), 0);
+	rt_await_metric(tm, "taskmgr_paused{name=\"job\"}", 1);
+	rt_await_metric(tm, "taskmgr_paused{name=\"other\"}", 0);
 	/* The workers are idle: a trigger would hand its task to one. */
 	ck_assert_msg(tt_wait(workers_idle, tm, RT_DEADLINE), "the workers never waited");
 	for (int i = 0; i < N; i++)
