@@ -159,7 +159,7 @@ typedef struct tm_options {
                           8ull << 20 }
 
 /** Current version of #tm_job_def. */
-#define TM_JOB_DEF_VERSION 1
+#define TM_JOB_DEF_VERSION 2
 
 /**
  * A task name and its policy, for tm_register().  Initialise with
@@ -189,11 +189,26 @@ typedef struct tm_job_def {
 	double interval_s;         /**< auto-trigger when last task is older (0 = off) */
 	uint64_t change_threshold; /**< auto-trigger after this many tm_notify() changes (0 = off) */
 	double min_interval_s;     /**< no auto-trigger sooner after the last task */
+	/* Version 2: scheduling and flow control. */
+	/** Five-field cron expression (or `@hourly`, `@daily`, `@weekly`, …):
+	 *  trigger a task at each due time, once per store (NULL = none). */
+	const char *cron;
+	/** IANA time zone of `cron`, e.g. "Europe/Berlin" (NULL = UTC). */
+	const char *cron_tz;
+	/** Name to trigger when a task of this name COMPLETES, in the same
+	 *  transaction (NULL = none); a cycle is refused. */
+	const char *then;
+	/** Starts per second of this name, across every process sharing the
+	 *  store: a token bucket (0 = no limit). */
+	double rate_per_s;
+	/** The bucket's size: starts allowed at once (0 with a rate: 1). */
+	unsigned int burst;
 } tm_job_def;
 
 /** Static initialiser of #tm_job_def: the current version, its defaults. */
 #define TM_JOB_DEF_INIT { TM_JOB_DEF_VERSION, NULL, 0, NULL, NULL, NULL, \
-                          86400.0, 1, 1.0, 0, 0.0, 0, 0.0 }
+                          86400.0, 1, 1.0, 0, 0.0, 0, 0.0, \
+                          NULL, NULL, NULL, 0.0, 0 }
 
 /* ------------------------------------------------------------------ */
 /** @name Lifecycle */

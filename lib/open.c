@@ -29,6 +29,7 @@ static const size_t options_size[] = {
 
 static const size_t job_def_size[] = {
 	[1] = END_OF(tm_job_def, min_interval_s),
+	[2] = END_OF(tm_job_def, burst),
 };
 
 static const tm_options options_default = TM_OPTIONS_INIT;
@@ -337,6 +338,8 @@ int tm_register(tm_manager *tm, const tm_job_def *in)
 	err = tm__registry_check(def);
 	if (!err && tm__registry_find(tm->reg, def->name) != NULL)
 		err = tm_errorf(TM_EINVAL, "task name %s is already registered", def->name);
+	if (!err)
+		err = tm__registry_check_cycle(tm->reg, def);
 	if (!err)
 		err = tm__store_write(tm->store, touch_txn, (void *)def->name);
 	if (!err)

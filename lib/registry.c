@@ -116,7 +116,56 @@ int tm__registry_check(const tm_job_def *def)
 	if (def->max_attempts == 0)
 		return tm_errorf(TM_EINVAL, "max_attempts of %s must be at least 1",
 		                 def->name);
+	if (def->then != NULL && !valid_name(def->then))
+		return tm_errorf(TM_EINVAL, "then of %s must be a task name: 1 to %d "
+		                 "characters of [A-Za-z0-9_.-]", def->name, TM_NAME_MAX);
+	if (def->then != NULL && strcmp(def->then, def->name) == 0)
+		return tm_errorf(TM_EINVAL, "then of %s names %s itself: a cycle",
+		                 def->name, def->name);
+	if (def->cron != NULL && strlen(def->cron) > TM__CRON_MAX)
+		return tm_errorf(TM_EINVAL, "cron of %s is longer than %d bytes",
+		                 def->name, TM__CRON_MAX);
+	if (def->cron_tz != NULL && strlen(def->cron_tz) > TM__TZ_MAX)
+		return tm_errorf(TM_EINVAL, "cron_tz of %s is longer than %d bytes",
+		                 def->name, TM__TZ_MAX);
+	if (def->cron_tz != NULL && def->cron == NULL)
+		return tm_errorf(TM_EINVAL, "cron_tz of %s is set without cron", def->name);
+	if (!isfinite(def->rate_per_s) || def->rate_per_s < 0 || def->rate_per_s > 1e6)
+		return tm_errorf(TM_EINVAL, "rate_per_s of %s must be finite, from 0 "
+		                 "(no limit) to 1e6", def->name);
+	if (def->burst != 0 && def->rate_per_s == 0)
+		return tm_errorf(TM_EINVAL, "burst of %s is set without rate_per_s",
+		                 def->name);
 	return TM_OK;
+}
+
+/* Whether def's `then` leads back to def's name through the names
+ * registered so far.  Every cycle is found by the registration that closes
+ * it, so the registered names never hold one. */
+static int check_cycle_locked(tm__registry *r, const tm_job_def *def)
+{
+	const char *next = def->then;
+
+	for (size_t hops = 0; next != NULL && hops <= r->n; hops++) {
+		const tm__jobreg *e;
+
+		if (strcmp(next, def->name) == 0)
+			return tm_errorf(TM_EINVAL, "then of %s leads back to %s: a cycle",
+			                 def->name, def->name);
+		e = find_locked(r, next);
+		next = e ? e->def.then : NULL;
+	}
+	return TM_OK;
+}
+
+int tm__registry_check_cycle(tm__registry *r, const tm_job_def *def)
+{
+	int err;
+
+	pthread_rwlock_rdlock(&r->lock);
+	err = check_cycle_locked(r, def);
+	pthread_rwlock_unlock(&r->lock);
+	return err;
 }
 
 int tm__registry_add(tm__registry *r, const tm_job_def *def)
@@ -132,12 +181,20 @@ int tm__registry_add(tm__registry *r, const tm_job_def *def)
 	e->def = *def;
 	strcpy(e->name, def->name);
 	e->def.name = e->name;
+	if (def->then)
+		e->def.then = strcpy(e->then, def->then);
+	if (def->cron)
+		e->def.cron = strcpy(e->cron, def->cron);
+	if (def->cron_tz)
+		e->def.cron_tz = strcpy(e->cron_tz, def->cron_tz);
+	if (def->rate_per_s > 0 && def->burst == 0)
+		e->def.burst = 1;
 
 	pthread_rwlock_wrlock(&r->lock);
 	if (find_locked(r, def->name) != NULL)
 		err = tm_errorf(TM_EINVAL, "task name %s is already registered",
 		                def->name);
-	else
+	else if ((err = check_cycle_locked(r, def)) == TM_OK)
 		err = grow_locked(r);
 	if (!err) {
 		r->entries[r->n++] = e;

@@ -7,9 +7,16 @@
 
 #include "taskmgr.h"
 
+#define TM__CRON_MAX 255  /* bytes of a cron expression */
+#define TM__TZ_MAX 127    /* bytes of a time zone's name */
+
 typedef struct tm__jobreg {
-	tm_job_def def;          /* the current version; name points at `name` */
+	tm_job_def def;          /* the current version; its strings point at
+	                          * the copies below (NULL stays NULL) */
 	char name[TM_NAME_MAX + 1];
+	char then[TM_NAME_MAX + 1];
+	char cron[TM__CRON_MAX + 1];
+	char cron_tz[TM__TZ_MAX + 1];
 	_Atomic int64_t run_us;  /* moving average of run times (worker.c) */
 } tm__jobreg;
 
@@ -19,7 +26,11 @@ int tm__registry_new(tm__registry **out);
 void tm__registry_free(tm__registry *r);
 /* Check a definition of the current version (TM_EINVAL with a message). */
 int tm__registry_check(const tm_job_def *def);
-/* Add a checked definition; TM_EINVAL if the name is taken. */
+/* TM_EINVAL when def's `then` chain, through the names registered, comes
+ * back to def's name. */
+int tm__registry_check_cycle(tm__registry *r, const tm_job_def *def);
+/* Add a checked definition; TM_EINVAL if the name is taken or its `then`
+ * closes a cycle. */
 int tm__registry_add(tm__registry *r, const tm_job_def *def);
 /* Entries are never removed or moved: the pointer stays valid until free. */
 const tm__jobreg *tm__registry_find(tm__registry *r, const char *name);

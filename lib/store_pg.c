@@ -70,6 +70,20 @@ static const char *const migrations[TM__PG_SCHEMA_VERSION] = {
 	"CREATE TABLE " S ".paused ("
 	" name text COLLATE \"C\" PRIMARY KEY,"
 	" since_us bigint NOT NULL);",
+	/* 4: scheduling.  A task's priority, and the claim's index: each name's
+	 * waiting tasks by priority, then age.  Each name's rate-limit bucket,
+	 * and the last due time its cron schedule fired. */
+	"ALTER TABLE " S ".tasks ADD COLUMN priority smallint NOT NULL DEFAULT 0"
+	" CHECK (priority BETWEEN -10 AND 10);"
+	"CREATE INDEX tasks_claim ON " S ".tasks (name, priority DESC, ready_us, id)"
+	" WHERE queued;"
+	"CREATE TABLE " S ".rates ("
+	" name text COLLATE \"C\" PRIMARY KEY,"
+	" tokens double precision NOT NULL,"
+	" at_us bigint NOT NULL);"
+	"CREATE TABLE " S ".crons ("
+	" name text COLLATE \"C\" PRIMARY KEY,"
+	" due_us bigint NOT NULL);",
 };
 
 #define COLS "id, doc, start_us"

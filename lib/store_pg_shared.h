@@ -13,7 +13,7 @@
 
 #include "store_engine.h"
 
-#define TM__PG_SCHEMA_VERSION 3
+#define TM__PG_SCHEMA_VERSION 4
 #define DEFAULT_TIMEOUT_MS 10000u  /* taskmgr_timeout_ms */
 #define TM__PG_POOL_MAX 32     /* connections per store, at most */
 #define TM__PG_SCAN_CHUNK 64   /* rows fetched per scan statement */
