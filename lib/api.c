@@ -134,7 +134,8 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 	if (!err) {
 		tm__new_task item = { req.context, req.secret,
 		                      req.reason ? req.reason : MANUAL_REASON, NULL,
-		                      req.scheduled, req.not_before };
+		                      req.scheduled, req.not_before,
+		                      req.has_priority, req.priority };
 
 		err = create_one(tm, job, &item, id, &created);
 	}
@@ -157,6 +158,8 @@ static int create_many(tm_manager *tm, const tm__jobreg *job,
 		items[i].reason = reqs[i].reason ? reqs[i].reason : MANUAL_REASON;
 		items[i].scheduled = reqs[i].scheduled;
 		items[i].not_before = reqs[i].not_before;
+		items[i].has_priority = reqs[i].has_priority;
+		items[i].priority = reqs[i].priority;
 		err = validate(job, reqs[i].context);
 		if (err) {
 			char msg[256];
@@ -407,20 +410,21 @@ int tm_retry(tm_manager *tm, const char *name, const char *task_id, char **out_j
 	char id[TM_TASK_ID_LEN + 1], reason[sizeof(RETRY_REASON) + TM_TASK_ID_LEN];
 	cJSON *payload = NULL;
 	bool created = false;
-	int err = one_task_enter(tm, name, task_id, 0, out_json);
+	int priority = 0, err = one_task_enter(tm, name, task_id, 0, out_json);
 
 	if (err)
 		return err;
 	job = tm__registry_lookup(tm->reg, name, 0, &err);
 	if (job == NULL)
 		return err;
-	err = tm__lifecycle_retry_source(tm->store, name, task_id, &payload);
+	err = tm__lifecycle_retry_source(tm->store, name, task_id, &payload, &priority);
 	/* Checked again: what was valid when it was triggered may not be. */
 	if (!err)
 		err = validate(job, payload);
 	if (!err) {
 		/* Its refresh token was erased when it ended: none goes along. */
-		tm__new_task item = { payload, NULL, reason, task_id, false, 0 };
+		tm__new_task item = { payload, NULL, reason, task_id, false, 0,
+		                      priority != 0, priority };
 
 		snprintf(reason, sizeof(reason), "%s%s", RETRY_REASON, task_id);
 		err = create_one(tm, job, &item, id, &created);

@@ -26,6 +26,7 @@ static int new_task(const tm__jobreg *job, const tm__new_task *item,
 	strcpy(t->name, job->name);
 	t->status = TM_REQUEST_SENT;
 	t->queued = true;
+	t->priority = item->has_priority ? item->priority : 0;
 	t->start_us = now;
 	t->ready_us = t->start_us;
 	/* Scheduled: it waits in the queue until then, and its timeout
@@ -43,7 +44,8 @@ static int new_task(const tm__jobreg *job, const tm__new_task *item,
 	    !cJSON_AddNumberToObject(d, "attempts", 0) ||
 	    (item->retry_of && !cJSON_AddStringToObject(d, "retry_of", item->retry_of)) ||
 	    (item->scheduled && !cJSON_AddItemToObject(d, "not_before",
-	                                               tm__json_time((int64_t)(item->not_before * 1e6))))) {
+	                                               tm__json_time((int64_t)(item->not_before * 1e6)))) ||
+	    (item->has_priority && !cJSON_AddNumberToObject(d, "priority", item->priority))) {
 		tm__task_free(t);
 		return tm__error_oom();
 	}
@@ -226,7 +228,7 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
                          tm__gate_fn gate, void *gctx,
                          char id[TM_TASK_ID_LEN + 1], bool *created)
 {
-	tm__new_task item = { context, secret, reason, NULL, false, 0 };
+	tm__new_task item = { .context = context, .secret = secret, .reason = reason };
 	tm__create_how how = { gate, gctx, 0, 0, NULL };
 
 	return tm__lifecycle_create_many(s, lim, job, &item, 1, &how,
@@ -236,6 +238,7 @@ int tm__lifecycle_create(tm__store *s, const tm__limits *lim,
 struct retry_ctx {
 	const char *name, *id;
 	cJSON *payload;
+	int priority;
 };
 
 static int retry_source_txn(tm__txn *txn, void *p)
@@ -257,6 +260,7 @@ static int retry_source_txn(tm__txn *txn, void *p)
 	else {
 		const cJSON *p = cJSON_GetObjectItemCaseSensitive(t.details, "payload");
 
+		c->priority = t.priority;
 		c->payload = cJSON_IsObject(p) ? cJSON_Duplicate(p, 1) : cJSON_CreateObject();
 		if (c->payload == NULL)
 			err = tm__error_oom();
@@ -266,11 +270,12 @@ static int retry_source_txn(tm__txn *txn, void *p)
 }
 
 int tm__lifecycle_retry_source(tm__store *s, const char *name, const char *id,
-                               cJSON **payload)
+                               cJSON **payload, int *priority)
 {
-	struct retry_ctx c = { name, id, NULL };
+	struct retry_ctx c = { name, id, NULL, 0 };
 	int err = tm__store_read(s, retry_source_txn, &c);
 
+	*priority = c.priority;
 	if (err) {
 		cJSON_Delete(c.payload);
 		c.payload = NULL;
@@ -333,7 +338,7 @@ static int cancel(tm__txn *txn, tm__task *t)
  * add or change other keys but none of these. */
 static const char *const own_keys[] = {
 	"payload", "progress", "timeout_at", "create_reason", "attempts",
-	"end_time", "error", "retry_of", "not_before"
+	"end_time", "error", "retry_of", "not_before", "priority"
 };
 
 static int keep_own_keys(const tm__task *t, const cJSON *before, const cJSON *after)

@@ -46,13 +46,15 @@ typedef struct tm__new_task {
 	const char *retry_of;
 	bool scheduled;     /* not before not_before (epoch seconds) */
 	double not_before;
+	bool has_priority;  /* priority given (details.priority shows it) */
+	int priority;
 } tm__new_task;
 
-/* The payload (details.payload, a copy to *payload) of task id of name, to
- * be retried by hand (tm_retry): TM_ETASK_NOT_FOUND; TM_ELOWER_STATUS
+/* The payload (details.payload, a copy to *payload) and priority of task
+ * id of name, to be retried by hand (tm_retry): TM_ETASK_NOT_FOUND; TM_ELOWER_STATUS
  * unless the task is FAILED or CANCELLED. */
 int tm__lifecycle_retry_source(tm__store *s, const char *name, const char *id,
-                               cJSON **payload);
+                               cJSON **payload, int *priority);
 
 /* How tasks are created (NULL: plainly). */
 typedef struct tm__create_how {

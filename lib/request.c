@@ -9,6 +9,7 @@
 #include "json.h"
 #include "request.h"
 #include "status.h"
+#include "task.h"
 
 #define REASON_MAX 1024
 #define SECRET_MAX 8192
@@ -16,7 +17,7 @@
 /* details keys the library owns: a patch may not rewrite them. */
 static const char *const owned_details[] = {
 	"payload", "timeout_at", "create_reason", "attempts", "end_time", "retry_of",
-	"not_before",
+	"not_before", "priority",
 };
 
 static int wrong(const char *fmt, const char *arg)
@@ -57,6 +58,16 @@ static int trigger_fields(tm__trigger_req *req)
 			else {
 				req->scheduled = true;
 				req->not_before = f->valuedouble;
+			}
+		} else if (strcmp(f->string, "priority") == 0) {
+			if (!cJSON_IsNumber(f) || !(f->valuedouble >= TM__PRIORITY_MIN) ||
+			    !(f->valuedouble <= TM__PRIORITY_MAX) ||
+			    f->valuedouble != (double)(int)f->valuedouble)
+				err = tm_errorf(TM_EWRONG_DATA, "priority must be an integer "
+				                "from %d to %d", TM__PRIORITY_MIN, TM__PRIORITY_MAX);
+			else {
+				req->has_priority = true;
+				req->priority = (int)f->valuedouble;
 			}
 		} else if (strcmp(f->string, "create_reason") == 0) {
 			if (!cJSON_IsString(f) || f->valuestring[0] == '\0' ||

@@ -16,6 +16,8 @@ typedef struct tm__trigger_req {
 	const char *reason;       /* points into `doc`, or NULL */
 	bool scheduled;           /* not_before was given: */
 	double not_before;        /* epoch seconds, within the range of start_time */
+	bool has_priority;        /* priority was given: */
+	int priority;             /* TM__PRIORITY_MIN..MAX */
 	cJSON *doc;
 	cJSON *array;             /* tm__trigger_many_parse: the first holds
 	                           * the whole array, which holds every doc */

@@ -221,9 +221,9 @@ int tm__store_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx)
 	return OPS(txn)->expired(txn, now, fn, ctx);
 }
 
-int tm__store_queue(tm__txn *txn, tm__queue_fn fn, void *ctx)
+int tm__store_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx)
 {
-	return OPS(txn)->queue(txn, fn, ctx);
+	return OPS(txn)->queue(txn, now, fn, ctx);
 }
 
 int tm__store_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us)

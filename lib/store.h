@@ -101,9 +101,13 @@ int tm__store_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 /* Active tasks past their timeout at now, or run under a lease that ended
  * before now, of every name: what the supervisor must look at. */
 int tm__store_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
-/* Waiting queue, in ready order, without the tasks of paused names (in a
- * write, what a worker may claim). */
-int tm__store_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
+/* What a worker may start at `now`: each name's next waiting task (the
+ * highest priority first, then the longest ready) that is ready then, for
+ * every name that is not paused; those in the order of their ready times.
+ * The cost follows the names waiting, not the tasks.  In a write on an
+ * engine shared by several nodes, the rows come locked, and those another
+ * node holds are passed over. */
+int tm__store_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx);
 /* Queue depth and the ready time of its head (0 when empty). */
 int tm__store_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
 

@@ -30,7 +30,7 @@ struct tm__store_ops {
 	int (*oldest)(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 	int (*active)(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 	int (*expired)(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
-	int (*queue)(tm__txn *txn, tm__queue_fn fn, void *ctx);
+	int (*queue)(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx);
 	int (*queue_head)(tm__txn *txn, uint64_t *depth, int64_t *head_us);
 
 	int (*name_stats)(tm__txn *txn, const char *name, tm__name_stats *out);

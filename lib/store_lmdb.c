@@ -142,11 +142,60 @@ static int from_1(tm__lmdb_txn *t)
 	return rc ? tm__lmdb_fail(t, rc, "upgrading the store") : TM_OK;
 }
 
+/* Schema 2 kept one queue for every name, by ready time ("queue", the
+ * name in each entry's value).  Each name's waiting tasks now lie
+ * together by priority ("waiting"); every task of that schema has
+ * priority 0. */
+static int from_2(tm__lmdb_txn *t)
+{
+	MDB_dbi queue;
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc = mdb_dbi_open(t->txn, "queue", 0, &queue), err = TM_OK;
+
+	if (rc == MDB_NOTFOUND)
+		return TM_OK;
+	if (rc == 0)
+		rc = mdb_cursor_open(t->txn, queue, &c);
+	if (rc)
+		return tm__lmdb_fail(t, rc, "upgrading the store");
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && !err;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+		unsigned char qk[KEY_MAX];
+		char id[TM_TASK_ID_LEN + 1] = "", name[TM_NAME_MAX + 1];
+
+		if (k.mv_size == 8 + TM_TASK_ID_LEN)
+			memcpy(id, (const char *)k.mv_data + 8, TM_TASK_ID_LEN);
+		if (!tm__id_valid(id) || v.mv_size == 0 || v.mv_size > TM_NAME_MAX) {
+			err = tm_errorf(TM_ESTORAGE, "upgrading the store: a queue entry "
+			                "is malformed");
+			break;
+		}
+		memcpy(name, v.mv_data, v.mv_size);
+		name[v.mv_size] = '\0';
+		err = tm__lmdb_put(t, t->s->queue,
+		                   tm__lmdb_val(qk, tm__lmdb_queue_key(qk, name, 0,
+		                                tm__lmdb_get_time(k.mv_data), id)),
+		                   tm__lmdb_val("", 0), "upgrading the store");
+	}
+	mdb_cursor_close(c);
+	if (err)
+		return err;
+	if (rc != MDB_NOTFOUND)
+		return tm__lmdb_fail(t, rc, "upgrading the store");
+	rc = mdb_drop(t->txn, queue, 1);
+	return rc ? tm__lmdb_fail(t, rc, "upgrading the store") : TM_OK;
+}
+
 static int migrate(tm__lmdb_txn *t, uint32_t schema)
 {
+	int err = TM_OK;
+
 	if (schema == 1)
-		return from_1(t);
-	return TM_OK;
+		err = from_1(t);
+	if (!err && schema <= 2)
+		err = from_2(t);
+	return err;
 }
 
 /* Open (or create) the sub-databases, and bring a store of an earlier
@@ -157,7 +206,7 @@ static int open_dbis_once(tm__lmdb *s, bool *map_full)
 		{ "records", offsetof(tm__lmdb, records) },
 		{ "ids", offsetof(tm__lmdb, ids) },
 		{ "active", offsetof(tm__lmdb, active) },
-		{ "queue", offsetof(tm__lmdb, queue) },
+		{ "waiting", offsetof(tm__lmdb, queue) },
 		{ "deadlines", offsetof(tm__lmdb, deadlines) },
 		{ "secrets", offsetof(tm__lmdb, secrets) },
 		{ "slots", offsetof(tm__lmdb, slots) },

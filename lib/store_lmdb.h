@@ -20,11 +20,11 @@
 #include "store_engine.h"
 #include "wake.h"
 
-#define SCHEMA_VERSION 2u
+#define SCHEMA_VERSION 3u
 #define MAX_READERS 512
 /* Room for LMDB's lock file: its header and 64 bytes per reader slot. */
 #define LOCK_FILE_BYTES (8192 + MAX_READERS * 64)
-#define KEY_MAX (TM_NAME_MAX + 1 + 8 + TM_TASK_ID_LEN)
+#define KEY_MAX (TM_NAME_MAX + 1 + 1 + 8 + TM_TASK_ID_LEN) /* the queue's */
 
 typedef struct tm__lmdb tm__lmdb;
 typedef struct tm__lmdb_txn tm__lmdb_txn;
@@ -48,7 +48,9 @@ struct tm__lmdb {
 	MDB_dbi records; /* name \0 ~time ~id -> record (task.c): newest first */
 	MDB_dbi ids;     /* id -> its record's key */
 	MDB_dbi active;  /* name \0 time id -> "" : tasks not yet final */
-	MDB_dbi queue;   /* ready-time id -> name : waiting to run */
+	MDB_dbi queue;   /* name \0 band ready-time id -> "" : waiting to run,
+	                  * each name's by priority (band 0 the highest),
+	                  * then ready time */
 	MDB_dbi deadlines; /* time id -> "" : each active task's timeout, or its
 	                    * lease when sooner (the supervisor's scan) */
 	MDB_dbi secrets; /* id -> key slot, encrypted refresh token (secret.c) */
@@ -128,7 +130,7 @@ int tm__lmdb_recent(tm__txn *txn, const char *name, size_t skip, tm__id_fn fn, v
 int tm__lmdb_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 int tm__lmdb_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 int tm__lmdb_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
-int tm__lmdb_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
+int tm__lmdb_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx);
 int tm__lmdb_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
 int tm__lmdb_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
 int tm__lmdb_add_changes(tm__txn *txn, const char *name, uint64_t n);
@@ -213,7 +215,26 @@ static inline bool tm__lmdb_deadline(const tm__task *t, int64_t *at)
 	return tm__status_active(t->status);
 }
 
-/* Queue and deadlines: a time, then the id. */
+/* The queue: the name, the band of the priority (0 for the highest, so
+ * that the name's tasks sort by priority first), the ready time, the id. */
+static inline size_t tm__lmdb_queue_key(unsigned char *k, const char *name,
+                                        int priority, int64_t ready_us,
+                                        const char *id)
+{
+	size_t n = tm__lmdb_name_prefix(k, name);
+
+	k[n] = (unsigned char)(TM__PRIORITY_MAX - priority);
+	tm__lmdb_put_time(k + n + 1, ready_us, false);
+	memcpy(k + n + 9, id, TM_TASK_ID_LEN);
+	return n + 9 + TM_TASK_ID_LEN;
+}
+
+static inline size_t tm__lmdb_task_queue_key(unsigned char *k, const tm__task *t)
+{
+	return tm__lmdb_queue_key(k, t->name, t->priority, t->ready_us, t->id);
+}
+
+/* Deadlines: a time, then the id. */
 static inline size_t tm__lmdb_time_key(unsigned char *k, int64_t at, const char *id)
 {
 	tm__lmdb_put_time(k, at, false);

@@ -176,60 +176,140 @@ int tm__lmdb_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx)
 	return scan(t, t->s->deadlines, NULL, 0, false, expired_entry, &c);
 }
 
-/* The queue scan passes the tasks of paused names; the names looked up
- * are remembered for the scan (a few: queues hold few names at a time). */
-#define PAUSE_MEMO 8
+/* ---- the queue ---------------------------------------------------------
+ *
+ * Each name's waiting tasks lie together, by priority band, then ready
+ * time.  The scans below visit only the first entry of each band (a seek
+ * each), so their cost follows the names and bands present, never the
+ * number of tasks waiting, however many are scheduled for later. */
 
-struct queue_scan {
-	tm__queue_fn fn;
-	void *ctx;
-	unsigned n;
-	char names[PAUSE_MEMO][TM_NAME_MAX + 1];
-	bool paused[PAUSE_MEMO];
+struct band_head {
+	char name[TM_NAME_MAX + 1];
+	unsigned band;
+	int64_t ready_us;
+	char id[TM_TASK_ID_LEN + 1];
 };
 
-static int is_paused(tm__lmdb_txn *t, struct queue_scan *c, const char *name, bool *paused)
-{
-	int err;
+enum { NEXT_BAND = TM__SCAN_STOP + 1, NEXT_NAME }; /* beside TM__SCAN_STOP */
 
-	for (unsigned i = 0; i < c->n; i++)
-		if (strcmp(c->names[i], name) == 0) {
-			*paused = c->paused[i];
-			return TM_OK;
+/* Calls each(head, ctx) with the first entry of every band of every name,
+ * in key order; each returns NEXT_BAND, NEXT_NAME, TM__SCAN_STOP or an
+ * error. */
+static int band_heads(tm__lmdb_txn *t, int (*each)(tm__lmdb_txn *, const struct band_head *, void *),
+                      void *ctx)
+{
+	unsigned char seek[TM_NAME_MAX + 2];
+	MDB_cursor *c;
+	MDB_val k, v;
+	int rc, err = tm__lmdb_cursor(t, t->s->queue, &c);
+
+	if (err)
+		return err;
+	for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+	     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) {
+		const unsigned char *p = k.mv_data;
+		const unsigned char *nul = memchr(p, '\0', k.mv_size < TM_NAME_MAX + 1 ?
+		                                            k.mv_size : TM_NAME_MAX + 1);
+		struct band_head h;
+		size_t n;
+
+		if (nul == NULL || k.mv_size != (size_t)(nul - p) + 10 + TM_TASK_ID_LEN) {
+			err = tm__lmdb_fail(t, MDB_CORRUPTED, "reading the queue");
+			break;
 		}
-	err = tm__lmdb_paused(&t->base, name, paused);
-	if (!err && c->n < PAUSE_MEMO) {
-		strcpy(c->names[c->n], name);
-		c->paused[c->n++] = *paused;
+		n = (size_t)(nul - p);
+		memcpy(h.name, p, n + 1);
+		h.band = p[n + 1];
+		h.ready_us = tm__lmdb_get_time(p + n + 2);
+		memcpy(h.id, p + n + 10, TM_TASK_ID_LEN);
+		h.id[TM_TASK_ID_LEN] = '\0';
+		err = each(t, &h, ctx);
+		if (err != NEXT_BAND && err != NEXT_NAME)
+			break;
+		/* On to the next band (name, NUL, band + 1) or past the name
+		 * (name, 1: every key of the name has a NUL there). */
+		memcpy(seek, h.name, n);
+		if (err == NEXT_BAND && h.band < 255) {
+			seek[n] = '\0';
+			seek[n + 1] = (unsigned char)(h.band + 1);
+			k = tm__lmdb_val(seek, n + 2);
+		} else {
+			seek[n] = 1;
+			k = tm__lmdb_val(seek, n + 1);
+		}
+		err = TM_OK;
 	}
-	return err;
+	mdb_cursor_close(c);
+	if (err < 0)
+		return err;
+	return rc && rc != MDB_NOTFOUND ? tm__lmdb_fail(t, rc, "reading the queue") : TM_OK;
 }
 
-static int queue_entry(tm__lmdb_txn *t, const MDB_val *k, const MDB_val *v, void *p)
+/* The claim's scan: each name's next task ready at `now` (the first ready
+ * one in the highest band), unless the name is paused; then those, by
+ * their ready time. */
+#define QUEUE_NAMES 32 /* names on the stack; more go to the heap */
+
+struct queue_scan {
+	int64_t now;
+	struct band_head *heads, local[QUEUE_NAMES];
+	size_t n, cap;
+};
+
+static int queue_head_of(tm__lmdb_txn *t, const struct band_head *h, void *p)
 {
 	struct queue_scan *c = p;
-	char id[TM_TASK_ID_LEN + 1], name[TM_NAME_MAX + 1];
 	bool paused;
 	int err;
 
-	if (k->mv_size != 8 + TM_TASK_ID_LEN || v->mv_size > TM_NAME_MAX)
-		return 0;
-	memcpy(id, (char *)k->mv_data + 8, TM_TASK_ID_LEN);
-	id[TM_TASK_ID_LEN] = '\0';
-	memcpy(name, v->mv_data, v->mv_size);
-	name[v->mv_size] = '\0';
-	err = is_paused(t, c, name, &paused);
+	if (h->ready_us > c->now)
+		return NEXT_BAND; /* the band's first task is not due: none of it is */
+	err = tm__lmdb_paused(&t->base, h->name, &paused);
 	if (err || paused)
-		return err;
-	return c->fn(&t->base, tm__lmdb_get_time(k->mv_data), id, name, c->ctx);
+		return err ? err : NEXT_NAME;
+	if (c->n == c->cap) {
+		struct band_head *more = malloc(2 * c->cap * sizeof(*more));
+
+		if (more == NULL)
+			return tm__error_oom();
+		memcpy(more, c->heads, c->n * sizeof(*more));
+		if (c->heads != c->local)
+			free(c->heads);
+		c->heads = more;
+		c->cap *= 2;
+	}
+	c->heads[c->n++] = *h;
+	return NEXT_NAME;
 }
 
-int tm__lmdb_queue(tm__txn *txn, tm__queue_fn fn, void *ctx)
+static bool runs_before(const struct band_head *a, const struct band_head *b)
+{
+	return a->ready_us != b->ready_us ? a->ready_us < b->ready_us
+	                                  : memcmp(a->id, b->id, TM_TASK_ID_LEN) < 0;
+}
+
+int tm__lmdb_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
-	struct queue_scan c = { .fn = fn, .ctx = ctx }; /* every claim: no malloc */
+	struct queue_scan c = { .now = now, .cap = QUEUE_NAMES }; /* every claim: no malloc */
+	int err;
 
-	return scan(t, t->s->queue, NULL, 0, false, queue_entry, &c);
+	c.heads = c.local;
+	err = band_heads(t, queue_head_of, &c);
+	/* Few names: an insertion sort. */
+	for (size_t i = 1; i < c.n && !err; i++) {
+		struct band_head h = c.heads[i];
+		size_t j = i;
+
+		for (; j > 0 && runs_before(&h, &c.heads[j - 1]); j--)
+			c.heads[j] = c.heads[j - 1];
+		c.heads[j] = h;
+	}
+	for (size_t i = 0; i < c.n && !err; i++)
+		err = fn(txn, c.heads[i].ready_us, c.heads[i].id, c.heads[i].name, ctx);
+	if (c.heads != c.local)
+		free(c.heads);
+	return err == TM__SCAN_STOP ? TM_OK : err;
 }
 
 struct name_scan {
@@ -331,7 +411,7 @@ int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 		}
 		if (task.queued) {
 			n_queued++;
-			if (!exists(t, s->queue, key, tm__lmdb_time_key(key, task.ready_us, id)))
+			if (!exists(t, s->queue, key, tm__lmdb_task_queue_key(key, &task)))
 				err = problem(problems, "queued task %s missing from the queue", id);
 		}
 		snprintf(ckey, sizeof(ckey), "%s\x1f%d", task.name, (int)task.status);
@@ -386,18 +466,29 @@ int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks)
 	return err;
 }
 
+struct earliest {
+	bool any;
+	int64_t at;
+};
+
+static int earliest(tm__lmdb_txn *t, const struct band_head *h, void *p)
+{
+	struct earliest *e = p;
+
+	(void)t;
+	if (!e->any || h->ready_us < e->at)
+		e->at = h->ready_us;
+	e->any = true;
+	return NEXT_BAND;
+}
+
 int tm__lmdb_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us)
 {
 	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
-	MDB_cursor *c;
-	MDB_val k, v;
-	int rc, err = tm__lmdb_cursor(t, t->s->queue, &c);
+	struct earliest e = { false, 0 };
+	int err = band_heads(t, earliest, &e);
 
-	if (err)
-		return err;
 	*depth = tm__lmdb_entries(t, t->s->queue);
-	rc = mdb_cursor_get(c, &k, &v, MDB_FIRST);
-	*head_us = rc == 0 && k.mv_size >= 8 ? tm__lmdb_get_time(k.mv_data) : 0;
-	mdb_cursor_close(c);
-	return rc && rc != MDB_NOTFOUND ? tm__lmdb_fail(t, rc, "reading the queue") : TM_OK;
+	*head_us = e.at;
+	return err;
 }

@@ -207,6 +207,7 @@ int tm__lmdb_put_task(tm__txn *txn, const tm__task *old, const tm__task *task)
 	size_t len;
 	bool was_active = old && tm__status_active(old->status);
 	bool is_active = tm__status_active(task->status);
+	bool moved;
 	int err;
 
 	err = tm__task_encode(task, &buf, &len);
@@ -235,17 +236,17 @@ int tm__lmdb_put_task(tm__txn *txn, const tm__task *old, const tm__task *task)
 		err = move_deadline(t, old, task);
 	if (err)
 		return err;
-	if (old && old->queued &&
-	    (!task->queued || old->ready_us != task->ready_us)) {
-		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_time_key(k, old->ready_us, old->id)),
+	moved = old && old->queued && task->queued &&
+	        (old->ready_us != task->ready_us || old->priority != task->priority);
+	if (old && old->queued && (!task->queued || moved)) {
+		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_task_queue_key(k, old)),
 		          "dequeuing a task");
 		if (err)
 			return err;
 	}
-	if (task->queued &&
-	    (old == NULL || !old->queued || old->ready_us != task->ready_us)) {
-		err = tm__lmdb_put(t, s->queue, tm__lmdb_val(k, tm__lmdb_time_key(k, task->ready_us, task->id)),
-		          tm__lmdb_val(task->name, strlen(task->name)), "queuing a task");
+	if (task->queued && (old == NULL || !old->queued || moved)) {
+		err = tm__lmdb_put(t, s->queue, tm__lmdb_val(k, tm__lmdb_task_queue_key(k, task)),
+		          tm__lmdb_val("", 0), "queuing a task");
 		if (err)
 			return err;
 	}
@@ -272,7 +273,7 @@ int tm__lmdb_delete(tm__txn *txn, const tm__task *task)
 		err = tm__lmdb_del(t, s->deadlines, tm__lmdb_val(k, tm__lmdb_time_key(k, at, task->id)),
 		                   "unindexing a task");
 	if (!err && task->queued)
-		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_time_key(k, task->ready_us, task->id)),
+		err = tm__lmdb_del(t, s->queue, tm__lmdb_val(k, tm__lmdb_task_queue_key(k, task)),
 		          "dequeuing a task");
 	if (!err)
 		err = tm__lmdb_secret_del(txn, task->id);

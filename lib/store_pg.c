@@ -92,8 +92,8 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 	[PG_GET_LOCK] = "SELECT doc FROM " S ".tasks WHERE id = $1 FOR UPDATE",
 	[PG_RENDER] = "SELECT doc, name FROM " S ".tasks WHERE id = $1",
 	[PG_INSERT] = "INSERT INTO " S ".tasks (id, name, status, queued, start_us,"
-		" ready_us, timeout_us, lease_us, owner, doc)"
-		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+		" ready_us, timeout_us, lease_us, owner, doc, priority)"
+		" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
 	[PG_UPDATE] = "UPDATE " S ".tasks SET status = $2, queued = $3, ready_us = $4,"
 		" timeout_us = $5, lease_us = $6, owner = $7, doc = $8 WHERE id = $1",
 	[PG_DELETE] = "DELETE FROM " S ".tasks WHERE id = $1",
@@ -119,23 +119,32 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 	[PG_EXPIRED_NEXT] = "SELECT " COLS " FROM " S ".tasks WHERE status < 3 AND"
 		" (timeout_us <= $2 OR (owner <> 0 AND NOT queued AND lease_us < $2))"
 		" AND id > $3 ORDER BY id LIMIT $1",
-	/* The queue scans pass the tasks of paused names (tm_pause). */
-	[PG_QUEUE] = "SELECT id, name, ready_us FROM " S ".tasks t WHERE queued"
-		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
-		" ORDER BY ready_us, id LIMIT $1",
-	[PG_QUEUE_NEXT] = "SELECT id, name, ready_us FROM " S ".tasks t WHERE queued"
-		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
-		" AND (ready_us, id) > ($2, $3) ORDER BY ready_us, id LIMIT $1",
+	/* The queue scans: each name's next task ready at $2, by priority,
+	 * then ready time, for the names not paused (tm_pause); those by
+	 * their ready time.  The bands are probed from the highest down, each
+	 * an index range (tasks_claim) that stops at the first ready task, so
+	 * tasks scheduled for later are never walked; the probing stops at the
+	 * first band that has one (a function scan returns its rows in order,
+	 * and the LIMIT ends the nested loop there).  A claim locks only the
+	 * rows it returns, passing those another node holds. */
+#define NEXT_OF_EACH_NAME \
+	" FROM " S ".names n CROSS JOIN LATERAL (SELECT q.id FROM generate_series(10, -10, -1) b(p)" \
+	" CROSS JOIN LATERAL (SELECT id FROM " S ".tasks WHERE queued AND name = n.name" \
+	" AND priority = b.p AND ready_us <= $2 ORDER BY ready_us, id LIMIT 1) q LIMIT 1) c" \
+	" JOIN " S ".tasks t ON t.id = c.id"
+#define NOT_PAUSED " WHERE t.queued AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = n.name)"
+	[PG_QUEUE] = "SELECT t.id, t.name, t.ready_us" NEXT_OF_EACH_NAME NOT_PAUSED
+		" ORDER BY t.ready_us, t.id LIMIT $1",
+	[PG_QUEUE_NEXT] = "SELECT t.id, t.name, t.ready_us" NEXT_OF_EACH_NAME NOT_PAUSED
+		" AND (t.ready_us, t.id) > ($3, $4) ORDER BY t.ready_us, t.id LIMIT $1",
 	/* A claim reads the record and the secret with the lock: no second
 	 * round trip for either. */
-	[PG_QUEUE_LOCK] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret"
-		" FROM " S ".tasks t LEFT JOIN " S ".secrets s ON s.id = t.id WHERE t.queued"
-		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
+	[PG_QUEUE_LOCK] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret" NEXT_OF_EACH_NAME
+		" LEFT JOIN " S ".secrets s ON s.id = t.id" NOT_PAUSED
 		" ORDER BY t.ready_us, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
-	[PG_QUEUE_LOCK_NEXT] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret"
-		" FROM " S ".tasks t LEFT JOIN " S ".secrets s ON s.id = t.id WHERE t.queued"
-		" AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = t.name)"
-		" AND (t.ready_us, t.id) > ($2, $3) ORDER BY t.ready_us, t.id LIMIT $1"
+	[PG_QUEUE_LOCK_NEXT] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret" NEXT_OF_EACH_NAME
+		" LEFT JOIN " S ".secrets s ON s.id = t.id" NOT_PAUSED
+		" AND (t.ready_us, t.id) > ($3, $4) ORDER BY t.ready_us, t.id LIMIT $1"
 		" FOR UPDATE OF t SKIP LOCKED",
 	[PG_QUEUE_HEAD] = "SELECT count(*), coalesce(min(ready_us), 0)"
 		" FROM " S ".tasks WHERE queued",
@@ -163,11 +172,14 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 	[PG_SIZE] = "SELECT (pg_total_relation_size('" S ".tasks')"
 		" + pg_total_relation_size('" S ".secrets')"
 		" + pg_total_relation_size('" S ".names')"
-		" + pg_total_relation_size('" S ".finals'))::int8",
+		" + pg_total_relation_size('" S ".finals')"
+		" + pg_total_relation_size('" S ".paused')"
+		" + pg_total_relation_size('" S ".rates')"
+		" + pg_total_relation_size('" S ".crons'))::int8",
 	[PG_CHECK] = "SELECT id, doc, name, status::int8, queued, start_us, ready_us,"
-		" timeout_us, lease_us, owner FROM " S ".tasks ORDER BY id LIMIT $1",
+		" timeout_us, lease_us, owner, priority::int8 FROM " S ".tasks ORDER BY id LIMIT $1",
 	[PG_CHECK_NEXT] = "SELECT id, doc, name, status::int8, queued, start_us, ready_us,"
-		" timeout_us, lease_us, owner FROM " S ".tasks WHERE id > $2 ORDER BY id LIMIT $1",
+		" timeout_us, lease_us, owner, priority::int8 FROM " S ".tasks WHERE id > $2 ORDER BY id LIMIT $1",
 	[PG_CHECK_SECRETS] = "SELECT s.id FROM " S ".secrets s JOIN " S ".tasks t"
 		" ON t.id = s.id WHERE t.status >= 3",
 	[PG_FINALS] = "SELECT coalesce(sum(n), 0)::int8 FROM " S ".finals WHERE name = $1",

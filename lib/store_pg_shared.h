@@ -176,7 +176,7 @@ int tm__pg_recent(tm__txn *txn, const char *name, size_t skip, tm__id_fn fn, voi
 int tm__pg_oldest(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 int tm__pg_active(tm__txn *txn, const char *name, tm__id_fn fn, void *ctx);
 int tm__pg_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx);
-int tm__pg_queue(tm__txn *txn, tm__queue_fn fn, void *ctx);
+int tm__pg_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx);
 int tm__pg_queue_head(tm__txn *txn, uint64_t *depth, int64_t *head_us);
 int tm__pg_name_stats(tm__txn *txn, const char *name, tm__name_stats *out);
 int tm__pg_add_changes(tm__txn *txn, const char *name, uint64_t n);

@@ -143,7 +143,7 @@ int tm__pg_render(tm__txn *txn, const char *id, const char *name,
 int tm__pg_put(tm__txn *txn, const tm__task *old, const tm__task *task)
 {
 	tm__pg_txn *t = tm__pg_txn_of(txn);
-	char st[I8], start[I8], ready[I8], timeout[I8], lease[I8], owner[I8];
+	char st[I8], start[I8], ready[I8], timeout[I8], lease[I8], owner[I8], prio[I8];
 	void *doc = NULL;
 	size_t len = 0;
 	int err = tm__task_encode(task, &doc, &len);
@@ -158,11 +158,13 @@ int tm__pg_put(tm__txn *txn, const tm__task *old, const tm__task *task)
 	i8(lease, task->lease_us);
 	i8(owner, (int64_t)task->owner); /* the token's bits, as a signed int8 */
 	if (old == NULL) {
-		const char *vals[10] = { task->id, task->name, st, task->queued ? "t" : "f",
-		                         start, ready, timeout, lease, owner, doc };
-		const int lens[10] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, (int)len };
+		/* A task's priority never changes: only its insert writes it. */
+		const char *vals[11] = { task->id, task->name, st, task->queued ? "t" : "f",
+		                         start, ready, timeout, lease, owner, doc,
+		                         i8(prio, task->priority) };
+		const int lens[11] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, (int)len, 0 };
 
-		err = tm__pg_defer(t, PG_INSERT, 10, vals, lens, 1);
+		err = tm__pg_defer(t, PG_INSERT, 11, vals, lens, 1);
 	} else {
 		const char *vals[8] = { task->id, st, task->queued ? "t" : "f", ready,
 		                        timeout, lease, owner, doc };
@@ -471,14 +473,16 @@ static int queue_row(tm__pg_txn *t, const PGresult *r, int i, void *p)
 
 /* In a write, the rows come locked and rows other nodes hold are skipped
  * (FOR UPDATE SKIP LOCKED): each waiting task is taken by one node. */
-int tm__pg_queue(tm__txn *txn, tm__queue_fn fn, void *ctx)
+int tm__pg_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx)
 {
 	tm__pg_txn *t = tm__pg_txn_of(txn);
+	char at[I8];
 	struct queue_scan c = { fn, ctx };
 	struct scan sc = {
 		.first = t->write ? PG_QUEUE_LOCK : PG_QUEUE,
 		.next = t->write ? PG_QUEUE_LOCK_NEXT : PG_QUEUE_NEXT,
-		.n_first = 1, .n_next = 3, .key_at = 1,
+		.vals = { NULL, i8(at, now) },
+		.n_first = 2, .n_next = 4, .key_at = 2,
 		.key_cols = { 2, 0 }, .key_int = { true, false }, .n_keys = 2,
 		.id_col = 0, .doc_col = -1, .name_col = 1, .row = queue_row, .ctx = &c,
 		/* Locked rows stay locked until the commit: take few at a time. */
@@ -531,7 +535,7 @@ static int problem(cJSON *problems, const char *what, const char *id)
 }
 
 /* Columns: id, doc, name, status, queued, start_us, ready_us, timeout_us,
- * lease_us, owner.  The columns must say what the record says. */
+ * lease_us, owner, priority.  The columns must say what the record says. */
 static int check_row(tm__pg_txn *t, const PGresult *r, int i, void *p)
 {
 	struct check_ctx *c = p;
@@ -549,7 +553,7 @@ static int check_row(tm__pg_txn *t, const PGresult *r, int i, void *p)
 	    h.queued != (PQgetvalue(r, i, 4)[0] != 0) ||
 	    h.start_us != tm__pg_int8(r, i, 5) || h.ready_us != tm__pg_int8(r, i, 6) ||
 	    h.timeout_us != tm__pg_int8(r, i, 7) || h.lease_us != tm__pg_int8(r, i, 8) ||
-	    (int64_t)h.owner != tm__pg_int8(r, i, 9))
+	    (int64_t)h.owner != tm__pg_int8(r, i, 9) || h.priority != tm__pg_int8(r, i, 10))
 		return problem(c->problems, "columns disagree with the record", id);
 	return 0;
 }

@@ -373,8 +373,7 @@ static int due_one(tm__txn *txn, int64_t ready_us, const char *id,
 
 	(void)txn;
 	(void)id;
-	if (ready_us > c->now)
-		return TM__SCAN_STOP;
+	(void)ready_us;
 	reg = tm__registry_find(c->tm->reg, name);
 	c->due = reg && reg->def.run;
 	return c->due ? TM__SCAN_STOP : 0;
@@ -382,7 +381,9 @@ static int due_one(tm__txn *txn, int64_t ready_us, const char *id,
 
 static int due_txn(tm__txn *txn, void *p)
 {
-	return tm__store_queue(txn, due_one, p);
+	struct due_ctx *c = p;
+
+	return tm__store_queue(txn, c->now, due_one, p);
 }
 
 /* ---- the tick ----------------------------------------------------------------- */

@@ -28,6 +28,22 @@
 #define FORMAT_PARTS 2
 #define FORMAT_VIEW 3
 #define FLAG_QUEUED 0x1
+/* The task's priority, -10..10, in the flags' five bits above FLAG_QUEUED
+ * (two's complement): records written before priorities read as 0. */
+#define PRIORITY_SHIFT 1
+#define PRIORITY_MASK 0x1f
+
+static uint8_t priority_bits(int priority)
+{
+	return (uint8_t)(((unsigned)priority & PRIORITY_MASK) << PRIORITY_SHIFT);
+}
+
+static int priority_of(uint8_t flags)
+{
+	int p = (flags >> PRIORITY_SHIFT) & PRIORITY_MASK;
+
+	return p & 0x10 ? p - 0x20 : p;
+}
 
 struct head {                   /* format 2 */
 	uint8_t format;
@@ -172,7 +188,7 @@ int tm__task_encode(const tm__task *t, void **buf, size_t *len)
 	struct view_head h = {
 		.format = FORMAT_VIEW,
 		.status = (uint8_t)t->status,
-		.flags = t->queued ? FLAG_QUEUED : 0,
+		.flags = (uint8_t)((t->queued ? FLAG_QUEUED : 0) | priority_bits(t->priority)),
 		.name_len = (uint8_t)strlen(t->name),
 		.start_us = t->start_us,
 		.timeout_us = t->timeout_us,
@@ -231,6 +247,7 @@ oom:
 struct record {
 	tm_status status;
 	bool queued;
+	int priority;
 	int64_t start_us, timeout_us, ready_us, lease_us;
 	uint64_t owner;
 	const char *name, *warnings, *details;
@@ -253,6 +270,7 @@ static bool read_parts(const void *buf, size_t len, struct record *r)
 		return false;
 	*r = (struct record){
 		.status = (tm_status)h.status, .queued = (h.flags & FLAG_QUEUED) != 0,
+		.priority = priority_of(h.flags),
 		.start_us = h.start_us, .timeout_us = h.timeout_us,
 		.ready_us = h.ready_us, .lease_us = h.lease_us, .owner = h.owner,
 		.name = p, .name_len = h.name_len,
@@ -279,6 +297,7 @@ static bool read_view(const void *buf, size_t len, struct record *r)
 		return false;
 	*r = (struct record){
 		.status = (tm_status)h.status, .queued = (h.flags & FLAG_QUEUED) != 0,
+		.priority = priority_of(h.flags),
 		.start_us = h.start_us, .timeout_us = h.timeout_us,
 		.ready_us = h.ready_us, .lease_us = h.lease_us, .owner = h.owner,
 		.name = v + VIEW_NAME_OFF, .name_len = h.name_len,
@@ -321,6 +340,7 @@ static int decode(const char *id, const void *buf, size_t len, tm__task *t,
 	t->name[r.name_len] = '\0';
 	t->status = r.status;
 	t->queued = r.queued;
+	t->priority = r.priority;
 	t->start_us = r.start_us;
 	t->timeout_us = r.timeout_us;
 	t->ready_us = r.ready_us;

@@ -13,6 +13,9 @@
 #include "buf.h"
 #include "taskmgr.h"
 
+#define TM__PRIORITY_MIN (-10)
+#define TM__PRIORITY_MAX 10
+
 /* A task as held in memory between decode and encode.  Status, times and
  * runtime bookkeeping are fixed fields; everything that is JSON (warnings,
  * details) is kept as a cJSON document. */
@@ -21,6 +24,8 @@ typedef struct tm__task {
 	char name[TM_NAME_MAX + 1];
 	tm_status status;
 	bool queued;            /* in the waiting queue (new or retrying) */
+	int priority;           /* TM__PRIORITY_MIN..MAX: higher starts first
+	                         * among the name's waiting tasks */
 	int64_t start_us;       /* trigger time */
 	int64_t timeout_us;     /* start + timeout_s */
 	int64_t ready_us;       /* queued: not run before this; running (not

@@ -67,15 +67,16 @@ static int count_running(tm__txn *txn, const char *id, void *p)
 }
 
 /* The first queued task this process can act on: one to run, or one to end
- * without running (cancelled or timed out while waiting). */
+ * without running (cancelled or timed out while waiting).  The scan offers
+ * each name's next task, by priority, in the order of their ready times,
+ * so a name's priorities never hold another name back. */
 static int claim_scan(tm__txn *txn, int64_t ready_us, const char *id,
                       const char *name, void *p)
 {
 	struct claim_ctx *c = p;
 	const tm__jobreg *reg;
 
-	if (ready_us > c->now)
-		return TM__SCAN_STOP; /* the queue is in ready order: nothing further is due */
+	(void)ready_us;
 	reg = tm__registry_find(c->tm->reg, name);
 	if (reg == NULL || reg->def.run == NULL || (c->n > 0 && !runs_short(reg)))
 		return 0;
@@ -123,7 +124,7 @@ static int claim_txn(tm__txn *txn, void *p)
 		bool run = false, stopping;
 
 		c->id[0] = '\0';
-		err = tm__store_queue(txn, claim_scan, c);
+		err = tm__store_queue(txn, c->now, claim_scan, c);
 		if (err || c->id[0] == '\0')
 			return err;
 		/* tm_close() may have begun while the scan waited (for a name's

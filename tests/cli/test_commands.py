@@ -6,6 +6,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import unittest
 
 from clilib import CLI, FINAL, HostCase, ID_RE, STATUSES, run, wait_for
@@ -125,8 +126,8 @@ class Commands(HostCase):
         self.assertEqual(none, {"has_next": False, "next_page": 2, "tasks": []})
         # The table: a head, a row per task, relative times, the progress.
         out = self.tm("ls", "data_import", "--amt", "2").splitlines()
-        self.assertEqual(out[0].split(), ["TASK_ID", "STATUS", "STARTED", "ENDED",
-                                          "ATTEMPTS", "PROGRESS"])
+        self.assertEqual(out[0].split(), ["TASK_ID", "STATUS", "PRIO", "NOT_BEFORE",
+                                          "STARTED", "ENDED", "ATTEMPTS", "PROGRESS"])
         self.assertEqual([line.split()[0] for line in out[1:3]], full[:2])
         self.assertRegex(out[1], r"\b(just now|\d+ s ago|\d+ min ago)\b")
         self.assertEqual(out[3], "(more on page 2)")
@@ -135,6 +136,19 @@ class Commands(HostCase):
         self.assertIn("2 rows uploaded", out[1])
         self.assertEqual(self.tm("ls", "data_import", "--status", "CANCELLED"),
                          "no CANCELLED tasks of data_import\n")
+
+    def test_ls_shows_priority_and_a_scheduled_start(self):
+        later = time.time() + 3 * 3600 + 60
+        body = dict(GOOD_IMPORT, priority=-4, not_before=later)
+        task_id = self.trigger("data_import", body)
+        row = [line for line in self.tm("ls", "data_import").splitlines()
+               if line.startswith(task_id)]
+        self.assertEqual(len(row), 1, row)
+        cells = row[0].split()
+        self.assertEqual(cells[1:5], ["REQUEST_SENT", "-4", "in", "3"], row)
+        self.assertEqual(cells[5], "h", row)
+        self.tm("cancel", "data_import", task_id)
+        self.assertEqual(self.srv.get("data_import", task_id)["status"], "CANCELLED")
 
     def test_patch_updates_a_task_and_prints_it(self):
         task_id = self.trigger("data_import", GOOD_IMPORT)

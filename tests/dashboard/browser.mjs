@@ -165,6 +165,30 @@ try {
   }
   const editor = 'textarea[name="context_task"]';
 
+  // A task triggered through the API with a priority and a later start
+  // shows both beside its status, and in its details.
+  {
+    const r = await fetch(URL_ + '/tasks/private/ml_new_users/', {
+      method: 'POST', headers: { Authorization: 'Bearer ' + TOKEN },
+      body: JSON.stringify({ priority: 3, not_before: Date.now() / 1000 + 3600 }),
+    });
+    check(r.status === 200, 'a scheduled trigger answers 200: ' + r.status);
+    const id = (await r.json()).task_id;
+    await pick('ml_new_users');
+    const row = `#tasks-body tr[data-id="${id}"]`;
+    await until('the scheduled task listed with its tags', async () =>
+      (await text(row + ' td.status .tag.prio')) === 'prio 3' &&
+      (await text(row + ' td.status .tag.later')).startsWith('at '));
+    await page.click(row + ' button.open');
+    await until('its details show priority and start', async () =>
+      (await text('#d-fields [data-key="priority"] dd')) === '3' &&
+      (await text('#d-fields [data-key="not before"] dd')) !== '—');
+    await shot('03b-scheduled');
+    const c = await fetch(URL_ + '/tasks/private/ml_new_users/' + id + '/',
+      { method: 'DELETE', headers: { Authorization: 'Bearer ' + TOKEN } });
+    check(c.status === 200, 'the scheduled task is cancelled: ' + c.status);
+  }
+
   // Click "Trigger task"; the new task's id from the notice.
   async function triggerFromUI(name) {
     const before = await text('#notice');

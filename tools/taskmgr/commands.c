@@ -178,8 +178,8 @@ static int check(tm_manager *tm, const struct cli *c, const struct out *o)
 
 static int print_list(const struct cli *c, const struct out *o, const char *text)
 {
-	static const char *const head[] = { "TASK_ID", "STATUS", "STARTED", "ENDED",
-	                                    "ATTEMPTS", "PROGRESS" };
+	static const char *const head[] = { "TASK_ID", "STATUS", "PRIO", "NOT_BEFORE",
+	                                    "STARTED", "ENDED", "ATTEMPTS", "PROGRESS" };
 	const cJSON *tasks, *e;
 	struct table *t;
 	int err;
@@ -195,12 +195,17 @@ static int print_list(const struct cli *c, const struct out *o, const char *text
 		cJSON_Delete(doc);
 		return TM_OK;
 	}
-	t = table_new(6, head, 1);
+	t = table_new(8, head, 1);
 	err = t ? TM_OK : tm_errorf(TM_ENOMEM, "out of memory");
 	cJSON_ArrayForEach(e, tasks) {
-		char started[48], ended[48] = "-", attempts[24];
-		const char *row[6] = { task_str(e, "task_id"), task_str(e, "status"),
-		                       started, ended, attempts, task_str(e, "progress") };
+		char started[48], ended[48] = "-", attempts[24], prio[8] = "0", later[48] = "-";
+		const char *row[8] = { task_str(e, "task_id"), task_str(e, "status"), prio,
+		                       later, started, ended, attempts, task_str(e, "progress") };
+
+		if (cJSON_IsNumber(task_detail(e, "priority")))
+			snprintf(prio, sizeof(prio), "%.0f", task_detail(e, "priority")->valuedouble);
+		if (cJSON_IsNumber(task_detail(e, "not_before")))
+			out_ago(o, task_detail(e, "not_before")->valuedouble, later, sizeof(later));
 
 		out_ago(o, task_num(e, "start_time"), started, sizeof(started));
 		if (cJSON_IsNumber(task_detail(e, "end_time")))

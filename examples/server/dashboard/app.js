@@ -299,7 +299,7 @@ function taskRow(body, name, t) {
         on: { click: () => cancelTask(name, id) },
       })));
   }
-  tr.querySelector('.status').replaceChildren(statusBadge(t.status));
+  tr.querySelector('.status').replaceChildren(statusBadge(t.status), ...scheduling(t));
   setProgress(tr.querySelector('.bar'), t);
   tr.querySelector('.ptext').textContent = typeof t.progress === 'string' ? t.progress : '';
   stamp(tr.querySelector('.start'), t.start_time);
@@ -308,6 +308,24 @@ function taskRow(body, name, t) {
   tr.querySelector('.cancel').hidden = !ACTIVE.includes(t.status);
   tr.classList.toggle('selected', !!state.detail && state.detail.id === id);
   return tr;
+}
+
+// Beside the status: a priority other than 0, and the time a waiting task
+// scheduled for later may start.
+function scheduling(t) {
+  const det = t.details || {};
+  const tags = [];
+  if (typeof det.priority === 'number' && det.priority !== 0) {
+    tags.push(el('span', { class: 'tag prio', text: 'prio ' + det.priority }));
+  }
+  if (t.status === 'REQUEST_SENT' && typeof det.not_before === 'number' &&
+      det.not_before * 1000 > Date.now()) {
+    tags.push(el('span', {
+      class: 'tag later', text: 'at ' + fmtTime(det.not_before).slice(11),
+      attrs: { title: 'not before ' + fmtTime(det.not_before) },
+    }));
+  }
+  return tags;
 }
 
 // The time of day in a cell, the whole date in its tooltip.
@@ -355,7 +373,7 @@ async function refreshDetail(session) {
   if (session === state.session && state.detail === d) renderDetail(t);
 }
 
-const OWN_KEYS = ['payload', 'progress', 'error', 'timeout_at', 'create_reason', 'attempts', 'end_time'];
+const OWN_KEYS = ['payload', 'progress', 'error', 'timeout_at', 'create_reason', 'attempts', 'end_time', 'priority', 'not_before'];
 
 function renderDetail(t) {
   const det = t.details && typeof t.details === 'object' ? t.details : {};
@@ -370,6 +388,8 @@ function renderDetail(t) {
     ['times out', fmtTime(det.timeout_at)],
     ['attempts', det.attempts === undefined ? '' : String(det.attempts)],
     ['reason', typeof det.create_reason === 'string' ? det.create_reason : ''],
+    ['priority', typeof det.priority === 'number' ? String(det.priority) : '0'],
+    ['not before', fmtTime(det.not_before)],
   ];
   const dl = $('d-fields');
   clear(dl);
