@@ -5,9 +5,10 @@
 PG_PACKAGES=(postgresql postgresql-client libpq-dev)
 # openssl: the HTTPS test of tests/http makes a self-signed certificate;
 # prometheus: its promtool checks the server's /metrics (tests/http).
+# tzdata: the IANA zones cron schedules run in (lib/tz.c reads them).
 PACKAGES=(meson ninja-build pkg-config gcc g++ libc6-dev python3
           libcjson-dev liblmdb-dev check libmicrohttpd-dev zlib1g-dev
-          clang libclang-rt-14-dev valgrind curl openssl prometheus
+          clang libclang-rt-14-dev valgrind curl openssl prometheus tzdata
           "${PG_PACKAGES[@]}")
 # The dashboard's browser test (tests/dashboard) drives Debian's Chromium
 # through playwright-core, pinned, in a cache of the project's outside the
