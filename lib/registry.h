@@ -5,9 +5,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cron.h"
 #include "taskmgr.h"
 
-#define TM__CRON_MAX 255  /* bytes of a cron expression */
 #define TM__TZ_MAX 127    /* bytes of a time zone's name */
 
 typedef struct tm__jobreg {
