@@ -83,7 +83,8 @@ static int answer_id(const char id[TM_TASK_ID_LEN + 1], char **out_json)
 }
 
 /* Create the task of one trigger.  When a worker here is idle (and the
- * name has a handler here and no concurrency limit to count), the task is
+ * name has a handler here, and no concurrency limit to count nor rate
+ * limit to draw on: those are a worker's claim's to apply), the task is
  * claimed in the same commit and handed to that worker: the handler starts
  * one sync after the trigger, instead of after the trigger's commit and
  * then the worker's claim. */
@@ -97,7 +98,8 @@ static int create_one(tm_manager *tm, const tm__jobreg *job,
 	int64_t mono = tm__mono_us();
 	int err;
 
-	if (job->def.run && job->def.concurrency == 0 && tm__running_reserve(tm)) {
+	if (job->def.run && job->def.concurrency == 0 && job->def.rate_per_s == 0 &&
+	    tm__running_reserve(tm)) {
 		how.token = tm__random64();
 		how.lease_us = (int64_t)tm->opts.lease_ms * 1000;
 	}

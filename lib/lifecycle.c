@@ -512,16 +512,20 @@ static void requeue(tm__task *t, int64_t ready_us)
 	t->lease_us = 0;
 }
 
+bool tm__lifecycle_claim_runs(const tm__task *t, int64_t now)
+{
+	return t->status != TM_CANCELLED_REQUESTED && now < t->timeout_us;
+}
+
 int tm__lifecycle_claim(tm__txn *txn, tm__task *t, int64_t now, uint64_t token,
                         int64_t lease_until, bool *run)
 {
 	int err;
 
 	*run = false;
-	if (t->status == TM_CANCELLED_REQUESTED)
-		return tm__lifecycle_enter(txn, t, TM_CANCELLED);
-	if (now >= t->timeout_us)
-		return tm__lifecycle_time_out(txn, t);
+	if (!tm__lifecycle_claim_runs(t, now))
+		return t->status == TM_CANCELLED_REQUESTED ? tm__lifecycle_enter(txn, t, TM_CANCELLED)
+		                                           : tm__lifecycle_time_out(txn, t);
 	if (t->status == TM_REQUEST_SENT)
 		err = tm__lifecycle_enter(txn, t, TM_RUNNING);
 	else /* a retry, or a task resumed after close */

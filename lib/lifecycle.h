@@ -102,6 +102,10 @@ int tm__lifecycle_change(tm__store *s, const tm__limits *lim, const char *name,
  * Every status change goes through here. */
 int tm__lifecycle_enter(tm__txn *txn, tm__task *t, tm_status st);
 
+/* Whether a claim at now runs t, rather than ending it without a run (a
+ * cancel asked while it waited, or its timeout passed). */
+bool tm__lifecycle_claim_runs(const tm__task *t, int64_t now);
+
 /* A worker dequeued t at `now`.  A task cancelled or timed out while it
  * waited is ended here (*run false); otherwise the run starts under the
  * claim token, with a lease until lease_until (*run true). */

@@ -18,6 +18,10 @@ typedef struct tm__jobreg {
 	char cron[TM__CRON_MAX + 1];
 	char cron_tz[TM__TZ_MAX + 1];
 	_Atomic int64_t run_us;  /* moving average of run times (worker.c) */
+	/* A rate limit's bucket holds no whole token before this time (the
+	 * monotonic clock; 0: not known): claims pass the name until then
+	 * without asking the store (worker.c). */
+	_Atomic int64_t rate_due_us;
 } tm__jobreg;
 
 typedef struct tm__registry tm__registry;

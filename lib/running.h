@@ -35,6 +35,9 @@ struct tm__runtime {
 	 * clock): tm_stats reports them, read without mu. */
 	atomic_uint_fast64_t sup_ticks, sup_cpu_ns;
 	int64_t flushed_at_us;    /* last progress flush (supervisor) */
+	/* The next token a rate-limited name waits for (the monotonic clock;
+	 * 0: none): an idle worker wakes then and claims (worker.c). */
+	int64_t rate_due_us;
 };
 
 /* Something may be runnable: wake this process's workers now. */

@@ -38,9 +38,37 @@ int tm_notify(tm_manager *tm, const char *name, uint64_t n_changes)
 	return err;
 }
 
+struct stats_ctx {
+	tm_manager *tm;
+	cJSON *out, *names;
+};
+
+/* A rate limit registered here: its figures and the tokens its bucket
+ * holds now. */
+static int stats_rate(tm__txn *txn, tm_manager *tm, const char *name, cJSON *o)
+{
+	const tm__jobreg *reg = tm__registry_find(tm->reg, name);
+	double tokens;
+	cJSON *r;
+	int err;
+
+	if (reg == NULL || reg->def.rate_per_s == 0)
+		return TM_OK;
+	err = tm__store_rate_tokens(txn, name, reg->def.rate_per_s, reg->def.burst, &tokens);
+	if (err)
+		return err;
+	r = cJSON_AddObjectToObject(o, "rate");
+	if (r == NULL || !cJSON_AddNumberToObject(r, "per_s", reg->def.rate_per_s) ||
+	    !cJSON_AddNumberToObject(r, "burst", reg->def.burst) ||
+	    !cJSON_AddNumberToObject(r, "tokens", tokens))
+		return tm__error_oom();
+	return TM_OK;
+}
+
 static int stats_name(tm__txn *txn, const char *name, void *p)
 {
-	cJSON *names = p, *o = cJSON_AddObjectToObject(names, name);
+	struct stats_ctx *c = p;
+	cJSON *o = cJSON_AddObjectToObject(c->names, name);
 	tm__name_stats st;
 	uint64_t total = 0;
 	bool paused;
@@ -63,19 +91,21 @@ static int stats_name(tm__txn *txn, const char *name, void *p)
 	    !cJSON_AddNumberToObject(o, "changes", (double)st.changes) ||
 	    !cJSON_AddBoolToObject(o, "paused", paused))
 		return tm__error_oom();
-	return TM_OK;
+	return stats_rate(txn, c->tm, name, o);
 }
 
 static int stats_txn(tm__txn *txn, void *p)
 {
-	cJSON *out = p, *names = cJSON_AddObjectToObject(out, "names");
+	struct stats_ctx *c = p;
+	cJSON *out = c->out, *names = cJSON_AddObjectToObject(out, "names");
 	uint64_t depth, used, free_bytes, map;
 	int64_t head, now = tm__txn_now(txn);
 	int err;
 
 	if (names == NULL)
 		return tm__error_oom();
-	err = tm__store_names(txn, stats_name, names);
+	c->names = names;
+	err = tm__store_names(txn, stats_name, c);
 	if (err)
 		return err;
 	err = tm__store_queue_head(txn, &depth, &head);
@@ -127,15 +157,16 @@ static bool add_workers(tm_manager *tm, cJSON *out)
 
 int tm_stats(tm_manager *tm, char **out_json)
 {
+	struct stats_ctx c = { tm, NULL, NULL };
 	cJSON *out;
 	int err = tm__enter(tm, out_json);
 
 	if (err)
 		return err;
-	out = cJSON_CreateObject();
+	c.out = out = cJSON_CreateObject();
 	if (out == NULL)
 		return tm__error_oom();
-	err = tm__store_read(tm->store, stats_txn, out);
+	err = tm__store_read(tm->store, stats_txn, &c);
 	if (err) {
 		cJSON_Delete(out);
 		return err;

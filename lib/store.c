@@ -261,6 +261,18 @@ int tm__store_paused(tm__txn *txn, const char *name, bool *paused)
 	return OPS(txn)->paused(txn, name, paused);
 }
 
+int tm__store_rate_take(tm__txn *txn, const char *name, double rate,
+                        unsigned burst, bool *taken, double *left)
+{
+	return OPS(txn)->rate_take(txn, name, rate, burst, taken, left);
+}
+
+int tm__store_rate_tokens(tm__txn *txn, const char *name, double rate,
+                          unsigned burst, double *tokens)
+{
+	return OPS(txn)->rate_tokens(txn, name, rate, burst, tokens);
+}
+
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx)
 {
 	return OPS(txn)->names(txn, fn, ctx);

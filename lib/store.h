@@ -122,6 +122,20 @@ int tm__store_name_touch(tm__txn *txn, const char *name);
  * store: no worker starts its tasks while it is paused.  Idempotent. */
 int tm__store_pause(tm__txn *txn, const char *name, bool paused);
 int tm__store_paused(tm__txn *txn, const char *name, bool *paused);
+/* A name's rate limit (tm_job_def.rate_per_s, burst): a token bucket of
+ * up to burst tokens that gains rate tokens a second, kept in the store
+ * so that every process (and node) sharing it draws on the same one.  A
+ * name without a bucket yet has a full one.  In a write, take one token:
+ * the bucket is refilled to the store's clock (the database's, on
+ * PostgreSQL) and, when it holds a whole token, loses it (*taken).
+ * *left receives what it holds then, after the take: below 1, the next
+ * token is (1 - *left) / rate seconds away.  Nothing is written when no
+ * token is taken. */
+int tm__store_rate_take(tm__txn *txn, const char *name, double rate,
+                        unsigned burst, bool *taken, double *left);
+/* The tokens the bucket holds now, refilled, changing nothing. */
+int tm__store_rate_tokens(tm__txn *txn, const char *name, double rate,
+                          unsigned burst, double *tokens);
 /* Every name that has figures, in key order (an iterator as above). */
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 /* How many final tasks (FAILED, CANCELLED, COMPLETED) the name has, as this

@@ -39,6 +39,10 @@ struct tm__store_ops {
 	int (*name_touch)(tm__txn *txn, const char *name);
 	int (*pause)(tm__txn *txn, const char *name, bool paused);
 	int (*paused)(tm__txn *txn, const char *name, bool *paused);
+	int (*rate_take)(tm__txn *txn, const char *name, double rate, unsigned burst,
+	                 bool *taken, double *left);
+	int (*rate_tokens)(tm__txn *txn, const char *name, double rate, unsigned burst,
+	                   double *tokens);
 	int (*names)(tm__txn *txn, tm__name_fn fn, void *ctx);
 	int (*name_finals)(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 	int (*lock_retention)(tm__txn *txn, const char *name, bool wait, bool *got);

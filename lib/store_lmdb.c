@@ -489,6 +489,7 @@ const struct tm__store_ops tm__lmdb_ops = {
 	.name_stats = tm__lmdb_name_stats, .add_changes = tm__lmdb_add_changes,
 	.reset_changes = tm__lmdb_reset_changes, .name_touch = tm__lmdb_name_touch,
 	.pause = tm__lmdb_pause, .paused = tm__lmdb_paused,
+	.rate_take = tm__lmdb_rate_take, .rate_tokens = tm__lmdb_rate_tokens,
 	.names = tm__lmdb_names, .name_finals = tm__lmdb_name_finals,
 	.lock_retention = tm__lmdb_lock_retention,
 	.wake_seq = tm__lmdb_wake_seq, .wake = tm__lmdb_wake, .wait = tm__lmdb_wait,

@@ -138,6 +138,10 @@ int tm__lmdb_reset_changes(tm__txn *txn, const char *name);
 int tm__lmdb_name_touch(tm__txn *txn, const char *name);
 int tm__lmdb_pause(tm__txn *txn, const char *name, bool paused);
 int tm__lmdb_paused(tm__txn *txn, const char *name, bool *paused);
+int tm__lmdb_rate_take(tm__txn *txn, const char *name, double rate,
+                       unsigned burst, bool *taken, double *left);
+int tm__lmdb_rate_tokens(tm__txn *txn, const char *name, double rate,
+                         unsigned burst, double *tokens);
 int tm__lmdb_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 int tm__lmdb_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 int tm__lmdb_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);

@@ -403,3 +403,87 @@ int tm__lmdb_paused(tm__txn *txn, const char *name, bool *paused)
 	*paused = rc == 0;
 	return TM_OK;
 }
+
+/* A rate-limited name's bucket is a key "rate:<name>" of meta, holding a
+ * struct rate_rec: the tokens it held at at_us.  No key: a full bucket. */
+struct rate_rec {
+	double tokens;
+	int64_t at_us;
+};
+
+static MDB_val rate_key(char k[8 + TM_NAME_MAX], const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(k, "rate:", 5);
+	memcpy(k + 5, name, n);
+	return tm__lmdb_val(k, 5 + n);
+}
+
+/* The bucket refilled to now (never backwards: a clock stepped back adds
+ * nothing). */
+static int rate_get(tm__lmdb_txn *t, const char *name, double rate, unsigned burst,
+                    int64_t now, struct rate_rec *r)
+{
+	char k[8 + TM_NAME_MAX];
+	MDB_val key, v;
+	int rc;
+
+	r->tokens = burst;
+	r->at_us = now;
+	if (strlen(name) > TM_NAME_MAX)
+		return tm_errorf(TM_EINVAL, "task name too long");
+	key = rate_key(k, name);
+	rc = mdb_get(t->txn, t->s->meta, &key, &v);
+	if (rc == MDB_NOTFOUND)
+		return TM_OK;
+	if (rc)
+		return tm__lmdb_fail(t, rc, "reading a rate bucket");
+	if (v.mv_size != sizeof(*r))
+		return tm_errorf(TM_ESTORAGE, "the rate bucket of %s is corrupt", name);
+	memcpy(r, v.mv_data, sizeof(*r));
+	if (now > r->at_us) {
+		r->tokens += (double)(now - r->at_us) * rate / 1e6;
+		r->at_us = now;
+	}
+	if (r->tokens > burst)
+		r->tokens = burst;
+	return TM_OK;
+}
+
+int tm__lmdb_rate_take(tm__txn *txn, const char *name, double rate,
+                       unsigned burst, bool *taken, double *left)
+{
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	struct rate_rec r;
+	char k[8 + TM_NAME_MAX];
+	/* Read inside the write: one writer at a time, so the bucket's times
+	 * follow each other across processes. */
+	int err = rate_get(t, name, rate, burst, tm__now_us(), &r);
+
+	*taken = false;
+	*left = 0;
+	if (err)
+		return err;
+	*left = r.tokens;
+	if (r.tokens < 1)
+		return TM_OK; /* unchanged: refilling later gives the same */
+	r.tokens -= 1;
+	err = tm__lmdb_put(t, t->s->meta, rate_key(k, name), tm__lmdb_val(&r, sizeof(r)),
+	                   "taking a rate token");
+	if (!err) {
+		*taken = true;
+		*left = r.tokens;
+	}
+	return err;
+}
+
+int tm__lmdb_rate_tokens(tm__txn *txn, const char *name, double rate,
+                         unsigned burst, double *tokens)
+{
+	struct rate_rec r;
+	int err = rate_get(tm__lmdb_txn_of(txn), name, rate, burst, tm__now_us(), &r);
+
+	*tokens = err ? 0 : r.tokens;
+	return err;
+}

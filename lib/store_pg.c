@@ -166,6 +166,31 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 		" ON CONFLICT (name) DO NOTHING",
 	[PG_RESUME] = "DELETE FROM " S ".paused WHERE name = $1",
 	[PG_PAUSED] = "SELECT 1 FROM " S ".paused WHERE name = $1",
+	/* A rate limit's bucket ($2 tokens a second, up to $3), refilled to
+	 * the server's clock and, when it holds a whole token, taken from,
+	 * in one statement: the UPDATE re-reads the row it locks, so two
+	 * takes never spend one token.  A name's first take makes its bucket
+	 * full, less the token (a rival making it first wins; this take then
+	 * waits for the next).  Answers whether it took one, and what the
+	 * bucket holds then. */
+	[PG_RATE_TAKE] = "WITH k AS (SELECT (extract(epoch FROM clock_timestamp())"
+		" * 1000000)::int8 AS now),"
+		" cur AS (SELECT least($3::float8, r.tokens + greatest(k.now - r.at_us, 0)"
+		" * $2::float8 / 1e6) AS tokens FROM " S ".rates r, k WHERE r.name = $1),"
+		" upd AS (UPDATE " S ".rates r SET tokens = least($3::float8, r.tokens"
+		" + greatest(k.now - r.at_us, 0) * $2::float8 / 1e6) - 1,"
+		" at_us = greatest(r.at_us, k.now) FROM k WHERE r.name = $1"
+		" AND least($3::float8, r.tokens + greatest(k.now - r.at_us, 0)"
+		" * $2::float8 / 1e6) >= 1 RETURNING r.tokens),"
+		" ins AS (INSERT INTO " S ".rates (name, tokens, at_us)"
+		" SELECT $1, $3::float8 - 1, k.now FROM k WHERE NOT EXISTS (SELECT 1 FROM cur)"
+		" ON CONFLICT (name) DO NOTHING RETURNING tokens)"
+		" SELECT coalesce((SELECT tokens FROM upd), (SELECT tokens FROM ins)) IS NOT NULL,"
+		" coalesce((SELECT tokens FROM upd), (SELECT tokens FROM ins),"
+		" (SELECT tokens FROM cur), 0)::float8",
+	[PG_RATE_TOKENS] = "SELECT least($3::float8, tokens"
+		" + greatest((extract(epoch FROM clock_timestamp()) * 1000000)::int8 - at_us, 0)"
+		" * $2::float8 / 1e6) FROM " S ".rates WHERE name = $1",
 	[PG_LOCK_NAME] = "SELECT pg_advisory_xact_lock($1::int8)",
 	[PG_NOTIFY] = "SELECT pg_notify($1, $2)",
 	[PG_CLOCK] = "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
@@ -694,6 +719,7 @@ static const struct tm__store_ops pg_ops = {
 	.name_stats = tm__pg_name_stats, .add_changes = tm__pg_add_changes,
 	.reset_changes = tm__pg_reset_changes, .name_touch = tm__pg_name_touch,
 	.pause = tm__pg_pause, .paused = tm__pg_paused,
+	.rate_take = tm__pg_rate_take, .rate_tokens = tm__pg_rate_tokens,
 	.names = tm__pg_names, .name_finals = tm__pg_name_finals,
 	.lock_retention = tm__pg_lock_retention,
 	.wake_seq = wake_seq, .wake = wake, .wait = wait_wake,

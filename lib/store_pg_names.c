@@ -235,3 +235,60 @@ int tm__pg_names(tm__txn *txn, tm__name_fn fn, void *ctx)
 	return rc < 0 ? rc : TM_OK;
 }
 
+
+/* ---- rate limits ------------------------------------------------------------- */
+
+/* A float8 result column (binary: IEEE 754, big-endian like an int8). */
+static double float8_of(const PGresult *r, int row, int col)
+{
+	int64_t v = tm__pg_int8(r, row, col);
+	double d;
+
+	memcpy(&d, &v, sizeof(d));
+	return d;
+}
+
+static int rate_exec(tm__txn *txn, enum tm__pg_stmt st, const char *name, double rate,
+                     unsigned burst, PGresult **r)
+{
+	char rs[32], bs[16];
+	const char *vals[3] = { name, rs, bs };
+
+	snprintf(rs, sizeof(rs), "%.17g", rate);
+	snprintf(bs, sizeof(bs), "%u", burst);
+	return tm__pg_exec(tm__pg_txn_of(txn), st, 3, vals, NULL, r);
+}
+
+int tm__pg_rate_take(tm__txn *txn, const char *name, double rate,
+                     unsigned burst, bool *taken, double *left)
+{
+	PGresult *r;
+	int err = rate_exec(txn, PG_RATE_TAKE, name, rate, burst, &r);
+
+	*taken = false;
+	*left = 0;
+	if (err)
+		return err;
+	if (PQntuples(r) == 1) {
+		*taken = PQgetvalue(r, 0, 0)[0] != 0; /* a binary boolean */
+		*left = float8_of(r, 0, 1);
+		tm__pg_txn_of(txn)->wrote |= *taken;
+	}
+	PQclear(r);
+	return TM_OK;
+}
+
+int tm__pg_rate_tokens(tm__txn *txn, const char *name, double rate,
+                       unsigned burst, double *tokens)
+{
+	PGresult *r;
+	int err = rate_exec(txn, PG_RATE_TOKENS, name, rate, burst, &r);
+
+	*tokens = burst; /* no bucket yet: a full one */
+	if (err)
+		return err;
+	if (PQntuples(r) == 1)
+		*tokens = float8_of(r, 0, 0);
+	PQclear(r);
+	return TM_OK;
+}

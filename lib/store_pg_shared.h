@@ -32,7 +32,7 @@ enum tm__pg_stmt {
 	PG_QUEUE, PG_QUEUE_NEXT, PG_QUEUE_LOCK, PG_QUEUE_LOCK_NEXT, PG_QUEUE_HEAD,
 	PG_SECRET_PUT, PG_SECRET_GET, PG_SECRET_DEL,
 	PG_NAME_STATS, PG_ADD_CHANGES, PG_RESET_CHANGES, PG_NAME_TOUCH, PG_NAMES,
-	PG_PAUSE, PG_RESUME, PG_PAUSED,
+	PG_PAUSE, PG_RESUME, PG_PAUSED, PG_RATE_TAKE, PG_RATE_TOKENS,
 	PG_LOCK_NAME, PG_NOTIFY, PG_CLOCK, PG_SIZE, PG_CHECK, PG_CHECK_NEXT,
 	PG_CHECK_SECRETS, PG_FINALS, PG_FINALS_EXACT, PG_FINALS_ADD, PG_TRY_LOCK,
 	PG_CHECK_FINALS,
@@ -184,6 +184,10 @@ int tm__pg_reset_changes(tm__txn *txn, const char *name);
 int tm__pg_name_touch(tm__txn *txn, const char *name);
 int tm__pg_pause(tm__txn *txn, const char *name, bool paused);
 int tm__pg_paused(tm__txn *txn, const char *name, bool *paused);
+int tm__pg_rate_take(tm__txn *txn, const char *name, double rate,
+                     unsigned burst, bool *taken, double *left);
+int tm__pg_rate_tokens(tm__txn *txn, const char *name, double rate,
+                       unsigned burst, double *tokens);
 int tm__pg_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 int tm__pg_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 int tm__pg_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);

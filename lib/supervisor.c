@@ -362,6 +362,7 @@ static void retain(tm_manager *tm, const tm__jobreg **regs, size_t n, int64_t no
 struct due_ctx {
 	tm_manager *tm;
 	int64_t now;
+	int64_t mono;
 	bool due;
 };
 
@@ -375,7 +376,11 @@ static int due_one(tm__txn *txn, int64_t ready_us, const char *id,
 	(void)id;
 	(void)ready_us;
 	reg = tm__registry_find(c->tm->reg, name);
-	c->due = reg && reg->def.run;
+	/* A name waiting for its next rate token is not due: the worker
+	 * that saw its bucket dry wakes for that token by itself. */
+	c->due = reg && reg->def.run &&
+	         !(reg->def.rate_per_s > 0 &&
+	           atomic_load(&((tm__jobreg *)reg)->rate_due_us) > c->mono);
 	return c->due ? TM__SCAN_STOP : 0;
 }
 
@@ -392,7 +397,7 @@ static void supervise(tm_manager *tm)
 {
 	int64_t now = tm__store_now(tm->store);
 	const tm__jobreg **regs;
-	struct due_ctx due = { tm, now, false };
+	struct due_ctx due = { tm, now, tm__mono_us(), false };
 	size_t n, scrubbed;
 
 	sync_running(tm, now);
@@ -413,7 +418,7 @@ static void supervise(tm_manager *tm)
 
 static void supervise_nudge(tm_manager *tm)
 {
-	struct due_ctx due = { tm, tm__store_now(tm->store), false };
+	struct due_ctx due = { tm, tm__store_now(tm->store), tm__mono_us(), false };
 	struct running_ctx c = { .tm = tm };
 
 	c.jobs = tm__running_snapshot(tm, &c.n);

@@ -2,6 +2,7 @@
  * What each step means for the task is lifecycle.c's to decide. */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error.h"
 #include "id.h"
@@ -22,6 +23,7 @@
 
 #define BATCH_MAX 16
 #define SHORT_RUN_US 2000
+#define RATE_MEMO 16 /* rate-limited names remembered per claim */
 
 struct outcome {
 	tm_job *job;
@@ -43,6 +45,13 @@ struct claim_ctx {
 	tm__task tasks[BATCH_MAX];          /* as written */
 	char *secrets[BATCH_MAX];
 	const tm__jobreg *regs[BATCH_MAX];
+	/* Rate-limited names whose bucket this claim left, or found, without
+	 * a whole token, and how long until the next (store clock, us);
+	 * and the earliest next token of those it passed by rate_due_us
+	 * (monotonic; 0: none). */
+	struct { const tm__jobreg *reg; int64_t wait_us; } dry[RATE_MEMO];
+	unsigned n_dry;
+	int64_t due_mono;
 };
 
 static bool runs_short(const tm__jobreg *reg)
@@ -66,6 +75,98 @@ static int count_running(tm__txn *txn, const char *id, void *p)
 	return 0;
 }
 
+/* ---- rate limits -----------------------------------------------------------
+ *
+ * A name's bucket lives in the store (tm__store_rate_take), so that every
+ * process draws on one.  A claim takes a token for each task it starts,
+ * in its own transaction; a task it ends without running takes none.  A
+ * bucket left or found without a whole token is remembered, on the name
+ * (rate_due_us) and as the runtime's next wake-up (rt->rate_due_us): until
+ * its next token, claims pass the name without asking the store, and then
+ * an idle worker wakes by itself to claim. */
+
+/* Whether the claim passes reg's tasks: its bucket is known to hold no
+ * whole token yet. */
+static bool rate_dry(struct claim_ctx *c, const tm__jobreg *reg)
+{
+	int64_t due = atomic_load(&((tm__jobreg *)reg)->rate_due_us);
+
+	for (unsigned i = 0; i < c->n_dry; i++)
+		if (c->dry[i].reg == reg)
+			return true;
+	if (due <= c->mono)
+		return false;
+	if (c->due_mono == 0 || due < c->due_mono)
+		c->due_mono = due;
+	return true;
+}
+
+/* Take a token of reg's bucket for a task about to start (*taken). */
+static int rate_take(tm__txn *txn, struct claim_ctx *c, const tm__jobreg *reg,
+                     bool *taken)
+{
+	double rate = reg->def.rate_per_s, left;
+	int err = tm__store_rate_take(txn, reg->name, rate, reg->def.burst, taken, &left);
+
+	if (err)
+		return err;
+	/* None taken, though the bucket seemed to hold one (a rival took it
+	 * first): a token's whole time is the most the next can take. */
+	if (!*taken && left >= 1)
+		left = 0;
+	if (left >= 1 || c->n_dry == RATE_MEMO)
+		return TM_OK;
+	c->dry[c->n_dry].reg = reg;
+	/* Rounded up, and a microsecond more: woken then, it finds a token. */
+	c->dry[c->n_dry++].wait_us = (int64_t)((1 - left) * 1e6 / rate) + 1;
+	return TM_OK;
+}
+
+/* After the claim committed: the names it left dry, and the runtime's
+ * next wake-up; a sleeping worker wakes sooner when that moved closer. */
+static void rate_publish(struct tm__runtime *rt, struct claim_ctx *c)
+{
+	int64_t now = tm__mono_us(), due = c->due_mono;
+
+	for (unsigned i = 0; i < c->n_dry; i++) {
+		int64_t at = now + c->dry[i].wait_us;
+
+		atomic_store(&((tm__jobreg *)c->dry[i].reg)->rate_due_us, at);
+		if (due == 0 || at < due)
+			due = at;
+	}
+	if (due != 0 && (rt->rate_due_us == 0 || due < rt->rate_due_us)) {
+		rt->rate_due_us = due;
+		pthread_cond_broadcast(&rt->work);
+	}
+}
+
+/* An idle worker's turn to claim for a token now due: the first to see
+ * the time pass (rt->mu held). */
+static bool rate_token_due(struct tm__runtime *rt)
+{
+	if (rt->rate_due_us == 0 || tm__mono_us() < rt->rate_due_us)
+		return false;
+	rt->rate_due_us = 0;
+	return true;
+}
+
+/* Wait for a wake-up, or for the next token due (rt->mu held). */
+static void idle_wait(struct tm__runtime *rt)
+{
+	struct timespec ts;
+
+	if (rt->rate_due_us == 0) {
+		pthread_cond_wait(&rt->work, &rt->mu);
+		return;
+	}
+	ts.tv_sec = (time_t)(rt->rate_due_us / 1000000);
+	ts.tv_nsec = (long)(rt->rate_due_us % 1000000) * 1000;
+	pthread_cond_timedwait(&rt->work, &rt->mu, &ts); /* CLOCK_MONOTONIC */
+}
+
+/* ---- the claim ------------------------------------------------------------- */
+
 /* The first queued task this process can act on: one to run, or one to end
  * without running (cancelled or timed out while waiting).  The scan offers
  * each name's next task, by priority, in the order of their ready times,
@@ -80,6 +181,8 @@ static int claim_scan(tm__txn *txn, int64_t ready_us, const char *id,
 	reg = tm__registry_find(c->tm->reg, name);
 	if (reg == NULL || reg->def.run == NULL || (c->n > 0 && !runs_short(reg)))
 		return 0;
+	if (reg->def.rate_per_s > 0 && rate_dry(c, reg))
+		return 0; /* no token before the next is due: other names go first */
 	if (reg->def.concurrency > 0) {
 		struct count_ctx cc = { 0 };
 		/* Counted and claimed under the name's lock: the limit holds
@@ -117,6 +220,8 @@ static int claim_txn(tm__txn *txn, void *p)
 	int err = TM_OK;
 
 	forget_claims(c); /* a write may run again */
+	c->n_dry = 0;
+	c->due_mono = 0;
 	for (size_t i = 0; i < c->n_outs && !err; i++)
 		err = write_outcome(txn, c->outs[i].job, c->outs[i].st, c->closing);
 	for (int step = 0; !err && step < CLAIM_STEPS && c->n < c->want; step++) {
@@ -138,6 +243,17 @@ static int claim_txn(tm__txn *txn, void *p)
 		err = tm__store_get(txn, c->id, &t);
 		if (err)
 			return err;
+		if (c->reg->def.rate_per_s > 0 && tm__lifecycle_claim_runs(&t, c->now)) {
+			bool taken;
+
+			err = rate_take(txn, c, c->reg, &taken);
+			if (err || !taken) {
+				tm__task_free(&t);
+				if (err)
+					return err;
+				continue; /* it waits, untouched; the scan passes its name now */
+			}
+		}
 		old = t;
 		err = tm__lifecycle_claim(txn, &t, c->now, c->token, lease_until, &run);
 		if (!err && run)
@@ -182,6 +298,11 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 		 * If that fails too, the leases expire and recovery retries. */
 		c->want = 0;
 		err = tm__store_write(tm->store, claim_txn, c);
+	}
+	if (!err && (c->n_dry > 0 || c->due_mono != 0)) {
+		pthread_mutex_lock(&rt->mu);
+		rate_publish(rt, c);
+		pthread_mutex_unlock(&rt->mu);
 	}
 	for (unsigned i = 0; !err && i < c->n; i++) {
 		if (tm__job_new(c->regs[i], &c->tasks[i], c->secrets[i], tm->opts.lease_ms,
@@ -327,8 +448,9 @@ void *tm__worker_main(void *arg)
 		if (n == 0 && n_outs == 0) {
 			rt->n_idle++;
 			while ((!rt->stopping || rt->reserved > 0) &&
-			       rt->wake_seq == seen && rt->handoff == NULL)
-				pthread_cond_wait(&rt->work, &rt->mu);
+			       rt->wake_seq == seen && rt->handoff == NULL &&
+			       !rate_token_due(rt))
+				idle_wait(rt);
 			rt->n_idle--;
 			if (rt->handoff) {
 				jobs[0] = rt->handoff;
