@@ -27,6 +27,12 @@
  *                      stores (when the disk's syncs cap the rate)
  *   tm-bench tick      the supervisor's CPU per tick with 10k tasks waiting
  *                      and with BENCH_BIG (no handler: they stay waiting)
+ *   tm-bench schedule  no-sync stores, 2 workers, no-op handler: 100k tasks
+ *                      (--quick 25k) scheduled for one second, from that
+ *                      second until all ran, against as many ready tasks;
+ *                      20k tasks of a name (drained from a pause) alone,
+ *                      beside BENCH_BIG tasks scheduled for tomorrow on
+ *                      another name, and behind 10k and BENCH_BIG of its own
  *   tm-bench pg        the PostgreSQL store against raw libpq on the same
  *                      server (bench_pg.c): --pg URI, else TM_TEST_PG_URL;
  *                      without either, or without libpq, skipped
@@ -47,6 +53,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
+#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1251,7 +1258,7 @@ static int bench_tick(void)
 {
 	tm_manager *tm = open_tm("tick", 0, 1);
 	double small, large, small_all, large_all;
-	char label[64];
+	char label[96];
 
 	reg(tm, "bench", NULL); /* no workers here: its tasks wait */
 	fill(tm, 10000);
@@ -1269,6 +1276,133 @@ static int bench_tick(void)
 	row(label, large_all, "us", small_all);
 	printf("\n(ratios to 10k.)  goal: checks <= 1.2x.  \"Checks\" is tm_stats' "
 	       "supervisor_cpu_s per tick;\nthe thread's figure adds kernel time.\n");
+	return 0;
+}
+
+/* ---- 10. scheduling ------------------------------------------------------------- */
+
+/* n tasks of name in batches of 100 (tm_trigger_many), each body `body`. */
+static void fill_many(tm_manager *tm, const char *name, long n, const char *body)
+{
+	size_t per = strlen(body) + 1;
+	char *bodies = malloc(100 * per + 3);
+
+	if (bodies == NULL)
+		die("malloc");
+	for (long done = 0; done < n;) {
+		long k = n - done < 100 ? n - done : 100;
+		char *p = bodies;
+		char *out;
+
+		*p++ = '[';
+		for (long i = 0; i < k; i++)
+			p += sprintf(p, "%s%s", i ? "," : "", body);
+		strcpy(p, "]");
+		if (tm_trigger_many(tm, name, bodies, 0, &out) != TM_OK)
+			die("tm_trigger_many");
+		tm_free(out);
+		done += k;
+	}
+	free(bodies);
+}
+
+static void await_ran(int n)
+{
+	struct timespec ms = { 0, 1000000 };
+
+	while (atomic_load(&ran) < n)
+		nanosleep(&ms, NULL);
+}
+
+/* Seconds from resuming a paused name with n ready tasks until all ran. */
+static double drain_ready(tm_manager *tm, const char *name, int n, const char *body)
+{
+	double t0;
+
+	if (tm_pause(tm, name) != TM_OK)
+		die("tm_pause");
+	atomic_store(&ran, 0);
+	fill_many(tm, name, n, body);
+	t0 = now_s();
+	if (tm_resume(tm, name) != TM_OK)
+		die("tm_resume");
+	await_ran(n);
+	return now_s() - t0;
+}
+
+static int bench_schedule(void)
+{
+	int n = quick ? 25000 : 100000, m = quick ? 5000 : 20000;
+	long lots = big;
+	char body[96], label[96];
+	double ready_s, sched_s, at, t0, plain, beside, claim_small, claim_big;
+	tm_manager *tm;
+
+	/* a. n tasks scheduled for one second, against n ready ones. */
+	tm = open_tm("sched-a", 2, 1);
+	reg(tm, "bench", noop);
+	ready_s = drain_ready(tm, "bench", n, "{}");
+	atomic_store(&ran, 0);
+	/* Far enough ahead for the fill to end first (it ran at over 5000/s
+	 * even on a busy machine). */
+	at = floor(time_now_s()) + 2 + n / 5000;
+	if (tm_pause(tm, "bench") != TM_OK) /* none may start before all are stored */
+		die("tm_pause");
+	snprintf(body, sizeof(body), "{\"not_before\": %.0f}", at);
+	fill_many(tm, "bench", n, body);
+	if (tm_resume(tm, "bench") != TM_OK)
+		die("tm_resume");
+	if (time_now_s() > at - 0.2)
+		printf("\n(note: storing the scheduled tasks ran past their second)\n");
+	await_ran(n);
+	sched_s = time_now_s() - at;
+	tm_close(tm);
+	drop("sched-a");
+
+	/* b. triggers and claims of one name, beside another name with `lots`
+	 * tasks scheduled for tomorrow. */
+	tm = open_tm("sched-b", 2, 1);
+	reg(tm, "bench", noop);
+	reg(tm, "later", noop);
+	plain = m / drain_ready(tm, "bench", m, "{}");
+	snprintf(body, sizeof(body), "{\"not_before\": %.0f}", time_now_s() + 86400);
+	t0 = now_s();
+	fill_many(tm, "later", lots, body);
+	printf("\n(stored %s scheduled tasks in %.1f s)\n", count_name(lots), now_s() - t0);
+	beside = m / drain_ready(tm, "bench", m, "{}");
+	tm_close(tm);
+	drop("sched-b");
+
+	/* c. claims of a name whose own queue holds 10k, then `lots`, tasks
+	 * scheduled for tomorrow behind its ready ones. */
+	tm = open_tm("sched-c", 2, 1);
+	reg(tm, "bench", noop);
+	fill_many(tm, "bench", 10000, body);
+	claim_small = m / drain_ready(tm, "bench", m, "{}");
+	fill_many(tm, "bench", lots - 10000, body);
+	claim_big = m / drain_ready(tm, "bench", m, "{}");
+	tm_close(tm);
+	drop("sched-c");
+
+	header("10. scheduling: not_before and priorities in the queue (no-sync stores, 2 workers)",
+	       "base");
+	snprintf(label, sizeof(label), "%s ready tasks: resume to all ran (s)", count_name(n));
+	row(label, ready_s, "s", 0);
+	snprintf(label, sizeof(label), "%s tasks due in one second: due to all ran (s)",
+	         count_name(n));
+	row(label, sched_s, "s", ready_s);
+	snprintf(label, sizeof(label), "%s tasks of a name, alone (tasks/s)", count_name(m));
+	row(label, plain, "/s", 0);
+	snprintf(label, sizeof(label), "the same, %s scheduled on another name", count_name(lots));
+	row(label, beside, "/s", plain);
+	snprintf(label, sizeof(label), "%s tasks, 10k of its own scheduled (tasks/s)",
+	         count_name(m));
+	row(label, claim_small, "/s", 0);
+	snprintf(label, sizeof(label), "the same, %s of its own scheduled", count_name(lots));
+	row(label, claim_big, "/s", claim_small);
+	printf("\ngoals: tasks due in one second start within 2x the ready ones' time;\n"
+	       "a name's rate beside %s scheduled tasks, and with %s of its own, "
+	       "about 1x (no measurable cost).\n", count_name(lots), count_name(lots));
 	return 0;
 }
 
@@ -1382,6 +1516,11 @@ static unsigned long long need_retention(void)
 	return (quick ? 10ull : 60ull) * 25000 * TASK_B + 2 * STORE_B;
 }
 
+static unsigned long long need_schedule(void)
+{
+	return (unsigned long long)big * BIG_B + 3 * STORE_B;
+}
+
 static unsigned long long need_pg(void)
 {
 	return 0; /* on the server's disk, not here */
@@ -1404,7 +1543,7 @@ static void usage(FILE *f)
 {
 	fprintf(f,
 	        "usage: tm-bench [--quick] [--dir DIR] [--pg URI]\n"
-	        "                [trigger|bulk|e2e|get|list|latency|size|retention|tick|pg]...\n"
+	        "                [trigger|bulk|e2e|get|list|latency|size|retention|tick|schedule|pg]...\n"
 	        "  Runs the named sections (none named: all) and prints their tables.\n"
 	        "  --quick    every ratio at a smaller scale, in about a minute: a quarter\n"
 	        "             of the durable operations, a big store of 100k tasks (not 1M)\n"
@@ -1431,6 +1570,7 @@ int main(int argc, char **argv)
 		{ "get", bench_get, need_get },             { "list", bench_list, need_list },
 		{ "latency", bench_latency, need_latency }, { "size", bench_size, need_size },
 		{ "retention", bench_retention, need_retention }, { "tick", bench_tick, need_tick },
+		{ "schedule", bench_schedule, need_schedule },
 		{ "pg", section_pg, need_pg },
 	};
 	enum { NSECTIONS = sizeof(sections) / sizeof(sections[0]) };
