@@ -361,7 +361,9 @@ TM_EXTERN int tm_get(tm_manager *tm, const char *name, const char *task_id,
  *        may not be patched, and `progress` must stay an object.  Once a
  *        task is final (FAILED, CANCELLED, COMPLETED), its status,
  *        `details.error` and `details.progress` no longer change either;
- *        other keys of `details` may still be merged.
+ *        other keys of `details` may still be merged.  A patch that
+ *        COMPLETES a task of a name with a `then` creates the next task
+ *        in the same transaction (tm_job_def.then).
  * @param out_json receives the updated task (private view)
  * @return #TM_OK; #TM_EWRONG_DATA (bad name, id or body, contradictory
  *         fields, a task over the limits of #tm_options);
