@@ -74,9 +74,9 @@ void tm__job_ref(tm_job *job);
 /* Drop a reference; the last one frees the job.  NULL is a no-op. */
 void tm__job_unref(tm_job *job);
 
-/* Copy the job's unwritten progress, warnings, output and error into t (the task as
- * stored), fenced: *ours is false, and t is left alone, if t is no longer
- * this run's.  After the transaction commits, tm__job_written(mark) forgets
+/* Copy the job's unwritten progress, warnings, output and error into t (the
+ * task as stored), fenced: *ours is false, and t is left alone, if t is no
+ * longer this run's.  After the transaction commits, tm__job_written(mark) forgets
  * what was written.  All three are called with job->mu held. */
 typedef struct tm__job_mark {
 	uint64_t gen;

@@ -98,12 +98,12 @@ typedef struct tm__change {
 
 /* Apply ch to task id of name in one write transaction, and render the task
  * after it (private view) into out.  A task that COMPLETES here is followed
- * by its next task in the same transaction (f).  *stop_handler: a handler running the
- * task must now be told to stop.  A details patch is merged and checked
- * against lim (optional) before the transaction; the transaction merges
- * again only if the task's details changed meanwhile.  Once a task is
- * final, its status and the library's own keys of details never change
- * (TM_ELOWER_STATUS); other keys may still be merged. */
+ * by its next task in the same transaction (f).  *stop_handler: a handler
+ * running the task must now be told to stop.  A details patch is merged
+ * and checked against lim (optional) before the transaction; the
+ * transaction merges again only if the task's details changed meanwhile.
+ * Once a task is final, its status and the library's own keys of details
+ * never change (TM_ELOWER_STATUS); other keys may still be merged. */
 int tm__lifecycle_change(tm__store *s, const tm__limits *lim, const char *name,
                          const char *id, const tm__change *ch, tm__follow *f,
                          tm__buf *out, bool *stop_handler);

@@ -13,7 +13,7 @@
 
 static struct {
 	atomic_int runs;
-	atomic_int output_rc[4];
+	atomic_int output_rc[5];
 } h;
 
 /* ---- helpers --------------------------------------------------------------- */
@@ -83,6 +83,17 @@ static void assert_payload(const cJSON *task, const char *json)
 
 /* ---- handlers ---------------------------------------------------------------- */
 
+/* An output over a quarter of max_details_bytes (the default's: 64 KiB). */
+static int over_the_share(tm_job *job)
+{
+	static char big[70 * 1024];
+
+	memcpy(big, "{\"x\": \"", 7);
+	memset(big + 7, 'x', sizeof(big) - 10);
+	memcpy(big + sizeof(big) - 3, "\"}", 3);
+	return tm_job_output(job, big);
+}
+
 static tm_status output_items(tm_job *job, void *user)
 {
 	(void)user;
@@ -92,6 +103,7 @@ static tm_status output_items(tm_job *job, void *user)
 	atomic_store(&h.output_rc[0], tm_job_output(job, "[1, 2]"));
 	atomic_store(&h.output_rc[1], tm_job_output(job, "{"));
 	atomic_store(&h.output_rc[2], tm_job_output(job, NULL));
+	atomic_store(&h.output_rc[4], over_the_share(job));
 	tm_job_output(job, "{\"table\": \"old\"}");
 	atomic_store(&h.output_rc[3], tm_job_output(job, "{\"table\": \"items.csv\", \"rows\": 3}"));
 	return TM_COMPLETED;
@@ -150,6 +162,7 @@ START_TEST(completed_task_is_followed_by_the_next_with_its_output)
 	ck_assert_err(atomic_load(&h.output_rc[0]), TM_EWRONG_DATA);
 	ck_assert_err(atomic_load(&h.output_rc[1]), TM_EWRONG_DATA);
 	ck_assert_err(atomic_load(&h.output_rc[2]), TM_EINVAL);
+	ck_assert_err(atomic_load(&h.output_rc[4]), TM_EWRONG_DATA);
 	ck_assert_ok(atomic_load(&h.output_rc[3]));
 
 	b = next_of(tm, "import", id, "fit");
