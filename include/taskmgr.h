@@ -196,7 +196,10 @@ typedef struct tm_job_def {
 	/** IANA time zone of `cron`, e.g. "Europe/Berlin" (NULL = UTC). */
 	const char *cron_tz;
 	/** Name to trigger when a task of this name COMPLETES, in the same
-	 *  transaction (NULL = none); a cycle is refused. */
+	 *  transaction (NULL = none), with the finished task's
+	 *  `details.output` as `context_task` (doc/runtime.md, "Pipelines").
+	 *  Every process that completes tasks of this name must register
+	 *  the next name too.  A cycle is refused. */
 	const char *then;
 	/** Starts per second of this name, across every process sharing the
 	 *  store: a token bucket (0 = no limit). */
@@ -261,7 +264,9 @@ TM_EXTERN int tm_job_def_init(tm_job_def *def, unsigned int version);
  *
  * @return #TM_OK; #TM_EINVAL for a NULL argument, a name that is empty, too
  *         long, has other characters than [A-Za-z0-9_.-], or is already
- *         registered, unknown flags, or a negative or non-finite duration;
+ *         registered, unknown flags, or a negative or non-finite duration,
+ *         or a `then` that is not a task name or leads back to @p def's
+ *         name through the `then` of the names registered (a cycle);
  *         #TM_ENOMEM; #TM_ESTORAGE.
  * @note Thread-safe.
  */
@@ -356,7 +361,9 @@ TM_EXTERN int tm_get(tm_manager *tm, const char *name, const char *task_id,
  *        may not be patched, and `progress` must stay an object.  Once a
  *        task is final (FAILED, CANCELLED, COMPLETED), its status,
  *        `details.error` and `details.progress` no longer change either;
- *        other keys of `details` may still be merged.
+ *        other keys of `details` may still be merged.  A patch that
+ *        COMPLETES a task of a name with a `then` creates the next task
+ *        in the same transaction (tm_job_def.then).
  * @param out_json receives the updated task (private view)
  * @return #TM_OK; #TM_EWRONG_DATA (bad name, id or body, contradictory
  *         fields, a task over the limits of #tm_options);
@@ -563,6 +570,17 @@ TM_EXTERN int tm_job_message(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
  *  #TM_EWRONG_DATA once this run's warnings would exceed a quarter of
  *  `max_task_bytes`. */
 TM_EXTERN int tm_job_warn(tm_job *job, const char *fmt, ...) TM_PRINTF(2, 3);
+/**
+ * Set the run's output, `details.output`, to @p output_json (a JSON
+ * object), replacing any output set before.  Written with the task's
+ * final status (and coalesced like tm_job_progress() until then).  When
+ * the task COMPLETES and its name has a `then`, the output becomes the
+ * next task's `context_task`.  Each attempt starts without an output.
+ * @return #TM_OK; #TM_EWRONG_DATA when it is not a JSON object, or over a
+ *         quarter of `max_details_bytes` or of `max_keys` (nothing
+ *         changes then); #TM_ENOMEM; #TM_EINVAL for a NULL argument.
+ */
+TM_EXTERN int tm_job_output(tm_job *job, const char *output_json);
 /** Nonzero once the task should stop: cancel requested, timed out, lease
  *  lost, or not renewed for two thirds of `lease_ms` (the store is out of
  *  reach: doc/runtime.md, "Self-fencing"), or the manager closing.  Poll

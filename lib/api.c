@@ -137,7 +137,7 @@ int tm_trigger(tm_manager *tm, const char *name, const char *body_json,
 		tm__new_task item = { req.context, req.secret,
 		                      req.reason ? req.reason : MANUAL_REASON, NULL,
 		                      req.scheduled, req.not_before,
-		                      req.has_priority, req.priority };
+		                      req.has_priority, req.priority, NULL };
 
 		err = create_one(tm, job, &item, id, &created);
 	}
@@ -354,19 +354,23 @@ int tm_get(tm_manager *tm, const char *name, const char *task_id,
 }
 
 /* tm_patch() and tm_cancel(): the change is the lifecycle's; telling a
- * handler here to stop, and the other processes to look, is ours. */
+ * handler here to stop, and the workers (here and in the other processes)
+ * to look for a pipeline's next task, is ours. */
 static int change(tm_manager *tm, const char *name, const char *id,
                   const tm__change *ch, char **out_json)
 {
 	tm__buf out = { 0 };
+	tm__follow f = { tm->reg, &tm->limits, false };
 	bool stop_handler = false;
-	int err = tm__lifecycle_change(tm->store, &tm->limits, name, id, ch, &out,
-	                               &stop_handler);
+	int err = tm__lifecycle_change(tm->store, &tm->limits, name, id, ch, &f,
+	                               &out, &stop_handler);
 
 	if (err) {
 		tm__buf_take(&out, NULL);
 		return err;
 	}
+	if (f.created) /* a pipeline's next task waits: here, or elsewhere */
+		tm__running_announce(tm);
 	if (stop_handler) {
 		tm__running_stop(tm, id, TM__STOP_CANCEL);
 		tm__store_wake(tm->store, false); /* the handler may run in another process */
@@ -426,7 +430,7 @@ int tm_retry(tm_manager *tm, const char *name, const char *task_id, char **out_j
 	if (!err) {
 		/* Its refresh token was erased when it ended: none goes along. */
 		tm__new_task item = { payload, NULL, reason, task_id, false, 0,
-		                      priority != 0, priority };
+		                      priority != 0, priority, NULL };
 
 		snprintf(reason, sizeof(reason), "%s%s", RETRY_REASON, task_id);
 		err = create_one(tm, job, &item, id, &created);

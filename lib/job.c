@@ -69,6 +69,7 @@ static void job_free(tm_job *job)
 	cJSON_Delete(job->progress);
 	cJSON_Delete(job->warnings);
 	cJSON_Delete(job->base_warnings);
+	cJSON_Delete(job->output);
 	free(job->error);
 	pthread_mutex_destroy(&job->mu);
 	free(job);
@@ -111,6 +112,9 @@ int tm__job_apply(tm_job *job, tm__task *t, tm__job_mark *mark, bool *ours)
 	}
 	cJSON_Delete(t->warnings);
 	t->warnings = w;
+	if (job->output &&
+	    (err = tm__task_set_detail(t, "output", cJSON_Duplicate(job->output, 1))) != TM_OK)
+		return err;
 	return job->error ? tm__task_set_text(t, "error", job->error) : TM_OK;
 }
 
@@ -233,6 +237,45 @@ int tm_job_progress(tm_job *job, const char *progress_json)
 		err = change_progress(job, merge_progress, patch);
 	cJSON_Delete(patch);
 	return err;
+}
+
+/* A handler's output: details.output, handed to the next task of a
+ * pipeline.  Its share of the limits: a quarter of max_details_bytes and
+ * of max_keys. */
+int tm_job_output(tm_job *job, const char *output_json)
+{
+	char *text = NULL;
+	cJSON *o;
+	int err = TM_OK;
+
+	if (job == NULL || output_json == NULL)
+		return tm_errorf(TM_EINVAL, "tm_job_output needs a job and a JSON object");
+	o = tm__json_parse(output_json, "output", &err);
+	if (o == NULL)
+		return err;
+	if (!cJSON_IsObject(o))
+		err = tm_errorf(TM_EWRONG_DATA, "output must be a JSON object");
+	else if ((text = tm__json_print(o)) == NULL)
+		err = tm__error_oom();
+	else if (tm__json_keys(o) > job->lim->keys / 4 ||
+	         strlen(text) > job->lim->details_bytes / 4)
+		err = tm_errorf(TM_EWRONG_DATA, "output would be %zu bytes with %zu "
+		                "keys; the limit is %llu bytes and %zu keys (a quarter "
+		                "of max_details_bytes and of max_keys)", strlen(text),
+		                tm__json_keys(o),
+		                (unsigned long long)job->lim->details_bytes / 4,
+		                job->lim->keys / 4);
+	free(text);
+	if (err) {
+		cJSON_Delete(o);
+		return err;
+	}
+	pthread_mutex_lock(&job->mu);
+	cJSON_Delete(job->output);
+	job->output = o;
+	job->gen++;
+	pthread_mutex_unlock(&job->mu);
+	return TM_OK;
 }
 
 /* printf into a malloc'd string. */

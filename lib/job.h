@@ -55,6 +55,7 @@ struct tm_job {
 	cJSON *base_warnings;     /* the task's warnings when the run began */
 	size_t warn_bytes;        /* printed size of this run's warnings, about */
 	char *error;              /* tm_job_fail() */
+	cJSON *output;            /* tm_job_output(), or NULL */
 	uint64_t gen;             /* bumped by every progress, message, warning */
 	uint64_t written_gen;     /* the gen last written to the store */
 	bool returned;            /* the handler returned `outcome` */
@@ -73,9 +74,9 @@ void tm__job_ref(tm_job *job);
 /* Drop a reference; the last one frees the job.  NULL is a no-op. */
 void tm__job_unref(tm_job *job);
 
-/* Copy the job's unwritten progress, warnings and error into t (the task as
- * stored), fenced: *ours is false, and t is left alone, if t is no longer
- * this run's.  After the transaction commits, tm__job_written(mark) forgets
+/* Copy the job's unwritten progress, warnings, output and error into t (the
+ * task as stored), fenced: *ours is false, and t is left alone, if t is no
+ * longer this run's.  After the transaction commits, tm__job_written(mark) forgets
  * what was written.  All three are called with job->mu held. */
 typedef struct tm__job_mark {
 	uint64_t gen;

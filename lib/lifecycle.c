@@ -13,6 +13,15 @@
 
 /* ---- create ---------------------------------------------------------------- */
 
+/* details[key] = {"name": name, "task_id": id}: a pipeline's link. */
+static bool add_link(cJSON *d, const char *key, const char *name, const char *id)
+{
+	cJSON *o = cJSON_AddObjectToObject(d, key);
+
+	return o && cJSON_AddStringToObject(o, "name", name) &&
+	       cJSON_AddStringToObject(o, "task_id", id);
+}
+
 static int new_task(const tm__jobreg *job, const tm__new_task *item,
                     int64_t now, tm__task *t)
 {
@@ -38,6 +47,7 @@ static int new_task(const tm__jobreg *job, const tm__new_task *item,
 	t->details = d = cJSON_CreateObject();
 	if (t->warnings == NULL || d == NULL ||
 	    !cJSON_AddItemToObject(d, "payload", cJSON_Duplicate(item->context, 1)) ||
+	    (item->after && !add_link(d, "after", item->after->name, item->after->id)) ||
 	    !cJSON_AddObjectToObject(d, "progress") ||
 	    !cJSON_AddItemToObject(d, "timeout_at", tm__json_time(t->timeout_us)) ||
 	    !cJSON_AddStringToObject(d, "create_reason", item->reason) ||
@@ -284,6 +294,85 @@ int tm__lifecycle_retry_source(tm__store *s, const char *name, const char *id,
 	return err;
 }
 
+/* ---- pipelines ---------------------------------------------------------------- */
+
+#define AFTER_REASON "after "
+
+/* A warning on the task that completed, about its next task: the next task
+ * is not made, and the completion stands. */
+static int then_warning(tm__task *t, const char *next, const char *why)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "then: no task of %s was created: %s", next, why);
+	return tm__task_add_warning(t, msg);
+}
+
+/* t has just COMPLETED in txn: create the task its name's `then` names,
+ * in the same transaction, with t's details.output as its context_task,
+ * as create_txn makes any task (exclusivity under the name's lock, the
+ * metrics' note).  The next name's policy is its registration in this
+ * process; without one, or when its exclusivity or the limits refuse the
+ * task, t gets a warning instead.  Its validate hook does not run: host
+ * code has no place inside a write transaction. */
+static int follow(tm__txn *txn, tm__task *t, tm__follow *f)
+{
+	const tm__jobreg *me = f ? tm__registry_find(f->reg, t->name) : NULL;
+	const tm__jobreg *job;
+	const cJSON *out;
+	cJSON *empty = NULL;
+	char reason[sizeof(AFTER_REASON) + TM_NAME_MAX + 1 + TM_TASK_ID_LEN];
+	tm__new_task item = { .reason = reason, .after = t };
+	tm__task next;
+	struct create_ctx c = { NULL, &next, &item, 1, NULL, false, false };
+	static const tm__create_how plain;
+	int err;
+
+	if (me == NULL || me->def.then == NULL)
+		return TM_OK;
+	job = tm__registry_find(f->reg, me->def.then);
+	if (job == NULL)
+		return then_warning(t, me->def.then, "the name is not registered in "
+		                    "the process that completed this task");
+	out = cJSON_GetObjectItemCaseSensitive(t->details, "output");
+	if (out && !cJSON_IsObject(out)) {
+		err = tm__task_add_warning(t, "then: details.output is not a JSON "
+		                           "object; the next task's context_task is {}");
+		if (err)
+			return err;
+	}
+	if (!cJSON_IsObject(out))
+		out = empty = cJSON_CreateObject();
+	if (out == NULL)
+		return tm__error_oom();
+	snprintf(reason, sizeof(reason), "%s%s %s", AFTER_REASON, t->name, t->id);
+	item.context = out;
+	err = new_task(job, &item, tm__txn_now(txn), &next);
+	cJSON_Delete(empty);
+	if (err)
+		return err;
+	if (f->lim)
+		err = tm__task_check_limits(&next, f->lim, "details.output", NULL);
+	if (!err) {
+		c.job = job;
+		c.how = &plain;
+		err = create_txn(txn, &c);
+	}
+	if (!err)
+		err = add_link(t->details, "then", job->name, next.id) ? TM_OK
+		                                                       : tm__error_oom();
+	if (err == TM_EALREADY_RUNNING || err == TM_EWRONG_DATA) {
+		char why[384];
+
+		snprintf(why, sizeof(why), "%s", tm_last_error());
+		err = then_warning(t, job->name, why);
+	} else if (!err) {
+		f->created = true;
+	}
+	tm__task_free(&next);
+	return err;
+}
+
 /* ---- statuses ------------------------------------------------------------------ */
 
 int tm__lifecycle_enter(tm__txn *txn, tm__task *t, tm_status st)
@@ -338,7 +427,7 @@ static int cancel(tm__txn *txn, tm__task *t)
  * add or change other keys but none of these. */
 static const char *const own_keys[] = {
 	"payload", "progress", "timeout_at", "create_reason", "attempts",
-	"end_time", "error", "retry_of", "not_before", "priority"
+	"end_time", "error", "retry_of", "not_before", "priority", "after", "then"
 };
 
 static int keep_own_keys(const tm__task *t, const cJSON *before, const cJSON *after)
@@ -362,6 +451,7 @@ struct change_ctx {
 	const tm__limits *lim;
 	const cJSON *merged;   /* details merged before the write, or NULL */
 	uint64_t merged_from;  /* the details_hash they were merged from */
+	tm__follow *f;
 	tm__buf *out;
 	bool stop_handler;
 };
@@ -403,6 +493,8 @@ static int change_txn(tm__txn *txn, void *p)
 	int err;
 
 	tm__buf_take(c->out, NULL); /* a write may run again */
+	if (c->f)
+		c->f->created = false;
 	err = tm__store_get(txn, c->id, &t);
 	if (err)
 		return err;
@@ -436,6 +528,10 @@ static int change_txn(tm__txn *txn, void *p)
 		err = cancel(txn, &t);
 		changed = t.status != old.status;
 	}
+	/* Completed by this change (an external worker's patch): its next
+	 * task is created here, in the same transaction. */
+	if (!err && t.status == TM_COMPLETED && old.status != TM_COMPLETED)
+		err = follow(txn, &t, c->f);
 	if (!err && changed)
 		err = tm__store_put(txn, &old, &t);
 	if (!err) {
@@ -486,10 +582,10 @@ static int merge_ahead(tm__store *s, struct change_ctx *c, cJSON **merged)
 }
 
 int tm__lifecycle_change(tm__store *s, const tm__limits *lim, const char *name,
-                         const char *id, const tm__change *ch, tm__buf *out,
-                         bool *stop_handler)
+                         const char *id, const tm__change *ch, tm__follow *f,
+                         tm__buf *out, bool *stop_handler)
 {
-	struct change_ctx c = { name, id, ch, lim, NULL, 0, out, false };
+	struct change_ctx c = { name, id, ch, lim, NULL, 0, f, out, false };
 	cJSON *merged = NULL;
 	int err = ch->details ? merge_ahead(s, &c, &merged) : TM_OK;
 
@@ -532,8 +628,10 @@ int tm__lifecycle_claim(tm__txn *txn, tm__task *t, int64_t now, uint64_t token,
 		err = tm__task_set_attempts(t, tm__task_attempts(t) + 1);
 	if (err)
 		return err;
-	/* A new attempt starts clean; earlier failures are warnings. */
+	/* A new attempt starts clean; earlier failures are warnings, and
+	 * an output is this attempt's to give (tm_job_output). */
 	cJSON_DeleteItemFromObjectCaseSensitive(t->details, "error");
+	cJSON_DeleteItemFromObjectCaseSensitive(t->details, "output");
 	t->queued = false;
 	t->ready_us = now; /* the run's start, while it runs (task.h) */
 	t->owner = token;
@@ -566,7 +664,7 @@ static int retry_later(tm__task *t, const tm__jobreg *reg, const char *why,
 }
 
 int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
-                          tm_status st, bool closing)
+                          tm_status st, bool closing, tm__follow *f)
 {
 	const cJSON *e;
 	int err = TM_OK;
@@ -583,8 +681,10 @@ int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
 		requeue(t, tm__txn_now(txn));
 		return tm__task_set_attempts(t, tm__task_attempts(t) - 1);
 	}
-	if (st == TM_COMPLETED)
-		return tm__lifecycle_enter(txn, t, TM_COMPLETED);
+	if (st == TM_COMPLETED) {
+		err = tm__lifecycle_enter(txn, t, TM_COMPLETED);
+		return err ? err : follow(txn, t, f);
+	}
 	if (st == TM_CANCELLED || t->status == TM_CANCELLED_REQUESTED)
 		return tm__lifecycle_enter(txn, t, TM_CANCELLED);
 	e = cJSON_GetObjectItemCaseSensitive(t->details, "error");

@@ -48,6 +48,8 @@ typedef struct tm__new_task {
 	double not_before;
 	bool has_priority;  /* priority given (details.priority shows it) */
 	int priority;
+	const tm__task *after; /* a pipeline's: the task that completed (its
+	                        * name and id go to details.after), or NULL */
 } tm__new_task;
 
 /* The payload (details.payload, a copy to *payload) and priority of task
@@ -78,6 +80,17 @@ int tm__lifecycle_create_many(tm__store *s, const tm__limits *lim,
                               size_t n, const tm__create_how *how,
                               char (*ids)[TM_TASK_ID_LEN + 1], bool *created);
 
+/* What a write needs to follow a task that COMPLETES with the task its
+ * name's `then` names (a pipeline): the names this process knows, and the
+ * limits a new task is checked against.  `created` says, once the write
+ * has committed, whether it created any next task (the caller then wakes
+ * the workers).  NULL where a write cannot complete a task. */
+typedef struct tm__follow {
+	tm__registry *reg;
+	const tm__limits *lim;
+	bool created;
+} tm__follow;
+
 /* A change asked by a caller: tm_patch() or tm_cancel(). */
 typedef struct tm__change {
 	int status;            /* a tm_status to enter, or -1 */
@@ -86,15 +99,16 @@ typedef struct tm__change {
 } tm__change;
 
 /* Apply ch to task id of name in one write transaction, and render the task
- * after it (private view) into out.  *stop_handler: a handler running the
- * task must now be told to stop.  A details patch is merged and checked
- * against lim (optional) before the transaction; the transaction merges
- * again only if the task's details changed meanwhile.  Once a task is
- * final, its status and the library's own keys of details never change
- * (TM_ELOWER_STATUS); other keys may still be merged. */
+ * after it (private view) into out.  A task that COMPLETES here is followed
+ * by its next task in the same transaction (f).  *stop_handler: a handler
+ * running the task must now be told to stop.  A details patch is merged
+ * and checked against lim (optional) before the transaction; the
+ * transaction merges again only if the task's details changed meanwhile.
+ * Once a task is final, its status and the library's own keys of details
+ * never change (TM_ELOWER_STATUS); other keys may still be merged. */
 int tm__lifecycle_change(tm__store *s, const tm__limits *lim, const char *name,
-                         const char *id, const tm__change *ch, tm__buf *out,
-                         bool *stop_handler);
+                         const char *id, const tm__change *ch, tm__follow *f,
+                         tm__buf *out, bool *stop_handler);
 
 /* Move t to status st, with what entering it implies: end_time and the
  * secret erased for a final status, leaving the queue when an external
@@ -115,9 +129,10 @@ int tm__lifecycle_claim(tm__txn *txn, tm__task *t, int64_t now, uint64_t token,
 /* What a run came to: the handler answered st (anything but COMPLETED,
  * FAILED or CANCELLED is a handler bug and ends FAILED).  A failure with
  * attempts left is retried after the backoff; during tm_close() (closing)
- * an unfinished run goes back to the queue without counting an attempt. */
+ * an unfinished run goes back to the queue without counting an attempt.
+ * A task that COMPLETES is followed by its next task in txn (f). */
 int tm__lifecycle_outcome(tm__txn *txn, tm__task *t, const tm__jobreg *reg,
-                          tm_status st, bool closing);
+                          tm_status st, bool closing, tm__follow *f);
 
 /* t is past its timeout_at: FAILED with the warning "timed out". */
 int tm__lifecycle_time_out(tm__txn *txn, tm__task *t);

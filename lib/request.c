@@ -17,7 +17,7 @@
 /* details keys the library owns: a patch may not rewrite them. */
 static const char *const owned_details[] = {
 	"payload", "timeout_at", "create_reason", "attempts", "end_time", "retry_of",
-	"not_before", "priority",
+	"not_before", "priority", "after", "then",
 };
 
 static int wrong(const char *fmt, const char *arg)

@@ -211,19 +211,23 @@ static void forget_claims(struct claim_ctx *c)
 	c->n = 0;
 }
 
-static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing);
+static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing,
+                         tm__follow *f);
 
 static int claim_txn(tm__txn *txn, void *p)
 {
 	struct claim_ctx *c = p;
 	int64_t lease_until = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
+	/* The next tasks of pipelines go in this write too; claim() wakes
+	 * the workers after any outcome anyway. */
+	tm__follow f = { c->tm->reg, &c->tm->limits, false };
 	int err = TM_OK;
 
 	forget_claims(c); /* a write may run again */
 	c->n_dry = 0;
 	c->due_mono = 0;
 	for (size_t i = 0; i < c->n_outs && !err; i++)
-		err = write_outcome(txn, c->outs[i].job, c->outs[i].st, c->closing);
+		err = write_outcome(txn, c->outs[i].job, c->outs[i].st, c->closing, &f);
 	for (int step = 0; !err && step < CLAIM_STEPS && c->n < c->want; step++) {
 		tm__task t, old;
 		bool run = false, stopping;
@@ -334,7 +338,8 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
  * progress.  Fenced: a task that is no longer this run's (a timeout, a
  * patch or a takeover decided first) is left alone, and the answer is
  * ignored. */
-static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing)
+static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing,
+                         tm__follow *f)
 {
 	tm__job_mark mark;
 	tm__task t, old;
@@ -352,7 +357,8 @@ static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing)
 	 * tm_close(), it goes back to the queue. */
 	if (!err && ours)
 		err = tm__lifecycle_outcome(txn, &t, job->reg, st,
-		                            closing || (atomic_load(&job->stop) & TM__STOP_LOST));
+		                            closing || (atomic_load(&job->stop) & TM__STOP_LOST),
+		                            f);
 	if (!err && ours)
 		err = tm__store_put(txn, &old, &t);
 	tm__task_free(&t);
@@ -403,6 +409,7 @@ static bool run_job(tm_job *job, struct outcome *out)
 /* ---- tm_close()'s part ------------------------------------------------------ */
 
 struct abandoned_ctx {
+	tm_manager *tm;
 	tm_job **jobs;
 	size_t n;
 };
@@ -410,19 +417,21 @@ struct abandoned_ctx {
 static int abandoned_txn(tm__txn *txn, void *p)
 {
 	struct abandoned_ctx *c = p;
+	tm__follow f = { c->tm->reg, &c->tm->limits, false };
 	int err = TM_OK;
 
 	for (size_t i = 0; i < c->n && !err; i++) {
 		tm_job *job = c->jobs[i];
 
-		err = write_outcome(txn, job, job->returned ? job->outcome : TM_CANCELLED, true);
+		err = write_outcome(txn, job, job->returned ? job->outcome : TM_CANCELLED,
+		                    true, &f);
 	}
 	return err;
 }
 
 int tm__worker_write_abandoned(tm_manager *tm, tm_job **jobs, size_t n)
 {
-	struct abandoned_ctx c = { jobs, n };
+	struct abandoned_ctx c = { tm, jobs, n };
 
 	return n > 0 ? tm__store_write(tm->store, abandoned_txn, &c) : TM_OK;
 }

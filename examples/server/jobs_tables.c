@@ -89,6 +89,26 @@ oom:
 	return NULL;
 }
 
+/* What a completed import hands to the job that follows it (ml_new_items,
+ * doc/http.md): the table it read, what its rows are, and how many. */
+static void import_output(tm_job *job, const srv_import_ctx *c,
+                          const char *resource, uint64_t rows)
+{
+	cJSON *o = cJSON_CreateObject(), *t;
+	char *s = NULL;
+
+	if (o && (t = cJSON_AddObjectToObject(o, "input_table")) != NULL &&
+	    cJSON_AddStringToObject(t, "connection", "LOCAL") &&
+	    cJSON_AddStringToObject(t, "name", c->in.name) &&
+	    cJSON_AddStringToObject(o, "resource", resource) &&
+	    cJSON_AddNumberToObject(o, "rows", (double)rows))
+		s = cJSON_PrintUnformatted(o);
+	if (s)
+		tm_job_output(job, s);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
 static tm_status run_import(tm_job *job, void *user)
 {
 	const srv_jobs *jobs = user;
@@ -97,6 +117,7 @@ static tm_status run_import(tm_job *job, void *user)
 	srv_csv *r = NULL;
 	uint64_t rows = 0, bad = 0;
 	size_t n, ncols = 0;
+	const char *resource = "UNKNOWN";
 	tm_status st = TM_COMPLETED;
 	int dirfd = -1, rc;
 
@@ -113,8 +134,10 @@ static tm_status run_import(tm_job *job, void *user)
 	rc = srv_csv_next(r, &f, &n);
 	if (rc == 1) {
 		ncols = n;
+		resource = c.resource[0] ? c.resource : infer_resource(f, n);
 		progress(job, import_start(&c, f, n));
 	} else if (rc == 0) {
+		resource = c.resource[0] ? c.resource : infer_resource(NULL, 0);
 		progress(job, import_start(&c, NULL, 0));
 		tm_job_warn(job, "table %s is empty", c.in.name);
 	}
@@ -133,6 +156,8 @@ static tm_status run_import(tm_job *job, void *user)
 	}
 	if (rc >= 0)
 		progress(job, import_progress(rows));
+	if (rc >= 0 && st == TM_COMPLETED)
+		import_output(job, &c, resource, rows);
 	if (bad > WARN_MAX)
 		tm_job_warn(job, "%llu rows in all have the wrong number of fields",
 		            (unsigned long long)bad);
@@ -421,11 +446,14 @@ int srv_jobs_register_tables(srv_jobs *jobs)
 		const char *name;
 		tm_status (*run)(tm_job *, void *);
 		int (*validate)(const char *, void *);
+		const char *then;
 	} defs[] = {
-		{ "data_import", run_import, srv_validate_import },
-		{ "reco_export", run_reco, srv_validate_reco },
-		{ "user_id_whitelist_export", run_whitelist, srv_validate_whitelist },
-		{ "analytics_report_export", srv_run_report, srv_validate_report },
+		/* The recommender's pipeline: new items are fitted into the
+		 * model as soon as they are imported. */
+		{ "data_import", run_import, srv_validate_import, "ml_new_items" },
+		{ "reco_export", run_reco, srv_validate_reco, NULL },
+		{ "user_id_whitelist_export", run_whitelist, srv_validate_whitelist, NULL },
+		{ "analytics_report_export", srv_run_report, srv_validate_report, NULL },
 	};
 
 	for (size_t i = 0; i < sizeof(defs) / sizeof(defs[0]); i++) {
@@ -436,6 +464,7 @@ int srv_jobs_register_tables(srv_jobs *jobs)
 		d.name = defs[i].name;
 		d.run = defs[i].run;
 		d.validate = defs[i].validate;
+		d.then = defs[i].then;
 		d.user = jobs;
 		err = tm_register(jobs->tm, &d);
 		if (err)

@@ -182,15 +182,17 @@ class LibraryLoading(unittest.TestCase):
         self.assertEqual(bytes(room._room), bytes(len(room._room)),
                          "tm_options_init wrote past the end of tm_options")
         room = _native._JobDefRoom()
-        self.assertEqual(lib.tm_job_def_init(ctypes.byref(room.s), 1), 0)
+        self.assertEqual(lib.tm_job_def_init(ctypes.byref(room.s), 2), 0)
         d = room.s
-        self.assertEqual((d.version, d.name, d.flags, d.user), (1, None, 0, None))
+        self.assertEqual((d.version, d.name, d.flags, d.user), (2, None, 0, None))
         self.assertFalse(d.run)
         self.assertFalse(d.validate)
         self.assertEqual((d.timeout_s, d.max_attempts, d.retry_backoff_s),
                          (86400.0, 1, 1.0))
         self.assertEqual((d.concurrency, d.interval_s, d.change_threshold,
                           d.min_interval_s), (0, 0.0, 0, 0.0))
+        self.assertEqual((d.cron, d.cron_tz, d.then, d.rate_per_s, d.burst),
+                         (None, None, None, 0.0, 0))
         self.assertEqual(bytes(room._room), bytes(len(room._room)),
                          "tm_job_def_init wrote past the end of tm_job_def")
 
@@ -336,6 +338,59 @@ class Register(StoreCase):
         self.assertAlmostEqual(task["details"]["timeout_at"] - task["start_time"], 60, 3)
         with self.assertRaises(taskmgr.TaskAlreadyRunning):
             self.m.trigger("full")
+
+    def test_register_takes_the_version_2_fields(self):
+        self.m.register("v2", cron="@daily", cron_tz="UTC", then="next",
+                        rate_per_s=2.5, burst=3)
+        self.m.register("v2_defaults", cron=None, cron_tz=None, then=None,
+                        rate_per_s=None, burst=None)
+        # What the library checks reaches it: a burst needs a rate, cron_tz
+        # needs cron, then a task name.
+        for bad in ({"burst": 3}, {"cron_tz": "UTC"}, {"then": "not a name"},
+                    {"rate_per_s": -1}):
+            with self.subTest(**bad), self.assertRaises(taskmgr.InvalidArgument):
+                self.m.register("v2_bad", **bad)
+        for bad in ({"then": 5}, {"cron": "@daily\0"}, {"burst": 1.5}):
+            with self.subTest(**{k: repr(v) for k, v in bad.items()}), \
+                    self.assertRaises((TypeError, taskmgr.WrongDataType)):
+                self.m.register("v2_bad", **bad)
+
+    def test_a_then_cycle_is_invalid_argument(self):
+        self.m.register("a", then="b")
+        with self.assertRaises(taskmgr.InvalidArgument) as cm:
+            self.m.register("b", then="a")
+        self.assertIn("cycle", str(cm.exception))
+        with self.assertRaises(taskmgr.InvalidArgument):
+            self.m.register("self", then="self")
+        self.m.register("b")  # refused, it was not registered
+
+    def test_then_follows_a_completed_task_with_its_output(self):
+        def run(job):
+            with self.assertRaises(taskmgr.WrongDataType):
+                job.output(["not", "an", "object"])
+            job.output({"input_table": job.payload["table"], "rows": 2})
+            return "COMPLETED"
+
+        self.m.register("fit")  # no handler: the next task waits
+        self.m.register("import", run=run, then="fit")
+        tid = self.m.trigger("import", {"context_task": {"table": "items.csv"}})["task_id"]
+        done = self.m.wait("import", tid, timeout_s=DEADLINE_S, poll_s=0.01)
+        self.assertEqual(done["status"], "COMPLETED", done)
+        self.assertEqual(done["details"]["output"], {"input_table": "items.csv", "rows": 2})
+        self.assertEqual(done["details"]["then"]["name"], "fit")
+        nxt = self.m.get("fit", done["details"]["then"]["task_id"])
+        self.assertEqual(nxt["status"], "REQUEST_SENT")
+        self.assertEqual(nxt["details"]["payload"], done["details"]["output"])
+        self.assertEqual(nxt["details"]["create_reason"], "after import " + tid)
+        self.assertEqual(nxt["details"]["after"], {"name": "import", "task_id": tid})
+        # An external worker's completion is followed too.
+        self.m.register("ext", then="fit")
+        ext = self.m.trigger("ext")["task_id"]
+        t = self.m.patch("ext", ext, {"status": "COMPLETED",
+                                      "details": {"output": {"k": 1}}})
+        self.assertEqual(self.m.get("fit", t["details"]["then"]["task_id"])
+                         ["details"]["payload"], {"k": 1})
+        self.assertEqual(len(self.m.list_recent("fit")["tasks"]), 2)
 
     def test_registering_a_name_twice_is_invalid_argument(self):
         self.m.register("twice")

@@ -259,6 +259,17 @@ class Server:
     def get(self, name, task_id):
         return self.call("GET", "/tasks/private/%s/%s/" % (name, task_id))
 
+    def settle(self, name="ml_new_items", timeout=30):
+        """Wait until `name` has no active task.  Every data_import that
+        completes is followed by an ml_new_items (the example's pipeline,
+        doc/http.md), which is exclusive: a test that triggers
+        ml_new_items, or wants an import without the warning of a busy
+        ml_new_items, waits for the one an earlier import made."""
+        def idle():
+            n = self.call("GET", "/stats/")["names"][name]
+            return n["REQUEST_SENT"] + n["RUNNING"] + n["CANCELLED_REQUESTED"] == 0
+        wait_for(idle, timeout, "%s to have no active task" % name)
+
     def wait_status(self, name, task_id, statuses, timeout=30):
         def check():
             t = self.get(name, task_id)

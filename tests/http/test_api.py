@@ -375,6 +375,10 @@ class Api(ServerTestCase):
         self.assertEqual((t["status"], t["progress"]), ("RUNNING", "uploading 95%"))
         t = self.ok("PATCH", base + tid + "/", {"completed": True})
         self.assertEqual(t["status"], "COMPLETED")
+        # The example's pipeline: an ml_new_items follows the import.  No
+        # worker runs it here, and it is exclusive: cancel it.
+        self.assertEqual(t["details"]["then"]["name"], "ml_new_items")
+        self.ok("DELETE", "/tasks/private/ml_new_items/%s/" % t["details"]["then"]["task_id"])
         self.assertError(self.req("PATCH", base + tid + "/",
                                   body={"status": "RUNNING"}), 400,
                          "LOWER_STATUS_NOT_ALLOWED", 40, "WrongData")

@@ -48,6 +48,7 @@ class FastJobs(ServerTestCase):
         return t
 
     def test_ml_jobs_complete_with_progress(self):
+        self.srv.settle()
         tids = {n: self.srv.trigger(n, private=False) for n in ML_NAMES}
         for name, tid in tids.items():
             with self.subTest(name=name):
@@ -75,6 +76,7 @@ class FastJobs(ServerTestCase):
                 ("ratings.csv.gz", 2500, ["user_id", "item_id", "rating"],
                  "INTERACTION", "gzip")]:
             with self.subTest(table=table):
+                self.srv.settle()  # no warning of a busy ml_new_items
                 t = self.run_job("data_import", {"connection": "LOCAL",
                                                  "table_name": table})
                 p = t["details"]["progress"]
@@ -92,6 +94,7 @@ class FastJobs(ServerTestCase):
 
     def test_data_import_reports_bad_rows_and_bad_gzip(self):
         self.write("ragged.csv", "a,b\n1,2\n3\n4,5,6\n")
+        self.srv.settle()
         t = self.run_job("data_import", {"name": "ragged.csv", "resource": "USER"})
         self.assertEqual(t["details"]["progress"]["rows"], 3)
         self.assertEqual(t["details"]["progress"]["resource"], "USER")

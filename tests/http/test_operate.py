@@ -17,6 +17,7 @@ class Operate(ServerTestCase):
         return self.srv.request("POST", path, self.srv.token(role))
 
     def test_pause_holds_the_name_until_resumed(self):
+        self.srv.settle()  # an import's ml_new_items (the pipeline) is exclusive
         st, _, doc, _ = self.post("/tasks/private/ml_new_users/pause/")
         self.assertEqual((st, doc), (200, {"name": "ml_new_users", "paused": True}))
         self.assertTrue(self.srv.call("GET", "/stats/")["names"]["ml_new_users"]["paused"])

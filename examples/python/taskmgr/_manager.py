@@ -99,6 +99,13 @@ class Job:
         self._check(self._lib.tm_job_warn(self._job(), b"%s",
                                           ctypes.c_char_p(_message(text))))
 
+    def output(self, output: Mapping[str, Any]) -> None:
+        """Set ``details.output`` to the dict `output`, replacing any set
+        before; written with the final status.  When the task COMPLETES and
+        its name was registered with ``then=``, the next task gets it as its
+        ``context_task``.  Each attempt starts without one."""
+        self._check(self._lib.tm_job_output(self._job(), _document(output, "output")))
+
     def cancelled(self) -> bool:
         """True once the task should stop: cancel requested, timed out,
         lease lost or the manager closing."""
@@ -361,7 +368,7 @@ class Manager:
     def register(self, name: str, run: Optional[Handler] = None, public: bool = False,
                  exclusive: bool = False, timeout_s: Optional[float] = None,
                  validate: Optional[Validator] = None,
-                 **more: Optional[float]) -> None:
+                 **more: Union[None, float, str]) -> None:
         """Register task name `name` (tm_register).
 
         ``run(job)`` is the handler, called on a worker thread with a Job;
@@ -374,8 +381,12 @@ class Manager:
         error and message (any other exception: WrongDataType).  ``public``,
         ``exclusive``, ``timeout_s`` and the keywords max_attempts,
         retry_backoff_s, concurrency, interval_s, change_threshold,
-        min_interval_s set the tm_job_def fields of the same names; None
-        keeps the library's default.
+        min_interval_s, cron, cron_tz, then, rate_per_s and burst set the
+        tm_job_def fields of the same names; None keeps the library's
+        default.  ``then="next"`` makes every task of `name` that COMPLETES
+        followed by a task of "next", whose ``context_task`` is the
+        finished task's ``details["output"]`` (Job.output()); a cycle of
+        ``then`` raises InvalidArgument.
         """
         unknown = sorted(set(more) - set(_MORE_FIELDS))
         if unknown:
@@ -393,11 +404,15 @@ class Manager:
         d.name = _text(name, "name")
         d.flags = (_TM_JOB_PUBLIC if public else 0) | (_TM_JOB_EXCLUSIVE if exclusive else 0)
         fields: Dict[str, Any] = dict(more, timeout_s=timeout_s)
+        texts: List[bytes] = []  # alive until tm_register has copied them
         for field, value in fields.items():
             if value is None:
                 continue
             kind = _MORE_FIELDS.get(field, "double")
-            if kind == "double":
+            if kind == "text":
+                texts.append(_text(value, field))
+                setattr(d, field, texts[-1])
+            elif kind == "double":
                 if isinstance(value, bool) or not isinstance(value, (int, float)):
                     raise TypeError("%s must be a number" % field)
                 setattr(d, field, float(value))

@@ -18,7 +18,7 @@ from ._errors import _BY_CODE, TaskmgrError, WrongDataType
 _SONAME = "libtaskmgr.so.0"
 _ABI_MAJOR = "0"
 _TM_OPTIONS_VERSION = 2
-_TM_JOB_DEF_VERSION = 1
+_TM_JOB_DEF_VERSION = 2
 
 _TM_PUBLIC = 0x1
 _TM_OPEN_NOSYNC = 0x1
@@ -39,7 +39,7 @@ StrPath = Union[str, "os.PathLike[str]"]
 
 # --------------------------------------------------------------------------
 # The C structs, field for field as in include/taskmgr.h (tm_options
-# version 2, tm_job_def version 1).
+# version 2, tm_job_def version 2).
 
 class _Options(ctypes.Structure):
     _fields_ = [
@@ -83,6 +83,12 @@ class _JobDef(ctypes.Structure):
         ("interval_s", ctypes.c_double),
         ("change_threshold", ctypes.c_uint64),
         ("min_interval_s", ctypes.c_double),
+        # version 2
+        ("cron", ctypes.c_char_p),
+        ("cron_tz", ctypes.c_char_p),
+        ("then", ctypes.c_char_p),
+        ("rate_per_s", ctypes.c_double),
+        ("burst", ctypes.c_uint),
     ]
 
 
@@ -97,7 +103,8 @@ class _JobDefRoom(ctypes.Structure):
     _fields_ = [("s", _JobDef), ("_room", ctypes.c_ubyte * 512)]
 
 
-# tm_job_def fields register() accepts as keywords, with their C kinds.
+# tm_job_def fields register() accepts as keywords, with their C kinds
+# ("text": a string the library copies).
 _MORE_FIELDS = {
     "max_attempts": "uint",
     "retry_backoff_s": "double",
@@ -105,6 +112,11 @@ _MORE_FIELDS = {
     "interval_s": "double",
     "change_threshold": "uint64",
     "min_interval_s": "double",
+    "cron": "text",
+    "cron_tz": "text",
+    "then": "text",
+    "rate_per_s": "double",
+    "burst": "uint",
 }
 
 
@@ -156,6 +168,7 @@ _PROTOTYPES: Dict[str, Tuple[Any, List[Any]]] = {
     "tm_job_warn": (ctypes.c_int, [_P, ctypes.c_char_p]),
     "tm_job_cancelled": (ctypes.c_int, [_P]),
     "tm_job_fail": (ctypes.c_int, [_P, ctypes.c_char_p]),
+    "tm_job_output": (ctypes.c_int, [_P, ctypes.c_char_p]),
 }
 
 _libs: Dict[str, ctypes.CDLL] = {}
