@@ -66,9 +66,40 @@ static int stats_name(tm__txn *txn, const char *name, void *p)
 	return TM_OK;
 }
 
+/* names.<name>.cron_next of each name this process registered with a
+ * cron schedule: the next due time the schedule has not dealt with yet
+ * (in the past while it waits for the supervisor's next tick). */
+static int stats_crons(tm__txn *txn, tm_manager *tm, cJSON *names)
+{
+	const tm__jobreg **regs;
+	size_t n;
+	int err = tm__registry_list(tm->reg, &regs, &n);
+
+	for (size_t i = 0; !err && i < n; i++) {
+		cJSON *o = cJSON_GetObjectItemCaseSensitive(names, regs[i]->name);
+		int64_t state, next;
+		bool found;
+
+		if (regs[i]->def.cron == NULL || o == NULL)
+			continue;
+		err = tm__store_cron_get(txn, regs[i]->name, &state, &found);
+		next = tm__registry_cron_next(regs[i], found ? state : tm__txn_now(txn));
+		if (!err && next >= 0 && !cJSON_AddNumberToObject(o, "cron_next", (double)next / 1e6))
+			err = tm__error_oom();
+	}
+	free(regs);
+	return err;
+}
+
+struct stats_ctx {
+	cJSON *out;
+	tm_manager *tm;
+};
+
 static int stats_txn(tm__txn *txn, void *p)
 {
-	cJSON *out = p, *names = cJSON_AddObjectToObject(out, "names");
+	struct stats_ctx *c = p;
+	cJSON *out = c->out, *names = cJSON_AddObjectToObject(out, "names");
 	uint64_t depth, used, free_bytes, map;
 	int64_t head, now = tm__txn_now(txn);
 	int err;
@@ -76,6 +107,8 @@ static int stats_txn(tm__txn *txn, void *p)
 	if (names == NULL)
 		return tm__error_oom();
 	err = tm__store_names(txn, stats_name, names);
+	if (!err)
+		err = stats_crons(txn, c->tm, names);
 	if (err)
 		return err;
 	err = tm__store_queue_head(txn, &depth, &head);
@@ -135,7 +168,7 @@ int tm_stats(tm_manager *tm, char **out_json)
 	out = cJSON_CreateObject();
 	if (out == NULL)
 		return tm__error_oom();
-	err = tm__store_read(tm->store, stats_txn, out);
+	err = tm__store_read(tm->store, stats_txn, &(struct stats_ctx){ out, tm });
 	if (err) {
 		cJSON_Delete(out);
 		return err;
