@@ -316,10 +316,18 @@ void tm_close(tm_manager *tm)
 	handle_keep(tm);
 }
 
-/* The name's figures start now: the reference of its interval trigger. */
-static int touch_txn(tm__txn *txn, void *name)
+/* The name's figures start now: the reference of its interval trigger.
+ * So does its cron schedule, the first time it has one in this store: no
+ * due time before it fires (a registration again keeps what was
+ * covered, so a restart fires at most the one it missed). */
+static int touch_txn(tm__txn *txn, void *p)
 {
-	return tm__store_name_touch(txn, name);
+	const tm_job_def *def = p;
+	int err = tm__store_name_touch(txn, def->name);
+
+	if (!err && def->cron)
+		err = tm__store_cron_set(txn, def->name, tm__txn_now(txn), true);
+	return err;
 }
 
 int tm_register(tm_manager *tm, const tm_job_def *in)
@@ -341,7 +349,7 @@ int tm_register(tm_manager *tm, const tm_job_def *in)
 	if (!err)
 		err = tm__registry_check_cycle(tm->reg, def);
 	if (!err)
-		err = tm__store_write(tm->store, touch_txn, (void *)def->name);
+		err = tm__store_write(tm->store, touch_txn, def);
 	if (!err)
 		err = tm__registry_add(tm->reg, def);
 	if (!err)

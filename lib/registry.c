@@ -2,6 +2,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,8 +36,10 @@ void tm__registry_free(tm__registry *r)
 {
 	if (r == NULL)
 		return;
-	for (size_t i = 0; i < r->n; i++)
+	for (size_t i = 0; i < r->n; i++) {
+		tm__tz_free(r->entries[i]->tz);
 		free(r->entries[i]);
+	}
 	free(r->entries);
 	free(r->index);
 	pthread_rwlock_destroy(&r->lock);
@@ -99,7 +102,39 @@ static int grow_locked(tm__registry *r)
 	return TM_OK;
 }
 
-int tm__registry_check(const tm_job_def *def)
+/* The message of the error just set, after the task name. */
+static int with_name(int err, const char *name)
+{
+	char msg[512];
+
+	snprintf(msg, sizeof(msg), "%s", tm_last_error());
+	return tm_errorf(err, "%s: %s", name, msg);
+}
+
+/* Parse def's cron schedule into *c and load its zone into *tz (the
+ * caller frees it).  A schedule with no due time in the 8 years from now
+ * (30 February) would never fire: refused as a mistake. */
+static int load_cron(const tm_job_def *def, tm__cron *c, tm__tz **tz)
+{
+	int err = tm__cron_parse(def->cron, c);
+
+	*tz = NULL;
+	if (err)
+		return with_name(err, def->name);
+	err = tm__tz_load(def->cron_tz, tz);
+	if (err)
+		return with_name(err, def->name);
+	if (tm__cron_next(c, *tz, tm__now_us() / 1000000) < 0) {
+		tm__tz_free(*tz);
+		*tz = NULL;
+		return tm_errorf(TM_EINVAL, "%s: cron \"%s\" is never due: no day "
+		                 "matches it", def->name, def->cron);
+	}
+	return TM_OK;
+}
+
+/* Everything but the cron schedule's contents. */
+static int check_fields(const tm_job_def *def)
 {
 	if (def->name == NULL || !valid_name(def->name))
 		return tm_errorf(TM_EINVAL, "task name must be 1 to %d characters "
@@ -139,6 +174,19 @@ int tm__registry_check(const tm_job_def *def)
 	return TM_OK;
 }
 
+int tm__registry_check(const tm_job_def *def)
+{
+	tm__cron c;
+	tm__tz *tz;
+	int err = check_fields(def);
+
+	if (err || def->cron == NULL)
+		return err;
+	err = load_cron(def, &c, &tz);
+	tm__tz_free(tz);
+	return err;
+}
+
 /* Whether def's `then` leads back to def's name through the names
  * registered so far.  Every cycle is found by the registration that closes
  * it, so the registered names never hold one. */
@@ -171,13 +219,17 @@ int tm__registry_check_cycle(tm__registry *r, const tm_job_def *def)
 int tm__registry_add(tm__registry *r, const tm_job_def *def)
 {
 	tm__jobreg *e;
-	int err = tm__registry_check(def);
+	int err = check_fields(def);
 
 	if (err)
 		return err;
 	e = calloc(1, sizeof(*e));
 	if (e == NULL)
 		return tm__error_oom();
+	if (def->cron && (err = load_cron(def, &e->sched, &e->tz)) != TM_OK) {
+		free(e);
+		return err;
+	}
 	e->def = *def;
 	strcpy(e->name, def->name);
 	e->def.name = e->name;
@@ -201,8 +253,10 @@ int tm__registry_add(tm__registry *r, const tm_job_def *def)
 		r->index[slot_of(r->index, r->cap, e->name)] = e;
 	}
 	pthread_rwlock_unlock(&r->lock);
-	if (err)
+	if (err) {
+		tm__tz_free(e->tz);
 		free(e);
+	}
 	return err;
 }
 
@@ -247,4 +301,18 @@ const tm__jobreg *tm__registry_lookup(tm__registry *r, const char *name,
 	}
 	*err = TM_OK;
 	return e;
+}
+
+int64_t tm__registry_cron_next(const tm__jobreg *e, int64_t after_us)
+{
+	/* Due times are whole seconds: every one up to after_us, in its
+	 * second too, is behind it. */
+	int64_t after_s = after_us >= 0 ? after_us / 1000000
+	                                : -((-after_us + 999999) / 1000000);
+	int64_t next;
+
+	if (e->tz == NULL)
+		return -1;
+	next = tm__cron_next(&e->sched, e->tz, after_s);
+	return next < 0 ? -1 : next * 1000000;
 }

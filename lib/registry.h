@@ -22,13 +22,24 @@ typedef struct tm__jobreg {
 	 * monotonic clock; 0: not known): claims pass the name until then
 	 * without asking the store (worker.c). */
 	_Atomic int64_t rate_due_us;
+	/* A cron schedule (def.cron set): the expression parsed and its zone
+	 * loaded at registration, and the due instant the supervisor expects
+	 * next (store clock, us; 0: not known yet), which only tells it when
+	 * to look: the decision is the store's (supervisor.c). */
+	tm__cron sched;
+	tm__tz *tz;              /* NULL without a schedule */
+	_Atomic int64_t cron_due_us;
 } tm__jobreg;
 
 typedef struct tm__registry tm__registry;
 
 int tm__registry_new(tm__registry **out);
 void tm__registry_free(tm__registry *r);
-/* Check a definition of the current version (TM_EINVAL with a message). */
+/* Check a definition of the current version (TM_EINVAL with a message).
+ * A cron schedule is parsed and its zone loaded: the message is
+ * tm__cron_parse's or tm__tz_load's, after the name ("nightly: cron
+ * \"0 25 * * *\": field 2 (hour) ..."); a schedule never due (30
+ * February) is refused too. */
 int tm__registry_check(const tm_job_def *def);
 /* TM_EINVAL when def's `then` chain, through the names registered, comes
  * back to def's name. */
@@ -44,5 +55,8 @@ int tm__registry_list(tm__registry *r, const tm__jobreg ***out, size_t *n);
  * is not registered, or not public while `flags` has TM_PUBLIC. */
 const tm__jobreg *tm__registry_lookup(tm__registry *r, const char *name,
                                       unsigned flags, int *err);
+/* The first due instant of e's schedule after after_us (store clock, us),
+ * in us; -1 when it has none (or none within 8 years). */
+int64_t tm__registry_cron_next(const tm__jobreg *e, int64_t after_us);
 
 #endif

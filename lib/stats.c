@@ -94,6 +94,31 @@ static int stats_name(tm__txn *txn, const char *name, void *p)
 	return stats_rate(txn, c->tm, name, o);
 }
 
+/* names.<name>.cron_next of each name this process registered with a
+ * cron schedule: the next due time the schedule has not dealt with yet
+ * (in the past while it waits for the supervisor's next tick). */
+static int stats_crons(tm__txn *txn, tm_manager *tm, cJSON *names)
+{
+	const tm__jobreg **regs;
+	size_t n;
+	int err = tm__registry_list(tm->reg, &regs, &n);
+
+	for (size_t i = 0; !err && i < n; i++) {
+		cJSON *o = cJSON_GetObjectItemCaseSensitive(names, regs[i]->name);
+		int64_t state, next;
+		bool found;
+
+		if (regs[i]->def.cron == NULL || o == NULL)
+			continue;
+		err = tm__store_cron_get(txn, regs[i]->name, &state, &found);
+		next = tm__registry_cron_next(regs[i], found ? state : tm__txn_now(txn));
+		if (!err && next >= 0 && !cJSON_AddNumberToObject(o, "cron_next", (double)next / 1e6))
+			err = tm__error_oom();
+	}
+	free(regs);
+	return err;
+}
+
 static int stats_txn(tm__txn *txn, void *p)
 {
 	struct stats_ctx *c = p;
@@ -106,6 +131,8 @@ static int stats_txn(tm__txn *txn, void *p)
 		return tm__error_oom();
 	c->names = names;
 	err = tm__store_names(txn, stats_name, c);
+	if (!err)
+		err = stats_crons(txn, c->tm, names);
 	if (err)
 		return err;
 	err = tm__store_queue_head(txn, &depth, &head);

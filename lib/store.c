@@ -1,8 +1,13 @@
 /* The store interface (store.h): picks the engine by the path and hands
  * each call to it, and runs the final hook at the end of a write that made
  * tasks final.  No rule and no engine detail lives here. */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "store.h"
@@ -14,16 +19,72 @@ bool tm__store_is_uri(const char *path)
 	       strncmp(path, "postgres://", 11) == 0;
 }
 
+/* ---- the test clock ------------------------------------------------------
+ *
+ * A hook for tests, not an interface: TM_TEST_CLOCK_FILE names a file
+ * whose first 8 bytes, a native int64_t, are microseconds added to the
+ * store's clock.  It is mapped shared, so a test moves the clock of
+ * every process at once by storing into it (tests/runtime/rt.c,
+ * rt_clock_*).  Unset, the clock costs one test of a NULL pointer. */
+#define TEST_CLOCK_ENV "TM_TEST_CLOCK_FILE"
+
+static int test_clock_map(const _Atomic int64_t **out)
+{
+	const char *path = getenv(TEST_CLOCK_ENV);
+	struct stat st;
+	void *p;
+	int fd, e;
+
+	*out = NULL;
+	if (path == NULL || path[0] == '\0')
+		return TM_OK;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return tm_errorf(TM_EINVAL, TEST_CLOCK_ENV " %s: %s", path, strerror(errno));
+	if (fstat(fd, &st) != 0 || st.st_size < (off_t)sizeof(int64_t)) {
+		close(fd);
+		return tm_errorf(TM_EINVAL, TEST_CLOCK_ENV " %s: not 8 bytes long", path);
+	}
+	p = mmap(NULL, sizeof(int64_t), PROT_READ, MAP_SHARED, fd, 0);
+	e = errno;
+	close(fd);
+	if (p == MAP_FAILED)
+		return tm_errorf(TM_EINVAL, TEST_CLOCK_ENV " %s: %s", path, strerror(e));
+	*out = p;
+	return TM_OK;
+}
+
+static void test_clock_unmap(const _Atomic int64_t *p)
+{
+	if (p)
+		munmap((void *)p, sizeof(int64_t));
+}
+
 int tm__store_open(const char *path, const tm__store_opts *o, tm__store **out)
 {
-	return tm__store_is_uri(path) ? tm__pg_open(path, o, out)
-	                              : tm__lmdb_open(path, o, out);
+	const _Atomic int64_t *clock;
+	int err = test_clock_map(&clock);
+
+	*out = NULL;
+	if (err)
+		return err;
+	err = tm__store_is_uri(path) ? tm__pg_open(path, o, out)
+	                             : tm__lmdb_open(path, o, out);
+	if (err)
+		test_clock_unmap(clock);
+	else
+		(*out)->test_clock = clock;
+	return err;
 }
 
 void tm__store_close(tm__store *s)
 {
-	if (s)
+	if (s) {
+		const _Atomic int64_t *clock = s->test_clock;
+
 		s->ops->close(s);
+		test_clock_unmap(clock);
+	}
 }
 
 #define OPS(txn) ((txn)->store->ops)
@@ -271,6 +332,16 @@ int tm__store_rate_tokens(tm__txn *txn, const char *name, double rate,
                           unsigned burst, double *tokens)
 {
 	return OPS(txn)->rate_tokens(txn, name, rate, burst, tokens);
+}
+
+int tm__store_cron_get(tm__txn *txn, const char *name, int64_t *due_us, bool *found)
+{
+	return OPS(txn)->cron_get(txn, name, due_us, found);
+}
+
+int tm__store_cron_set(tm__txn *txn, const char *name, int64_t due_us, bool if_absent)
+{
+	return OPS(txn)->cron_set(txn, name, due_us, if_absent);
 }
 
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx)

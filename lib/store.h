@@ -29,7 +29,11 @@ void tm__store_close(tm__store *s);
 int tm__store_read(tm__store *s, tm__txn_fn fn, void *ctx);
 int tm__store_write(tm__store *s, tm__txn_fn fn, void *ctx);
 /* The store's clock, in microseconds since the epoch: the one clock every
- * process sharing the store agrees on (PostgreSQL: the server's). */
+ * process sharing the store agrees on (PostgreSQL: the server's).  Tests
+ * may shift it: with TM_TEST_CLOCK_FILE set when the store opens, the
+ * clock adds the microseconds (a native int64_t) in the first 8 bytes of
+ * that file, read on every call, so that every process mapping the file
+ * sees one shifted clock (doc/conventions.md, "Tests"). */
 int64_t tm__store_now(tm__store *s);
 /* The same clock, inside a transaction. */
 int64_t tm__txn_now(tm__txn *txn);
@@ -136,6 +140,13 @@ int tm__store_rate_take(tm__txn *txn, const char *name, double rate,
 /* The tokens the bucket holds now, refilled, changing nothing. */
 int tm__store_rate_tokens(tm__txn *txn, const char *name, double rate,
                           unsigned burst, double *tokens);
+/* A name's cron schedule: the instant (store clock, us) up to which its
+ * due times have been dealt with, shared by every process and node.  The
+ * supervisor reads and moves it under the name's lock (supervisor.c).
+ * *found is false, and *due_us 0, when the name has none. */
+int tm__store_cron_get(tm__txn *txn, const char *name, int64_t *due_us, bool *found);
+/* Set it; with if_absent, only when the name has none yet. */
+int tm__store_cron_set(tm__txn *txn, const char *name, int64_t due_us, bool if_absent);
 /* Every name that has figures, in key order (an iterator as above). */
 int tm__store_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 /* How many final tasks (FAILED, CANCELLED, COMPLETED) the name has, as this

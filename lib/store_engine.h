@@ -4,6 +4,8 @@
 #ifndef TM_STORE_ENGINE_H
 #define TM_STORE_ENGINE_H
 
+#include <stdatomic.h>
+
 #include "store_types.h"
 
 struct tm__store_ops {
@@ -46,6 +48,8 @@ struct tm__store_ops {
 	int (*names)(tm__txn *txn, tm__name_fn fn, void *ctx);
 	int (*name_finals)(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 	int (*lock_retention)(tm__txn *txn, const char *name, bool wait, bool *got);
+	int (*cron_get)(tm__txn *txn, const char *name, int64_t *due_us, bool *found);
+	int (*cron_set)(tm__txn *txn, const char *name, int64_t due_us, bool if_absent);
 
 	uint32_t (*wake_seq)(tm__store *s);
 	void (*wake)(tm__store *s, bool self_too);
@@ -66,7 +70,19 @@ struct tm__store {
 	void *on_final_ctx;
 	tm__events_fn on_events;  /* store.c runs it: tm__store_on_events */
 	void *on_events_ctx;
+	/* The test clock (store.h, tm__store_now): the shift mapped from
+	 * TM_TEST_CLOCK_FILE by tm__store_open, or NULL. */
+	const _Atomic int64_t *test_clock;
 };
+
+/* An engine's clock reading, us, as the store tells it: shifted by the
+ * test clock when there is one.  Every engine's `now` returns this. */
+static inline int64_t tm__store_clock(const tm__store *s, int64_t us)
+{
+	return s->test_clock
+	       ? us + atomic_load_explicit(s->test_clock, memory_order_relaxed)
+	       : us;
+}
 
 struct tm__txn {
 	tm__store *store;

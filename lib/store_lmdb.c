@@ -471,8 +471,7 @@ static int lock_name(tm__txn *txn, const char *name)
 
 static int64_t now(tm__store *s)
 {
-	(void)s;
-	return tm__now_us();
+	return tm__store_clock(s, tm__now_us());
 }
 
 const struct tm__store_ops tm__lmdb_ops = {
@@ -492,6 +491,7 @@ const struct tm__store_ops tm__lmdb_ops = {
 	.rate_take = tm__lmdb_rate_take, .rate_tokens = tm__lmdb_rate_tokens,
 	.names = tm__lmdb_names, .name_finals = tm__lmdb_name_finals,
 	.lock_retention = tm__lmdb_lock_retention,
+	.cron_get = tm__lmdb_cron_get, .cron_set = tm__lmdb_cron_set,
 	.wake_seq = tm__lmdb_wake_seq, .wake = tm__lmdb_wake, .wait = tm__lmdb_wait,
 	.size = tm__lmdb_size, .commits = tm__lmdb_commits, .check = tm__lmdb_check,
 	.backup = tm__lmdb_backup,

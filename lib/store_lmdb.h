@@ -56,7 +56,8 @@ struct tm__lmdb {
 	MDB_dbi secrets; /* id -> key slot, encrypted refresh token (secret.c) */
 	MDB_dbi slots;   /* 'F' slot -> "" free key slots; 'S' slot -> "" to zero */
 	MDB_dbi names;   /* name -> struct tm__lmdb_name_rec */
-	MDB_dbi meta;    /* "schema" -> u32 */
+	MDB_dbi meta;    /* "schema" -> u32; "paused:<name>" -> "";
+	                  * "cron:<name>" -> int64 (store_lmdb_task.c) */
 	/* Transactions hold this shared; growing the map takes it exclusive,
 	 * since LMDB resizes only with no transaction active in the process. */
 	pthread_rwlock_t resize;
@@ -145,6 +146,8 @@ int tm__lmdb_rate_tokens(tm__txn *txn, const char *name, double rate,
 int tm__lmdb_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 int tm__lmdb_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 int tm__lmdb_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);
+int tm__lmdb_cron_get(tm__txn *txn, const char *name, int64_t *due_us, bool *found);
+int tm__lmdb_cron_set(tm__txn *txn, const char *name, int64_t due_us, bool if_absent);
 int tm__lmdb_check(tm__txn *txn, cJSON *problems, uint64_t *n_tasks);
 int tm__lmdb_backup(tm__store *s, const char *dest);
 

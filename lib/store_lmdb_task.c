@@ -145,7 +145,7 @@ static int name_get(tm__lmdb_txn *t, const char *name, struct tm__lmdb_name_rec 
 
 	memset(r, 0, sizeof(*r));
 	if (rc == MDB_NOTFOUND) {
-		r->since_us = tm__now_us();
+		r->since_us = t->s->base.ops->now(&t->s->base);
 		return TM_OK;
 	}
 	if (rc)
@@ -459,7 +459,7 @@ int tm__lmdb_rate_take(tm__txn *txn, const char *name, double rate,
 	char k[8 + TM_NAME_MAX];
 	/* Read inside the write: one writer at a time, so the bucket's times
 	 * follow each other across processes. */
-	int err = rate_get(t, name, rate, burst, tm__now_us(), &r);
+	int err = rate_get(t, name, rate, burst, t->s->base.ops->now(&t->s->base), &r);
 
 	*taken = false;
 	*left = 0;
@@ -482,8 +482,60 @@ int tm__lmdb_rate_tokens(tm__txn *txn, const char *name, double rate,
                          unsigned burst, double *tokens)
 {
 	struct rate_rec r;
-	int err = rate_get(tm__lmdb_txn_of(txn), name, rate, burst, tm__now_us(), &r);
+	int err = rate_get(tm__lmdb_txn_of(txn), name, rate, burst, txn->store->ops->now(txn->store), &r);
 
 	*tokens = err ? 0 : r.tokens;
 	return err;
+}
+
+/* A name's cron state is a key "cron:<name>" of meta, its value the
+ * instant as a native int64_t: like a pause, no schema change. */
+static MDB_val cron_key(char k[6 + TM_NAME_MAX], const char *name)
+{
+	size_t n = strlen(name);
+
+	memcpy(k, "cron:", 5);
+	memcpy(k + 5, name, n);
+	return tm__lmdb_val(k, 5 + n);
+}
+
+int tm__lmdb_cron_get(tm__txn *txn, const char *name, int64_t *due_us, bool *found)
+{
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	char k[6 + TM_NAME_MAX];
+	MDB_val key, v;
+	int rc;
+
+	*due_us = 0;
+	*found = false;
+	if (strlen(name) > TM_NAME_MAX)
+		return TM_OK;
+	key = cron_key(k, name);
+	rc = mdb_get(t->txn, t->s->meta, &key, &v);
+	if (rc == MDB_NOTFOUND)
+		return TM_OK;
+	if (rc)
+		return tm__lmdb_fail(t, rc, "reading a cron schedule");
+	if (v.mv_size != sizeof(*due_us))
+		return tm_errorf(TM_ESTORAGE, "the cron schedule of %s is corrupt", name);
+	memcpy(due_us, v.mv_data, sizeof(*due_us));
+	*found = true;
+	return TM_OK;
+}
+
+int tm__lmdb_cron_set(tm__txn *txn, const char *name, int64_t due_us, bool if_absent)
+{
+	tm__lmdb_txn *t = tm__lmdb_txn_of(txn);
+	char k[6 + TM_NAME_MAX];
+	MDB_val key, v = tm__lmdb_val(&due_us, sizeof(due_us));
+	int rc;
+
+	if (strlen(name) > TM_NAME_MAX)
+		return tm_errorf(TM_EINVAL, "task name too long");
+	key = cron_key(k, name);
+	rc = mdb_put(t->txn, t->s->meta, &key, &v, if_absent ? MDB_NOOVERWRITE : 0);
+	t->on_row = false;
+	if (rc == MDB_KEYEXIST)
+		return TM_OK;
+	return rc ? tm__lmdb_fail(t, rc, "writing a cron schedule") : TM_OK;
 }

@@ -221,6 +221,13 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 		" GROUP BY name) f FULL JOIN (SELECT name, count(*) AS n FROM " S ".tasks"
 		" WHERE status >= 3 GROUP BY name) c ON c.name = f.name"
 		" WHERE coalesce(f.n, 0) <> coalesce(c.n, 0)",
+	/* Cron schedules: the instant up to which each name's due times are
+	 * dealt with, read and moved under the name's lock. */
+	[PG_CRON_GET] = "SELECT due_us FROM " S ".crons WHERE name = $1",
+	[PG_CRON_SET] = "INSERT INTO " S ".crons (name, due_us) VALUES ($1, $2)"
+		" ON CONFLICT (name) DO UPDATE SET due_us = EXCLUDED.due_us",
+	[PG_CRON_START] = "INSERT INTO " S ".crons (name, due_us) VALUES ($1, $2)"
+		" ON CONFLICT (name) DO NOTHING",
 };
 
 /* A statement's text with the schema in place of each S (malloc'd). */
@@ -252,7 +259,7 @@ static int64_t now(tm__store *store)
 {
 	tm__pg *s = tm__pg_of(store);
 
-	return tm__now_us() + atomic_load(&s->offset_us);
+	return tm__store_clock(store, tm__now_us() + atomic_load(&s->offset_us));
 }
 
 /* Measure the server's clock against ours: times stored by every node
@@ -722,6 +729,7 @@ static const struct tm__store_ops pg_ops = {
 	.rate_take = tm__pg_rate_take, .rate_tokens = tm__pg_rate_tokens,
 	.names = tm__pg_names, .name_finals = tm__pg_name_finals,
 	.lock_retention = tm__pg_lock_retention,
+	.cron_get = tm__pg_cron_get, .cron_set = tm__pg_cron_set,
 	.wake_seq = wake_seq, .wake = wake, .wait = wait_wake,
 	.size = tm__pg_size, .commits = commits, .check = tm__pg_check,
 	.backup = backup,

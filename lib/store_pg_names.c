@@ -292,3 +292,33 @@ int tm__pg_rate_tokens(tm__txn *txn, const char *name, double rate,
 	PQclear(r);
 	return TM_OK;
 }
+
+/* ---- cron schedules ---------------------------------------------------------- */
+
+int tm__pg_cron_get(tm__txn *txn, const char *name, int64_t *due_us, bool *found)
+{
+	const char *vals[1] = { name };
+	PGresult *r;
+	int err = tm__pg_exec(tm__pg_txn_of(txn), PG_CRON_GET, 1, vals, NULL, &r);
+
+	*due_us = 0;
+	*found = false;
+	if (err)
+		return err;
+	if (PQntuples(r) > 0) {
+		*due_us = tm__pg_int8(r, 0, 0);
+		*found = true;
+	}
+	PQclear(r);
+	return TM_OK;
+}
+
+/* Sent ahead: the commit checks it. */
+int tm__pg_cron_set(tm__txn *txn, const char *name, int64_t due_us, bool if_absent)
+{
+	char v[I8];
+	const char *vals[2] = { name, tm__pg_i8(v, due_us) };
+
+	return tm__pg_defer(tm__pg_txn_of(txn), if_absent ? PG_CRON_START : PG_CRON_SET,
+	                    2, vals, NULL, PG_EXPECT_ANY);
+}

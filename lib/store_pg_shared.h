@@ -36,6 +36,7 @@ enum tm__pg_stmt {
 	PG_LOCK_NAME, PG_NOTIFY, PG_CLOCK, PG_SIZE, PG_CHECK, PG_CHECK_NEXT,
 	PG_CHECK_SECRETS, PG_FINALS, PG_FINALS_EXACT, PG_FINALS_ADD, PG_TRY_LOCK,
 	PG_CHECK_FINALS,
+	PG_CRON_GET, PG_CRON_SET, PG_CRON_START,
 	PG_STMT_COUNT
 };
 
@@ -191,6 +192,8 @@ int tm__pg_rate_tokens(tm__txn *txn, const char *name, double rate,
 int tm__pg_names(tm__txn *txn, tm__name_fn fn, void *ctx);
 int tm__pg_name_finals(tm__txn *txn, const char *name, bool exact, uint64_t *n);
 int tm__pg_lock_retention(tm__txn *txn, const char *name, bool wait, bool *got);
+int tm__pg_cron_get(tm__txn *txn, const char *name, int64_t *due_us, bool *found);
+int tm__pg_cron_set(tm__txn *txn, const char *name, int64_t due_us, bool if_absent);
 /* Before COMMIT: send what the transaction adds to the finals counters
  * (in name order: two transactions never wait on each other's rows in
  * turn). */

@@ -1,10 +1,11 @@
 /* What the supervisor thread checks on each tick: it renews the leases of
  * the tasks running here and flushes their progress; it notices cancels and
  * takeovers made by other processes; it fails tasks past their timeout and
- * recovers tasks whose owner died; it fires automatic triggers and prunes
- * old final tasks (retention.c); and it wakes the workers when another
- * process queued work.  Each check reads first and writes only when there
- * is work. */
+ * recovers tasks whose owner died; it fires automatic triggers and cron
+ * schedules and prunes old final tasks (retention.c); and it wakes the
+ * workers when another process queued work.  Each check reads first and
+ * writes only when there is work. */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,6 +334,110 @@ static void auto_trigger(tm_manager *tm, const tm__jobreg *reg, int64_t now)
 	cJSON_Delete(empty);
 }
 
+/* ---- cron schedules ---------------------------------------------------------- *
+ *
+ * Each name's schedule keeps one instant in the store: every due time up
+ * to it has been dealt with.  A due time after it that has come fires one
+ * task and moves the instant to now, in one write under the name's lock:
+ * every due time up to now is dealt with by that one task (after downtime,
+ * one run, not a backlog), and a process that takes the lock after the
+ * commit finds nothing due. */
+
+struct cron_ctx {
+	const tm__jobreg *reg;
+	int64_t state;  /* the name's instant, as last read (store clock, us) */
+	bool found;
+};
+
+static int cron_read_txn(tm__txn *txn, void *p)
+{
+	struct cron_ctx *c = p;
+
+	return tm__store_cron_get(txn, c->reg->name, &c->state, &c->found);
+}
+
+/* The creation's gate, inside the write under the name's lock: the store
+ * decides.  A name with no instant yet (its schedule was registered
+ * before the store kept one) starts from now, and fires nothing.  An
+ * exclusive name with an active task lets the due time pass (the instant
+ * still moves); a paused one gets its task, which waits. */
+static int cron_gate(tm__txn *txn, void *p, bool *go)
+{
+	struct cron_ctx *c = p;
+	const char *name = c->reg->name;
+	int64_t now = tm__txn_now(txn), next;
+	bool busy = false;
+	int err = tm__store_cron_get(txn, name, &c->state, &c->found);
+
+	*go = false;
+	if (err)
+		return err;
+	if (c->found) {
+		next = tm__registry_cron_next(c->reg, c->state);
+		if (next < 0 || next > now)
+			return TM_OK;
+		if (c->reg->def.flags & TM_JOB_EXCLUSIVE)
+			err = tm__store_active(txn, name, any_active, &busy);
+		*go = !busy;
+	}
+	if (!err)
+		err = tm__store_cron_set(txn, name, now, false);
+	if (!err) {
+		c->state = now;
+		c->found = true;
+	}
+	return err;
+}
+
+/* Remember when the schedule is next due (none: never), so that the ticks
+ * before it open no transaction. */
+static void cron_remember(const tm__jobreg *reg, int64_t state)
+{
+	int64_t next = tm__registry_cron_next(reg, state);
+
+	atomic_store(&((tm__jobreg *)reg)->cron_due_us, next < 0 ? INT64_MAX : next);
+}
+
+static void cron_fire(tm_manager *tm, const tm__jobreg *reg, int64_t now)
+{
+	struct cron_ctx c = { reg, 0, false };
+	int64_t due = atomic_load(&reg->cron_due_us);
+	char id[TM_TASK_ID_LEN + 1];
+	bool created = false;
+	cJSON *empty;
+	int err;
+
+	if (due != 0 && now < due)
+		return;
+	/* Read first: another process may have dealt with it already. */
+	if (tm__store_read(tm->store, cron_read_txn, &c) != TM_OK)
+		return;
+	if (c.found && (due = tm__registry_cron_next(reg, c.state), due < 0 || now < due)) {
+		cron_remember(reg, c.state);
+		return;
+	}
+	empty = cJSON_CreateObject();
+	err = empty ? tm__lifecycle_create(tm->store, NULL, reg, empty, NULL, "cron",
+	                                   cron_gate, &c, id, &created)
+	            : TM_ENOMEM;
+	cJSON_Delete(empty);
+	if (err) {
+		/* Read again at the next tick. */
+		atomic_store(&((tm__jobreg *)reg)->cron_due_us, 0);
+		return;
+	}
+	cron_remember(reg, c.state);
+	if (created)
+		tm__running_announce(tm);
+}
+
+static void fire_crons(tm_manager *tm, const tm__jobreg **regs, size_t n, int64_t now)
+{
+	for (size_t i = 0; i < n; i++)
+		if (regs[i]->def.cron != NULL)
+			cron_fire(tm, regs[i], now);
+}
+
 /* ---- retention ------------------------------------------------------------ */
 
 /* Writes that make tasks final keep each name under keep_count + slack
@@ -407,6 +512,7 @@ static void supervise(tm_manager *tm)
 		for (size_t i = 0; i < n; i++)
 			if (regs[i]->def.interval_s > 0 || regs[i]->def.change_threshold > 0)
 				auto_trigger(tm, regs[i], now);
+		fire_crons(tm, regs, n, now);
 		if (now >= tm->rt->prune_at_us)
 			retain(tm, regs, n, now);
 		free(regs);

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -292,6 +294,53 @@ char *rt_shared_dir(char store[RT_PATH_MAX], char runs[RT_PATH_MAX])
 	if (runs)
 		snprintf(runs, RT_PATH_MAX, "%s/runs", dir);
 	return dir;
+}
+
+/* ---- the test clock ------------------------------------------------------ */
+
+static _Atomic int64_t *clock_shift; /* the file, mapped shared */
+
+void rt_clock_start(const char *dir)
+{
+	char path[RT_PATH_MAX];
+	int64_t zero = 0;
+	int fd;
+
+	ck_assert_ptr_null(clock_shift);
+	snprintf(path, sizeof(path), "%s/clock", dir);
+	fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ck_assert_msg(fd >= 0, "%s: %s", path, strerror(errno));
+	ck_assert_int_eq(write(fd, &zero, sizeof(zero)), sizeof(zero));
+	clock_shift = mmap(NULL, sizeof(*clock_shift), PROT_READ | PROT_WRITE,
+	                   MAP_SHARED, fd, 0);
+	ck_assert_msg(clock_shift != MAP_FAILED, "mmap %s: %s", path, strerror(errno));
+	close(fd);
+	ck_assert_int_eq(setenv("TM_TEST_CLOCK_FILE", path, 1), 0);
+}
+
+void rt_clock_advance(double seconds)
+{
+	ck_assert_ptr_nonnull(clock_shift);
+	atomic_fetch_add(clock_shift, (int64_t)(seconds * 1e6));
+}
+
+void rt_clock_set(double t)
+{
+	ck_assert_ptr_nonnull(clock_shift);
+	atomic_store(clock_shift, (int64_t)((t - rt_now()) * 1e6));
+}
+
+double rt_clock_now(void)
+{
+	return rt_now() + (clock_shift ? (double)atomic_load(clock_shift) / 1e6 : 0);
+}
+
+void rt_clock_stop(void)
+{
+	unsetenv("TM_TEST_CLOCK_FILE");
+	if (clock_shift)
+		munmap(clock_shift, sizeof(*clock_shift));
+	clock_shift = NULL;
 }
 
 /* ---- children ----------------------------------------------------------- */

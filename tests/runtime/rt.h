@@ -125,6 +125,23 @@ double rt_mono(void);
  * (tt_rmdir and free it). */
 char *rt_shared_dir(char store[RT_PATH_MAX], char runs[RT_PATH_MAX]);
 
+/* ---- the test clock (doc/conventions.md, "Tests") ----------------------- */
+
+/* Create <dir>/clock holding a shift of 0 and point TM_TEST_CLOCK_FILE at
+ * it: every store opened after this, by this process or by a child forked
+ * after it, runs on the store clock plus the shift, which the calls below
+ * move for all of them at once.  End with rt_clock_stop(). */
+void rt_clock_start(const char *dir);
+/* Move the store clock forward by seconds (back if negative). */
+void rt_clock_advance(double seconds);
+/* Shift the store clock so that it reads t (epoch seconds) now. */
+void rt_clock_set(double t);
+/* What the store clock reads now, in epoch seconds: rt_now() + the shift. */
+double rt_clock_now(void);
+/* Unset TM_TEST_CLOCK_FILE and let go of the file (stores opened with it
+ * keep their mapping until they close). */
+void rt_clock_stop(void);
+
 /* ---- forked children: no Check calls there ---------------------------- */
 
 /* fork(); in the child, arrange SIGKILL when the parent dies.  Returns the
