@@ -144,8 +144,8 @@ static int from_1(tm__lmdb_txn *t)
 
 /* Schema 2 kept one queue for every name, by ready time ("queue", the
  * name in each entry's value).  Each name's waiting tasks now lie
- * together by priority ("waiting"); every task of that schema has
- * priority 0. */
+ * together by priority, ready time and age ("waiting"); every task of
+ * that schema has priority 0. */
 static int from_2(tm__lmdb_txn *t)
 {
 	MDB_dbi queue;
@@ -163,6 +163,7 @@ static int from_2(tm__lmdb_txn *t)
 	     rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
 		unsigned char qk[KEY_MAX];
 		char id[TM_TASK_ID_LEN + 1] = "", name[TM_NAME_MAX + 1];
+		tm__task head;
 
 		if (k.mv_size == 8 + TM_TASK_ID_LEN)
 			memcpy(id, (const char *)k.mv_data + 8, TM_TASK_ID_LEN);
@@ -173,10 +174,12 @@ static int from_2(tm__lmdb_txn *t)
 		}
 		memcpy(name, v.mv_data, v.mv_size);
 		name[v.mv_size] = '\0';
-		err = tm__lmdb_put(t, t->s->queue,
-		                   tm__lmdb_val(qk, tm__lmdb_queue_key(qk, name, 0,
-		                                tm__lmdb_get_time(k.mv_data), id)),
-		                   tm__lmdb_val("", 0), "upgrading the store");
+		err = tm__lmdb_get_head(&t->base, id, &head);
+		if (!err)
+			err = tm__lmdb_put(t, t->s->queue,
+			                   tm__lmdb_val(qk, tm__lmdb_queue_key(qk, name, 0,
+			                                tm__lmdb_get_time(k.mv_data), head.start_us, id)),
+			                   tm__lmdb_val("", 0), "upgrading the store");
 	}
 	mdb_cursor_close(c);
 	if (err)

@@ -24,7 +24,7 @@
 #define MAX_READERS 512
 /* Room for LMDB's lock file: its header and 64 bytes per reader slot. */
 #define LOCK_FILE_BYTES (8192 + MAX_READERS * 64)
-#define KEY_MAX (TM_NAME_MAX + 1 + 1 + 8 + TM_TASK_ID_LEN) /* the queue's */
+#define KEY_MAX (TM_NAME_MAX + 1 + 1 + 8 + 8 + TM_TASK_ID_LEN) /* the queue's */
 
 typedef struct tm__lmdb tm__lmdb;
 typedef struct tm__lmdb_txn tm__lmdb_txn;
@@ -48,9 +48,9 @@ struct tm__lmdb {
 	MDB_dbi records; /* name \0 ~time ~id -> record (task.c): newest first */
 	MDB_dbi ids;     /* id -> its record's key */
 	MDB_dbi active;  /* name \0 time id -> "" : tasks not yet final */
-	MDB_dbi queue;   /* name \0 band ready-time id -> "" : waiting to run,
-	                  * each name's by priority (band 0 the highest),
-	                  * then ready time */
+	MDB_dbi queue;   /* name \0 band ready-time start-time id -> "" :
+	                  * waiting to run, each name's by priority (band 0
+	                  * the highest), then ready time, then age */
 	MDB_dbi deadlines; /* time id -> "" : each active task's timeout, or its
 	                    * lease when sooner (the supervisor's scan) */
 	MDB_dbi secrets; /* id -> key slot, encrypted refresh token (secret.c) */
@@ -223,22 +223,26 @@ static inline bool tm__lmdb_deadline(const tm__task *t, int64_t *at)
 }
 
 /* The queue: the name, the band of the priority (0 for the highest, so
- * that the name's tasks sort by priority first), the ready time, the id. */
+ * that the name's tasks sort by priority first), the ready time, the
+ * trigger time (of tasks ready at one instant, the older first: they lie
+ * together in the records, so a claim of many dirties few pages), the id. */
+#define TM__LMDB_QUEUE_TAIL (1 + 8 + 8 + TM_TASK_ID_LEN) /* after the NUL */
 static inline size_t tm__lmdb_queue_key(unsigned char *k, const char *name,
                                         int priority, int64_t ready_us,
-                                        const char *id)
+                                        int64_t start_us, const char *id)
 {
 	size_t n = tm__lmdb_name_prefix(k, name);
 
 	k[n] = (unsigned char)(TM__PRIORITY_MAX - priority);
 	tm__lmdb_put_time(k + n + 1, ready_us, false);
-	memcpy(k + n + 9, id, TM_TASK_ID_LEN);
-	return n + 9 + TM_TASK_ID_LEN;
+	tm__lmdb_put_time(k + n + 9, start_us, false);
+	memcpy(k + n + 17, id, TM_TASK_ID_LEN);
+	return n + TM__LMDB_QUEUE_TAIL;
 }
 
 static inline size_t tm__lmdb_task_queue_key(unsigned char *k, const tm__task *t)
 {
-	return tm__lmdb_queue_key(k, t->name, t->priority, t->ready_us, t->id);
+	return tm__lmdb_queue_key(k, t->name, t->priority, t->ready_us, t->start_us, t->id);
 }
 
 /* Deadlines: a time, then the id. */

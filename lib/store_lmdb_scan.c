@@ -186,7 +186,7 @@ int tm__lmdb_expired(tm__txn *txn, int64_t now, tm__id_fn fn, void *ctx)
 struct band_head {
 	char name[TM_NAME_MAX + 1];
 	unsigned band;
-	int64_t ready_us;
+	int64_t ready_us, start_us;
 	char id[TM_TASK_ID_LEN + 1];
 };
 
@@ -213,7 +213,7 @@ static int band_heads(tm__lmdb_txn *t, int (*each)(tm__lmdb_txn *, const struct 
 		struct band_head h;
 		size_t n;
 
-		if (nul == NULL || k.mv_size != (size_t)(nul - p) + 10 + TM_TASK_ID_LEN) {
+		if (nul == NULL || k.mv_size != (size_t)(nul - p) + 1 + TM__LMDB_QUEUE_TAIL) {
 			err = tm__lmdb_fail(t, MDB_CORRUPTED, "reading the queue");
 			break;
 		}
@@ -221,7 +221,8 @@ static int band_heads(tm__lmdb_txn *t, int (*each)(tm__lmdb_txn *, const struct 
 		memcpy(h.name, p, n + 1);
 		h.band = p[n + 1];
 		h.ready_us = tm__lmdb_get_time(p + n + 2);
-		memcpy(h.id, p + n + 10, TM_TASK_ID_LEN);
+		h.start_us = tm__lmdb_get_time(p + n + 10);
+		memcpy(h.id, p + n + 18, TM_TASK_ID_LEN);
 		h.id[TM_TASK_ID_LEN] = '\0';
 		err = each(t, &h, ctx);
 		if (err != NEXT_BAND && err != NEXT_NAME)
@@ -284,8 +285,11 @@ static int queue_head_of(tm__lmdb_txn *t, const struct band_head *h, void *p)
 
 static bool runs_before(const struct band_head *a, const struct band_head *b)
 {
-	return a->ready_us != b->ready_us ? a->ready_us < b->ready_us
-	                                  : memcmp(a->id, b->id, TM_TASK_ID_LEN) < 0;
+	if (a->ready_us != b->ready_us)
+		return a->ready_us < b->ready_us;
+	if (a->start_us != b->start_us)
+		return a->start_us < b->start_us;
+	return memcmp(a->id, b->id, TM_TASK_ID_LEN) < 0;
 }
 
 int tm__lmdb_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx)

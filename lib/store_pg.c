@@ -75,7 +75,7 @@ static const char *const migrations[TM__PG_SCHEMA_VERSION] = {
 	 * and the last due time its cron schedule fired. */
 	"ALTER TABLE " S ".tasks ADD COLUMN priority smallint NOT NULL DEFAULT 0"
 	" CHECK (priority BETWEEN -10 AND 10);"
-	"CREATE INDEX tasks_claim ON " S ".tasks (name, priority DESC, ready_us, id)"
+	"CREATE INDEX tasks_claim ON " S ".tasks (name, priority DESC, ready_us, start_us, id)"
 	" WHERE queued;"
 	"CREATE TABLE " S ".rates ("
 	" name text COLLATE \"C\" PRIMARY KEY,"
@@ -120,8 +120,8 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 		" (timeout_us <= $2 OR (owner <> 0 AND NOT queued AND lease_us < $2))"
 		" AND id > $3 ORDER BY id LIMIT $1",
 	/* The queue scans: each name's next task ready at $2, by priority,
-	 * then ready time, for the names not paused (tm_pause); those by
-	 * their ready time.  The bands are probed from the highest down, each
+	 * then ready time, then age, for the names not paused (tm_pause);
+	 * those by their ready time and age.  The bands are probed from the highest down, each
 	 * an index range (tasks_claim) that stops at the first ready task, so
 	 * tasks scheduled for later are never walked; the probing stops at the
 	 * first band that has one (a function scan returns its rows in order,
@@ -130,22 +130,23 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 #define NEXT_OF_EACH_NAME \
 	" FROM " S ".names n CROSS JOIN LATERAL (SELECT q.id FROM generate_series(10, -10, -1) b(p)" \
 	" CROSS JOIN LATERAL (SELECT id FROM " S ".tasks WHERE queued AND name = n.name" \
-	" AND priority = b.p AND ready_us <= $2 ORDER BY ready_us, id LIMIT 1) q LIMIT 1) c" \
+	" AND priority = b.p AND ready_us <= $2 ORDER BY ready_us, start_us, id LIMIT 1) q LIMIT 1) c" \
 	" JOIN " S ".tasks t ON t.id = c.id"
 #define NOT_PAUSED " WHERE t.queued AND NOT EXISTS (SELECT 1 FROM " S ".paused p WHERE p.name = n.name)"
-	[PG_QUEUE] = "SELECT t.id, t.name, t.ready_us" NEXT_OF_EACH_NAME NOT_PAUSED
-		" ORDER BY t.ready_us, t.id LIMIT $1",
-	[PG_QUEUE_NEXT] = "SELECT t.id, t.name, t.ready_us" NEXT_OF_EACH_NAME NOT_PAUSED
-		" AND (t.ready_us, t.id) > ($3, $4) ORDER BY t.ready_us, t.id LIMIT $1",
+	[PG_QUEUE] = "SELECT t.id, t.name, t.ready_us, t.start_us" NEXT_OF_EACH_NAME NOT_PAUSED
+		" ORDER BY t.ready_us, t.start_us, t.id LIMIT $1",
+	[PG_QUEUE_NEXT] = "SELECT t.id, t.name, t.ready_us, t.start_us" NEXT_OF_EACH_NAME NOT_PAUSED
+		" AND (t.ready_us, t.start_us, t.id) > ($3, $4, $5)"
+		" ORDER BY t.ready_us, t.start_us, t.id LIMIT $1",
 	/* A claim reads the record and the secret with the lock: no second
 	 * round trip for either. */
-	[PG_QUEUE_LOCK] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret" NEXT_OF_EACH_NAME
-		" LEFT JOIN " S ".secrets s ON s.id = t.id" NOT_PAUSED
-		" ORDER BY t.ready_us, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
-	[PG_QUEUE_LOCK_NEXT] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret" NEXT_OF_EACH_NAME
-		" LEFT JOIN " S ".secrets s ON s.id = t.id" NOT_PAUSED
-		" AND (t.ready_us, t.id) > ($3, $4) ORDER BY t.ready_us, t.id LIMIT $1"
-		" FOR UPDATE OF t SKIP LOCKED",
+	[PG_QUEUE_LOCK] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret, t.start_us"
+		NEXT_OF_EACH_NAME " LEFT JOIN " S ".secrets s ON s.id = t.id" NOT_PAUSED
+		" ORDER BY t.ready_us, t.start_us, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
+	[PG_QUEUE_LOCK_NEXT] = "SELECT t.id, t.name, t.ready_us, t.doc, s.secret, t.start_us"
+		NEXT_OF_EACH_NAME " LEFT JOIN " S ".secrets s ON s.id = t.id" NOT_PAUSED
+		" AND (t.ready_us, t.start_us, t.id) > ($3, $4, $5)"
+		" ORDER BY t.ready_us, t.start_us, t.id LIMIT $1 FOR UPDATE OF t SKIP LOCKED",
 	[PG_QUEUE_HEAD] = "SELECT count(*), coalesce(min(ready_us), 0)"
 		" FROM " S ".tasks WHERE queued",
 	[PG_SECRET_PUT] = "INSERT INTO " S ".secrets (id, secret) VALUES ($1, $2)"

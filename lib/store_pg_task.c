@@ -482,8 +482,10 @@ int tm__pg_queue(tm__txn *txn, int64_t now, tm__queue_fn fn, void *ctx)
 		.first = t->write ? PG_QUEUE_LOCK : PG_QUEUE,
 		.next = t->write ? PG_QUEUE_LOCK_NEXT : PG_QUEUE_NEXT,
 		.vals = { NULL, i8(at, now) },
-		.n_first = 2, .n_next = 4, .key_at = 2,
-		.key_cols = { 2, 0 }, .key_int = { true, false }, .n_keys = 2,
+		.n_first = 2, .n_next = 5, .key_at = 2,
+		/* Keyset (ready_us, start_us, id); start_us comes last. */
+		.key_cols = { 2, t->write ? 5 : 3, 0 }, .key_int = { true, true, false },
+		.n_keys = 3,
 		.id_col = 0, .doc_col = -1, .name_col = 1, .row = queue_row, .ctx = &c,
 		/* Locked rows stay locked until the commit: take few at a time. */
 		.chunk = t->write ? 4 : 0, .hold = t->write,

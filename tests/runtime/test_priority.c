@@ -163,6 +163,31 @@ START_TEST(a_scheduled_task_does_not_hold_back_its_band)
 }
 END_TEST
 
+static int past(void *at)
+{
+	return rt_now() > *(double *)at;
+}
+
+/* Tasks ready at the same instant start oldest first. */
+START_TEST(tasks_due_together_start_in_trigger_order)
+{
+	static const char *const names[] = { "job" };
+	char *dir, ids[5][21], body[128];
+	tm_manager *tm = open_gated(&dir, names, 1);
+	double at = rt_now() + 0.2;
+
+	for (int i = 0; i < 5; i++) {
+		snprintf(body, sizeof(body), "{\"context_task\": {\"label\": \"t%d\"}, "
+		         "\"not_before\": %.6f}", i, at);
+		tt_trigger(tm, "job", body, ids[i]);
+	}
+	ck_assert_msg(tt_wait(past, &at, RT_DEADLINE), "the clock never passed");
+	open_gate_and_await(tm, "job", ids, 5);
+	assert_order("t0 t1 t2 t3 t4");
+	tt_close_tmp(tm, dir);
+}
+END_TEST
+
 START_TEST(priority_is_shown_kept_on_retry_and_the_library_s)
 {
 	char *dir, id[21], plain[21], *out = NULL;
@@ -230,5 +255,6 @@ TT_MAIN("runtime_priority",
 	higher_priority_starts_first_then_the_older,
 	names_take_turns_by_the_age_of_their_next_task,
 	a_scheduled_task_does_not_hold_back_its_band,
+	tasks_due_together_start_in_trigger_order,
 	priority_is_shown_kept_on_retry_and_the_library_s,
 	bad_priorities_are_refused_and_store_nothing)
