@@ -142,6 +142,22 @@ static int from_1(tm__lmdb_txn *t)
 	return rc ? tm__lmdb_fail(t, rc, "upgrading the store") : TM_OK;
 }
 
+/* The fixed fields of task id, read through the ids index. */
+static int record_head(tm__lmdb_txn *t, const char *id, tm__task *head)
+{
+	MDB_val k = tm__lmdb_val(id, TM_TASK_ID_LEN), rk, v;
+	int rc = mdb_get(t->txn, t->s->ids, &k, &rk);
+
+	if (rc == 0)
+		rc = mdb_get(t->txn, t->s->records, &rk, &v);
+	if (rc == MDB_NOTFOUND)
+		return tm_errorf(TM_ESTORAGE, "upgrading the store: queued task %s has "
+		                 "no record", id);
+	if (rc)
+		return tm__lmdb_fail(t, rc, "upgrading the store");
+	return tm__task_decode_head(id, v.mv_data, v.mv_size, head);
+}
+
 /* Schema 2 kept one queue for every name, by ready time ("queue", the
  * name in each entry's value).  Each name's waiting tasks now lie
  * together by priority, ready time and age ("waiting"); every task of
@@ -174,7 +190,7 @@ static int from_2(tm__lmdb_txn *t)
 		}
 		memcpy(name, v.mv_data, v.mv_size);
 		name[v.mv_size] = '\0';
-		err = tm__lmdb_get_head(&t->base, id, &head);
+		err = record_head(t, id, &head);
 		if (!err)
 			err = tm__lmdb_put(t, t->s->queue,
 			                   tm__lmdb_val(qk, tm__lmdb_queue_key(qk, name, 0,
