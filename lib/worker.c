@@ -214,6 +214,44 @@ static void forget_claims(struct claim_ctx *c)
 static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing,
                          tm__follow *f);
 
+static int by_id(const void *a, const void *b)
+{
+	return strcmp((*(const struct outcome *const *)a)->job->id,
+	              (*(const struct outcome *const *)b)->job->id);
+}
+
+/* Rows before names.  An outcome that COMPLETES a task of a name with a
+ * `then` takes the next name's lock (a pipeline: lifecycle.c); were a
+ * later outcome's task read (row-locked, on PostgreSQL) after that, a
+ * write that holds that task and waits for the same name's lock — a patch
+ * completing it — would deadlock with this one.  So when a pipeline may
+ * follow, every outcome's task is read first, in id order. */
+static int lock_outcome_rows(tm__txn *txn, const struct claim_ctx *c)
+{
+	const struct outcome *sorted[BATCH_MAX];
+	size_t n = 0;
+	bool follows = false;
+	int err = TM_OK;
+
+	for (size_t i = 0; i < c->n_outs; i++)
+		follows |= c->outs[i].st == TM_COMPLETED && c->outs[i].job->reg->def.then != NULL;
+	if (!follows || c->n_outs < 2 || c->n_outs > BATCH_MAX)
+		return TM_OK;
+	for (size_t i = 0; i < c->n_outs; i++)
+		sorted[n++] = &c->outs[i];
+	qsort(sorted, n, sizeof(sorted[0]), by_id);
+	for (size_t i = 0; i < n && !err; i++) {
+		tm__task t;
+
+		err = tm__store_get(txn, sorted[i]->job->id, &t); /* a write's read locks */
+		if (!err)
+			tm__task_free(&t);
+		else if (err == TM_ETASK_NOT_FOUND)
+			err = TM_OK; /* pruned: write_outcome passes it too */
+	}
+	return err;
+}
+
 static int claim_txn(tm__txn *txn, void *p)
 {
 	struct claim_ctx *c = p;
@@ -226,6 +264,7 @@ static int claim_txn(tm__txn *txn, void *p)
 	forget_claims(c); /* a write may run again */
 	c->n_dry = 0;
 	c->due_mono = 0;
+	err = lock_outcome_rows(txn, c);
 	for (size_t i = 0; i < c->n_outs && !err; i++)
 		err = write_outcome(txn, c->outs[i].job, c->outs[i].st, c->closing, &f);
 	for (int step = 0; !err && step < CLAIM_STEPS && c->n < c->want; step++) {

@@ -53,7 +53,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
-#include <math.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -1351,7 +1350,7 @@ static int bench_schedule(void)
 	atomic_store(&ran, 0);
 	/* Far enough ahead for the fill to end first (it ran at over 5000/s
 	 * even on a busy machine). */
-	at = floor(time_now_s()) + 2 + n / 5000;
+	at = (double)(int64_t)time_now_s() + 2 + n / 5000;
 	if (tm_pause(tm, "bench") != TM_OK) /* none may start before all are stored */
 		die("tm_pause");
 	snprintf(body, sizeof(body), "{\"not_before\": %.0f}", at);
