@@ -71,6 +71,7 @@ void tm__running_wake(tm_manager *tm)
 		return;
 	pthread_mutex_lock(&rt->mu);
 	rt->wake_seq++;
+	rt->n_idle = 0; /* every waiting worker is now on its way (worker.c) */
 	pthread_cond_broadcast(&rt->work);
 	pthread_mutex_unlock(&rt->mu);
 }

@@ -26,7 +26,7 @@ struct tm__runtime {
 	pthread_t supervisor;
 	bool sup_started;
 	tm_job *running;          /* jobs whose handler runs in this process */
-	unsigned n_idle;          /* workers waiting for work */
+	unsigned n_idle;          /* workers waiting for work, no wake-up pending */
 	unsigned reserved;        /* of those, promised a task claimed by a trigger */
 	tm_job *handoff;          /* claimed by a trigger, for the next idle worker
 	                           * (linked by hnext; already on `running`) */

@@ -446,12 +446,21 @@ void *tm__worker_main(void *arg)
 		/* Sleep only with nothing to write and nothing just claimed;
 		 * idle, take a task a trigger claimed for us first. */
 		if (n == 0 && n_outs == 0) {
-			rt->n_idle++;
+			/* Idle only while no wake-up is pending for us: a wake-up
+			 * takes every waiting worker off n_idle at once
+			 * (tm__running_wake), so that neither a trigger's
+			 * reservation nor tm_stats counts a worker already on its
+			 * way to claim. */
+			bool counted = rt->wake_seq == seen;
+
+			if (counted)
+				rt->n_idle++;
 			while ((!rt->stopping || rt->reserved > 0) &&
 			       rt->wake_seq == seen && rt->handoff == NULL &&
 			       !rate_token_due(rt))
 				idle_wait(rt);
-			rt->n_idle--;
+			if (counted && rt->wake_seq == seen)
+				rt->n_idle--;
 			if (rt->handoff) {
 				jobs[0] = rt->handoff;
 				rt->handoff = jobs[0]->hnext;

@@ -33,6 +33,8 @@ static tm_status look_then_wait(tm_job *job, void *user)
 	return TM_COMPLETED;
 }
 
+/* The worker waits for work, with no wake-up on its way to it (the
+ * registration's): a worker already woken to claim is not idle. */
 static int one_worker_idle(void *tm)
 {
 	return stat_of(tm, "workers_idle") == 1;
