@@ -32,8 +32,8 @@ struct outcome {
 
 struct claim_ctx {
 	tm_manager *tm;
-	int64_t now;
-	int64_t mono;                       /* when the claim began (monotonic) */
+	int64_t now;                        /* as the transaction began (store clock) */
+	int64_t mono;                       /* and on the monotonic clock */
 	uint64_t token;
 	unsigned want;                      /* claim at most this many */
 	bool closing;                       /* outcomes: tm_close() is under way */
@@ -216,9 +216,18 @@ static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing);
 static int claim_txn(tm__txn *txn, void *p)
 {
 	struct claim_ctx *c = p;
-	int64_t lease_until = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
+	int64_t lease_until;
 	int err = TM_OK;
 
+	/* The clocks are read as the transaction runs, not before it waited
+	 * for the store (the writer's lock, a starved thread): a slow claim
+	 * must not write a lease that is already running out, one the
+	 * supervisors would take for lost while the run has not begun.  The
+	 * monotonic clock first: the run's fence, two thirds of a lease
+	 * after it, falls before the lease ends. */
+	c->mono = tm__mono_us();
+	c->now = tm__txn_now(txn);
+	lease_until = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
 	forget_claims(c); /* a write may run again */
 	c->n_dry = 0;
 	c->due_mono = 0;
@@ -277,20 +286,22 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 {
 	struct tm__runtime *rt = tm->rt;
 	struct claim_ctx *c = calloc(1, sizeof(*c));
+	struct tm__claiming claiming;
 	unsigned n = 0;
 	int err;
 
 	if (c == NULL)
 		return 0;
 	c->tm = tm;
-	c->now = tm__store_now(tm->store);
-	c->mono = tm__mono_us();
 	c->token = tm__random64();
 	c->outs = outs;
 	c->n_outs = n_outs;
 	pthread_mutex_lock(&rt->mu);
 	c->closing = rt->stopping;
 	c->want = rt->stopping ? 0 : BATCH_MAX;
+	/* The supervisor must not take what this claim commits for lost
+	 * while its jobs are not on `running` yet. */
+	tm__running_claiming(rt, &claiming, c->token);
 	pthread_mutex_unlock(&rt->mu);
 	err = tm__store_write(tm->store, claim_txn, c);
 	if (err && n_outs > 0) {
@@ -320,6 +331,7 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 		if (rt->stopping) /* tm_close() began during the claim */
 			atomic_fetch_or(&jobs[i]->stop, TM__STOP_CLOSE);
 	}
+	tm__running_claimed(rt, &claiming);
 	pthread_mutex_unlock(&rt->mu);
 	for (size_t i = 0; i < n_outs; i++)
 		tm__job_unref(outs[i].job);
@@ -373,8 +385,14 @@ static bool run_job(tm_job *job, struct outcome *out)
 		pthread_mutex_unlock(&job->mu);
 		return false;
 	}
-	/* Cancelled, timed out or closing while it waited in the batch. */
-	skip = atomic_load(&job->stop) != 0;
+	/* Cancelled, timed out or closing while it waited in the batch; or
+	 * its lease already in doubt (tm_job_cancelled's fence, which sets
+	 * TM__STOP_LOST): no renewal came in time since the claim (the store
+	 * out of reach, or this process starved, maybe before the job was
+	 * even on the running list the supervisor renews), so the task may
+	 * be another process's by now.  Such a run is not begun: it goes
+	 * back to the queue, uncounted, if still ours. */
+	skip = tm_job_cancelled(job) != 0;
 	pthread_mutex_unlock(&job->mu);
 	t0 = tm__now_us();
 	if (!skip)
