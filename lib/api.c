@@ -94,23 +94,27 @@ static int create_one(tm_manager *tm, const tm__jobreg *job,
 {
 	tm__task claimed = { .details = NULL };
 	tm__create_how how = { NULL, NULL, 0, 0, &claimed };
+	struct tm__claiming claim;
 	tm_job *run = NULL;
 	int64_t mono = tm__mono_us();
 	int err;
 
-	if (job->def.run && job->def.concurrency == 0 && job->def.rate_per_s == 0 &&
-	    tm__running_reserve(tm)) {
-		how.token = tm__random64();
-		how.lease_us = (int64_t)tm->opts.lease_ms * 1000;
+	if (job->def.run && job->def.concurrency == 0 && job->def.rate_per_s == 0) {
+		uint64_t token = tm__random64();
+
+		if (tm__running_reserve(tm, &claim, token)) {
+			how.token = token;
+			how.lease_us = (int64_t)tm->opts.lease_ms * 1000;
+		}
 	}
 	err = tm__lifecycle_create_many(tm->store, &tm->limits, job, item, 1, &how,
 	                                (char (*)[TM_TASK_ID_LEN + 1])id, created);
 	if (how.token && *created && claimed.details &&
 	    tm__job_new(job, &claimed, item->secret, tm->opts.lease_ms, &tm->limits,
 	                mono, &run) == TM_OK)
-		tm__running_hand(tm, run);
+		tm__running_hand(tm, run, &claim);
 	else if (how.token) /* not made; or out of memory: the lease expires */
-		tm__running_release(tm);
+		tm__running_release(tm, &claim);
 	tm__task_free(&claimed);
 	if (*created && run == NULL)
 		announce(tm, job);

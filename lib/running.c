@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "running.h"
 
 void tm__running_add(struct tm__runtime *rt, tm_job *job)
@@ -20,6 +21,48 @@ void tm__running_remove(struct tm__runtime *rt, tm_job *job)
 		}
 	}
 	pthread_cond_broadcast(&rt->idle);
+}
+
+void tm__running_claiming(struct tm__runtime *rt, struct tm__claiming *claim,
+                          uint64_t token)
+{
+	claim->token = token;
+	claim->next = rt->claiming;
+	rt->claiming = claim;
+}
+
+void tm__running_claimed(struct tm__runtime *rt, struct tm__claiming *claim)
+{
+	for (struct tm__claiming **pp = &rt->claiming; *pp; pp = &(*pp)->next) {
+		if (*pp == claim) {
+			*pp = claim->next;
+			break;
+		}
+	}
+}
+
+int tm__running_owners(tm_manager *tm, uint64_t **owners, size_t *n)
+{
+	struct tm__runtime *rt = tm->rt;
+	uint64_t *o = NULL;
+	size_t k = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	for (tm_job *j = rt->running; j; j = j->next)
+		k++;
+	for (struct tm__claiming *c = rt->claiming; c; c = c->next)
+		k++;
+	if (k > 0 && (o = malloc(k * sizeof(*o))) != NULL) {
+		k = 0;
+		for (tm_job *j = rt->running; j; j = j->next)
+			o[k++] = j->owner;
+		for (struct tm__claiming *c = rt->claiming; c; c = c->next)
+			o[k++] = c->token;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	*owners = o;
+	*n = o ? k : 0;
+	return k > 0 && o == NULL ? tm__error_oom() : TM_OK;
 }
 
 tm_job **tm__running_snapshot(tm_manager *tm, size_t *n)
@@ -71,6 +114,7 @@ void tm__running_wake(tm_manager *tm)
 		return;
 	pthread_mutex_lock(&rt->mu);
 	rt->wake_seq++;
+	rt->n_idle = 0; /* every waiting worker is now on its way (worker.c) */
 	pthread_cond_broadcast(&rt->work);
 	pthread_mutex_unlock(&rt->mu);
 }
@@ -81,7 +125,7 @@ void tm__running_announce(tm_manager *tm)
 	tm__store_wake(tm->store, false);
 }
 
-bool tm__running_reserve(tm_manager *tm)
+bool tm__running_reserve(tm_manager *tm, struct tm__claiming *claim, uint64_t token)
 {
 	struct tm__runtime *rt = tm->rt;
 	bool ok = false;
@@ -91,29 +135,32 @@ bool tm__running_reserve(tm_manager *tm)
 	pthread_mutex_lock(&rt->mu);
 	if (!rt->stopping && rt->n_idle > rt->reserved) {
 		rt->reserved++;
+		tm__running_claiming(rt, claim, token);
 		ok = true;
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return ok;
 }
 
-void tm__running_release(tm_manager *tm)
+void tm__running_release(tm_manager *tm, struct tm__claiming *claim)
 {
 	struct tm__runtime *rt = tm->rt;
 
 	pthread_mutex_lock(&rt->mu);
+	tm__running_claimed(rt, claim);
 	rt->reserved--;
 	pthread_cond_broadcast(&rt->work); /* a worker may wait to stop */
 	pthread_mutex_unlock(&rt->mu);
 }
 
-void tm__running_hand(tm_manager *tm, tm_job *job)
+void tm__running_hand(tm_manager *tm, tm_job *job, struct tm__claiming *claim)
 {
 	struct tm__runtime *rt = tm->rt;
 	tm_job **tail;
 
 	pthread_mutex_lock(&rt->mu);
 	tm__running_add(rt, job);
+	tm__running_claimed(rt, claim);
 	if (rt->stopping) /* tm_close() began since the reservation */
 		atomic_fetch_or(&job->stop, TM__STOP_CLOSE);
 	for (tail = &rt->handoff; *tail; tail = &(*tail)->hnext)

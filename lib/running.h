@@ -13,6 +13,15 @@
 #include "job.h"
 #include "manager.h"
 
+/* A claim in flight in this process (a worker's, or a trigger's that will
+ * hand its task over): from before its transaction until its jobs are on
+ * `running`, the tasks under its token are this process's, though no job
+ * shows it yet.  The supervisor never takes them for lost. */
+struct tm__claiming {
+	uint64_t token;
+	struct tm__claiming *next;
+};
+
 struct tm__runtime {
 	pthread_mutex_t mu;       /* guards everything below */
 	pthread_cond_t work;      /* workers: wake_seq moved, or stopping */
@@ -26,7 +35,8 @@ struct tm__runtime {
 	pthread_t supervisor;
 	bool sup_started;
 	tm_job *running;          /* jobs whose handler runs in this process */
-	unsigned n_idle;          /* workers waiting for work */
+	struct tm__claiming *claiming; /* claims in flight here */
+	unsigned n_idle;          /* workers waiting for work, no wake-up pending */
 	unsigned reserved;        /* of those, promised a task claimed by a trigger */
 	tm_job *handoff;          /* claimed by a trigger, for the next idle worker
 	                           * (linked by hnext; already on `running`) */
@@ -50,15 +60,23 @@ void tm__running_stop(tm_manager *tm, const char *id, int bits);
 /* Running jobs, each with a reference the caller drops with unref_all. */
 tm_job **tm__running_snapshot(tm_manager *tm, size_t *n);
 void tm__running_unref_all(tm_job **jobs, size_t n);
+/* The owner tokens of this process's runs: the jobs running and the
+ * claims in flight, to *owners (malloc'd, or NULL when none); TM_ENOMEM. */
+int tm__running_owners(tm_manager *tm, uint64_t **owners, size_t *n);
 /* A trigger here may claim its task in its own commit and hand it to an
  * idle worker (one sync from trigger to handler): reserve promises it a
- * worker, false when none is idle or tm_close() began; then either hand
- * the job over or release the promise. */
-bool tm__running_reserve(tm_manager *tm);
-void tm__running_hand(tm_manager *tm, tm_job *job);
-void tm__running_release(tm_manager *tm);
-/* Put claimed jobs on the list, take finished ones off (rt->mu held). */
+ * worker and enters its claim (token) as in flight, false when no worker
+ * is idle or tm_close() began; then either hand the job over or release
+ * the promise, which both end the claim. */
+bool tm__running_reserve(tm_manager *tm, struct tm__claiming *claim, uint64_t token);
+void tm__running_hand(tm_manager *tm, tm_job *job, struct tm__claiming *claim);
+void tm__running_release(tm_manager *tm, struct tm__claiming *claim);
+/* Put claimed jobs on the list, take finished ones off; enter a claim in
+ * flight, and end it once its jobs are on the list (rt->mu held). */
 void tm__running_add(struct tm__runtime *rt, tm_job *job);
 void tm__running_remove(struct tm__runtime *rt, tm_job *job);
+void tm__running_claiming(struct tm__runtime *rt, struct tm__claiming *claim,
+                          uint64_t token);
+void tm__running_claimed(struct tm__runtime *rt, struct tm__claiming *claim);
 
 #endif

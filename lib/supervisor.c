@@ -188,7 +188,14 @@ static int resolve_txn(tm__txn *txn, void *p)
 {
 	struct scan_ctx *c = p;
 
+	/* This process's runs again, now: a claim here that committed since
+	 * the scan is among them (entered before its transaction). */
+	free(c->mine);
+	c->mine = NULL;
+	c->n_mine = 0;
 	c->timed_out = 0;
+	if (tm__running_owners(c->tm, &c->mine, &c->n_mine) != TM_OK)
+		return TM_ENOMEM; /* nothing is taken for lost blindly */
 	for (size_t i = 0; i < c->n; i++) {
 		tm__task t, old;
 		enum fate f;
@@ -220,25 +227,17 @@ static int resolve_txn(tm__txn *txn, void *p)
 static void resolve_orphans(tm_manager *tm, int64_t now)
 {
 	struct scan_ctx c = { .tm = tm, .now = now };
-	tm_job **jobs;
-	size_t n;
 
+	/* Owners here: the jobs running and the claims in flight, whose jobs
+	 * are not on the list yet (running.h). */
 	c.ids = malloc(SCAN_MAX * sizeof(*c.ids));
-	jobs = tm__running_snapshot(tm, &n);
-	c.mine = malloc((n ? n : 1) * sizeof(*c.mine));
-	if (c.ids == NULL || c.mine == NULL)
-		goto out;
-	for (size_t i = 0; i < n; i++)
-		c.mine[i] = jobs[i]->owner;
-	c.n_mine = n;
-	if (tm__store_read(tm->store, scan_txn, &c) == TM_OK && c.n > 0 &&
+	if (c.ids != NULL && tm__running_owners(tm, &c.mine, &c.n_mine) == TM_OK &&
+	    tm__store_read(tm->store, scan_txn, &c) == TM_OK && c.n > 0 &&
 	    tm__store_write(tm->store, resolve_txn, &c) == TM_OK) {
 		for (size_t i = 0; i < c.timed_out; i++)
 			tm__running_stop(tm, c.ids[i], TM__STOP_TIMEOUT);
 		tm__running_announce(tm); /* recovered tasks wait in the queue */
 	}
-out:
-	tm__running_unref_all(jobs, n);
 	free(c.mine);
 	free(c.ids);
 }

@@ -32,8 +32,8 @@ struct outcome {
 
 struct claim_ctx {
 	tm_manager *tm;
-	int64_t now;
-	int64_t mono;                       /* when the claim began (monotonic) */
+	int64_t now;                        /* as the transaction began (store clock) */
+	int64_t mono;                       /* and on the monotonic clock */
 	uint64_t token;
 	unsigned want;                      /* claim at most this many */
 	bool closing;                       /* outcomes: tm_close() is under way */
@@ -255,12 +255,21 @@ static int lock_outcome_rows(tm__txn *txn, const struct claim_ctx *c)
 static int claim_txn(tm__txn *txn, void *p)
 {
 	struct claim_ctx *c = p;
-	int64_t lease_until = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
+	int64_t lease_until;
 	/* The next tasks of pipelines go in this write too; claim() wakes
 	 * the workers after any outcome anyway. */
 	tm__follow f = { c->tm->reg, &c->tm->limits, false };
 	int err = TM_OK;
 
+	/* The clocks are read as the transaction runs, not before it waited
+	 * for the store (the writer's lock, a starved thread): a slow claim
+	 * must not write a lease that is already running out, one the
+	 * supervisors would take for lost while the run has not begun.  The
+	 * monotonic clock first: the run's fence, two thirds of a lease
+	 * after it, falls before the lease ends. */
+	c->mono = tm__mono_us();
+	c->now = tm__txn_now(txn);
+	lease_until = c->now + (int64_t)c->tm->opts.lease_ms * 1000;
 	forget_claims(c); /* a write may run again */
 	c->n_dry = 0;
 	c->due_mono = 0;
@@ -320,20 +329,22 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 {
 	struct tm__runtime *rt = tm->rt;
 	struct claim_ctx *c = calloc(1, sizeof(*c));
+	struct tm__claiming claiming;
 	unsigned n = 0;
 	int err;
 
 	if (c == NULL)
 		return 0;
 	c->tm = tm;
-	c->now = tm__store_now(tm->store);
-	c->mono = tm__mono_us();
 	c->token = tm__random64();
 	c->outs = outs;
 	c->n_outs = n_outs;
 	pthread_mutex_lock(&rt->mu);
 	c->closing = rt->stopping;
 	c->want = rt->stopping ? 0 : BATCH_MAX;
+	/* The supervisor must not take what this claim commits for lost
+	 * while its jobs are not on `running` yet. */
+	tm__running_claiming(rt, &claiming, c->token);
 	pthread_mutex_unlock(&rt->mu);
 	err = tm__store_write(tm->store, claim_txn, c);
 	if (err && n_outs > 0) {
@@ -363,6 +374,7 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 		if (rt->stopping) /* tm_close() began during the claim */
 			atomic_fetch_or(&jobs[i]->stop, TM__STOP_CLOSE);
 	}
+	tm__running_claimed(rt, &claiming);
 	pthread_mutex_unlock(&rt->mu);
 	for (size_t i = 0; i < n_outs; i++)
 		tm__job_unref(outs[i].job);
@@ -418,8 +430,14 @@ static bool run_job(tm_job *job, struct outcome *out)
 		pthread_mutex_unlock(&job->mu);
 		return false;
 	}
-	/* Cancelled, timed out or closing while it waited in the batch. */
-	skip = atomic_load(&job->stop) != 0;
+	/* Cancelled, timed out or closing while it waited in the batch; or
+	 * its lease already in doubt (tm_job_cancelled's fence, which sets
+	 * TM__STOP_LOST): no renewal came in time since the claim (the store
+	 * out of reach, or this process starved, maybe before the job was
+	 * even on the running list the supervisor renews), so the task may
+	 * be another process's by now.  Such a run is not begun: it goes
+	 * back to the queue, uncounted, if still ours. */
+	skip = tm_job_cancelled(job) != 0;
 	pthread_mutex_unlock(&job->mu);
 	t0 = tm__now_us();
 	if (!skip)
@@ -494,12 +512,21 @@ void *tm__worker_main(void *arg)
 		/* Sleep only with nothing to write and nothing just claimed;
 		 * idle, take a task a trigger claimed for us first. */
 		if (n == 0 && n_outs == 0) {
-			rt->n_idle++;
+			/* Idle only while no wake-up is pending for us: a wake-up
+			 * takes every waiting worker off n_idle at once
+			 * (tm__running_wake), so that neither a trigger's
+			 * reservation nor tm_stats counts a worker already on its
+			 * way to claim. */
+			bool counted = rt->wake_seq == seen;
+
+			if (counted)
+				rt->n_idle++;
 			while ((!rt->stopping || rt->reserved > 0) &&
 			       rt->wake_seq == seen && rt->handoff == NULL &&
 			       !rate_token_due(rt))
 				idle_wait(rt);
-			rt->n_idle--;
+			if (counted && rt->wake_seq == seen)
+				rt->n_idle--;
 			if (rt->handoff) {
 				jobs[0] = rt->handoff;
 				rt->handoff = jobs[0]->hnext;

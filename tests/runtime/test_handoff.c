@@ -33,15 +33,29 @@ static tm_status look_then_wait(tm_job *job, void *user)
 	return TM_COMPLETED;
 }
 
+/* The worker waits for work, with no wake-up on its way to it (the
+ * registration's): a worker already woken to claim is not idle. */
 static int one_worker_idle(void *tm)
 {
 	return stat_of(tm, "workers_idle") == 1;
 }
 
+/* One worker, and a lease so long that no renewal commits while the test
+ * counts commits, however slow the machine (rt_options' lease is renewed
+ * every 100 ms). */
+static tm_manager *open_one_worker(const char *dir)
+{
+	tm_options o;
+
+	rt_options(&o, dir, 1);
+	o.lease_ms = 60000;
+	return rt_open_with(&o);
+}
+
 START_TEST(one_commit_lies_between_a_trigger_and_its_handler)
 {
 	char *dir = tt_tmpdir(), id[21];
-	tm_manager *tm = rt_open(dir, 1);
+	tm_manager *tm = open_one_worker(dir);
 	tm_job_def d = rt_def("job", look_then_wait, NULL);
 	double before;
 
