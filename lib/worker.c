@@ -279,6 +279,12 @@ static int claim_txn(tm__txn *txn, void *p)
 	return err;
 }
 
+static int outcome_by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct outcome *)a)->job->id,
+	              ((const struct outcome *)b)->job->id);
+}
+
 /* Write the outcomes of the last batch and claim the next one: jobs[] gets
  * the claimed jobs, already on the running list; returns how many. */
 static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
@@ -294,6 +300,8 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 		return 0;
 	c->tm = tm;
 	c->token = tm__random64();
+	if (n_outs > 1) /* rows locked in id order (tm__running_sort) */
+		qsort(outs, n_outs, sizeof(*outs), outcome_by_id);
 	c->outs = outs;
 	c->n_outs = n_outs;
 	pthread_mutex_lock(&rt->mu);
@@ -442,6 +450,7 @@ int tm__worker_write_abandoned(tm_manager *tm, tm_job **jobs, size_t n)
 {
 	struct abandoned_ctx c = { jobs, n };
 
+	tm__running_sort(jobs, n); /* rows locked in id order */
 	return n > 0 ? tm__store_write(tm->store, abandoned_txn, &c) : TM_OK;
 }
 
