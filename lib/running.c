@@ -65,6 +65,17 @@ int tm__running_owners(tm_manager *tm, uint64_t **owners, size_t *n)
 	return k > 0 && o == NULL ? tm__error_oom() : TM_OK;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	return strcmp((*(tm_job *const *)a)->id, (*(tm_job *const *)b)->id);
+}
+
+void tm__running_sort(tm_job **jobs, size_t n)
+{
+	if (n > 1)
+		qsort(jobs, n, sizeof(*jobs), by_id);
+}
+
 tm_job **tm__running_snapshot(tm_manager *tm, size_t *n)
 {
 	struct tm__runtime *rt = tm->rt;
@@ -83,6 +94,7 @@ tm_job **tm__running_snapshot(tm_manager *tm, size_t *n)
 	}
 	pthread_mutex_unlock(&rt->mu);
 	*n = jobs ? k : 0;
+	tm__running_sort(jobs, *n);
 	return jobs;
 }
 

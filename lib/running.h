@@ -57,7 +57,15 @@ void tm__running_wake(tm_manager *tm);
 void tm__running_announce(tm_manager *tm);
 /* Set stop bits (TM__STOP_*) on the job running task id here, if any. */
 void tm__running_stop(tm_manager *tm, const char *id, int bits);
-/* Running jobs, each with a reference the caller drops with unref_all. */
+/* Every transaction that writes several tasks of this process's runs (the
+ * supervisor's renewals, a worker's outcomes, tm_close()'s, the recovery
+ * of the expired) takes them in task id order: on PostgreSQL, whose row
+ * locks they take one by one, two of them then never deadlock, which
+ * costs a second each (deadlock_timeout) and, retried over and over,
+ * held renewals back past the lease. */
+void tm__running_sort(tm_job **jobs, size_t n);
+/* Running jobs, each with a reference the caller drops with unref_all, in
+ * task id order. */
 tm_job **tm__running_snapshot(tm_manager *tm, size_t *n);
 void tm__running_unref_all(tm_job **jobs, size_t n);
 /* The owner tokens of this process's runs: the jobs running and the

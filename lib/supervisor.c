@@ -224,6 +224,11 @@ static int resolve_txn(tm__txn *txn, void *p)
 	return TM_OK;
 }
 
+static int id_cmp(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
 static void resolve_orphans(tm_manager *tm, int64_t now)
 {
 	struct scan_ctx c = { .tm = tm, .now = now };
@@ -231,13 +236,16 @@ static void resolve_orphans(tm_manager *tm, int64_t now)
 	/* Owners here: the jobs running and the claims in flight, whose jobs
 	 * are not on the list yet (running.h). */
 	c.ids = malloc(SCAN_MAX * sizeof(*c.ids));
-	if (c.ids != NULL && tm__running_owners(tm, &c.mine, &c.n_mine) == TM_OK &&
-	    tm__store_read(tm->store, scan_txn, &c) == TM_OK && c.n > 0 &&
-	    tm__store_write(tm->store, resolve_txn, &c) == TM_OK) {
+	if (c.ids == NULL || tm__running_owners(tm, &c.mine, &c.n_mine) != TM_OK ||
+	    tm__store_read(tm->store, scan_txn, &c) != TM_OK || c.n == 0)
+		goto out;
+	qsort(c.ids, c.n, sizeof(*c.ids), id_cmp); /* rows locked in id order (running.h) */
+	if (tm__store_write(tm->store, resolve_txn, &c) == TM_OK) {
 		for (size_t i = 0; i < c.timed_out; i++)
 			tm__running_stop(tm, c.ids[i], TM__STOP_TIMEOUT);
 		tm__running_announce(tm); /* recovered tasks wait in the queue */
 	}
+out:
 	free(c.mine);
 	free(c.ids);
 }

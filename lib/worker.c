@@ -214,12 +214,6 @@ static void forget_claims(struct claim_ctx *c)
 static int write_outcome(tm__txn *txn, tm_job *job, tm_status st, bool closing,
                          tm__follow *f);
 
-static int by_id(const void *a, const void *b)
-{
-	return strcmp((*(const struct outcome *const *)a)->job->id,
-	              (*(const struct outcome *const *)b)->job->id);
-}
-
 /* Rows before names.  An outcome that COMPLETES a task of a name with a
  * `then` takes the next name's lock (a pipeline: lifecycle.c); were a
  * later outcome's task read (row-locked, on PostgreSQL) after that, a
@@ -228,22 +222,17 @@ static int by_id(const void *a, const void *b)
  * follow, every outcome's task is read first, in id order. */
 static int lock_outcome_rows(tm__txn *txn, const struct claim_ctx *c)
 {
-	const struct outcome *sorted[BATCH_MAX];
-	size_t n = 0;
 	bool follows = false;
 	int err = TM_OK;
 
 	for (size_t i = 0; i < c->n_outs; i++)
 		follows |= c->outs[i].st == TM_COMPLETED && c->outs[i].job->reg->def.then != NULL;
-	if (!follows || c->n_outs < 2 || c->n_outs > BATCH_MAX)
+	if (!follows || c->n_outs < 2)
 		return TM_OK;
-	for (size_t i = 0; i < c->n_outs; i++)
-		sorted[n++] = &c->outs[i];
-	qsort(sorted, n, sizeof(sorted[0]), by_id);
-	for (size_t i = 0; i < n && !err; i++) {
+	for (size_t i = 0; i < c->n_outs && !err; i++) { /* in id order: claim() sorted them */
 		tm__task t;
 
-		err = tm__store_get(txn, sorted[i]->job->id, &t); /* a write's read locks */
+		err = tm__store_get(txn, c->outs[i].job->id, &t); /* a write's read locks */
 		if (!err)
 			tm__task_free(&t);
 		else if (err == TM_ETASK_NOT_FOUND)
@@ -322,6 +311,12 @@ static int claim_txn(tm__txn *txn, void *p)
 	return err;
 }
 
+static int by_id(const void *a, const void *b)
+{
+	return strcmp(((const struct outcome *)a)->job->id,
+	              ((const struct outcome *)b)->job->id);
+}
+
 /* Write the outcomes of the last batch and claim the next one: jobs[] gets
  * the claimed jobs, already on the running list; returns how many. */
 static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
@@ -337,6 +332,8 @@ static unsigned claim(tm_manager *tm, struct outcome *outs, size_t n_outs,
 		return 0;
 	c->tm = tm;
 	c->token = tm__random64();
+	if (n_outs > 1) /* rows locked in id order (tm__running_sort) */
+		qsort(outs, n_outs, sizeof(*outs), by_id);
 	c->outs = outs;
 	c->n_outs = n_outs;
 	pthread_mutex_lock(&rt->mu);
@@ -490,6 +487,7 @@ int tm__worker_write_abandoned(tm_manager *tm, tm_job **jobs, size_t n)
 {
 	struct abandoned_ctx c = { tm, jobs, n };
 
+	tm__running_sort(jobs, n); /* rows locked in id order */
 	return n > 0 ? tm__store_write(tm->store, abandoned_txn, &c) : TM_OK;
 }
 
