@@ -267,6 +267,7 @@ try {
     'the details show the payload');
   check((await text('#d-progress')).includes('"steps": 10'), 'the details show the progress');
   check(await page.isHidden('#d-cancel'), 'a final task has no cancel button');
+  check(await page.isHidden('#d-download'), 'a task that exported nothing offers no download');
   await shot('04-completed');
   result.completed = id1;
 
@@ -358,6 +359,32 @@ try {
   await page.click('#prev');
   await until('back on page 1', async () => (await text('#page')) === 'page 1' &&
     (await pageIds()).length === 10);
+
+  // ---- an export's output, downloaded through a signed URL -----------------------
+  await pick('analytics_report_export');
+  check((await page.inputValue(editor)).includes('"name": "analytics_report.json"'),
+    'the export starts from its template');
+  await page.fill(editor, '{"output_table": {"connection": "LOCAL", "name": "dash-report.json"}}');
+  const idX = await triggerFromUI('analytics_report_export');
+  await until('the export COMPLETED, its download offered', async () =>
+    (await text('#d-status')) === 'COMPLETED' && await page.isVisible('#d-download'), JOB_WAIT_MS);
+  const [dl] = await Promise.all([page.waitForEvent('download', { timeout: WAIT_MS }),
+    page.click('#d-download')]);
+  check(dl.suggestedFilename() === 'dash-report.json', 'the download is named after the table: ' +
+    dl.suggestedFilename());
+  const fileUrl = new URL(dl.url());
+  check(/^\/storage-signed-urls\/local-tables\/dash-report\.json\/file\/$/.test(fileUrl.pathname) &&
+    /^[0-9a-f]{64}$/.test(fileUrl.searchParams.get('signature') || ''),
+    'it is fetched through a signed URL: ' + fileUrl.pathname);
+  // (a download is the browser's, not the page's: no request event, and
+  // no header the page could add)
+  check(!dl.url().includes(TOKEN), 'the signed URL holds no token');
+  const report = JSON.parse(fs.readFileSync(await dl.path(), 'utf8'));
+  check(report.report === 'analytics' && report.task_id === idX,
+    'the file is the report the export wrote');
+  await until('the download notice', async () => (await text('#notice')).startsWith('download of dash-report.json'));
+  await shot('08b-download');
+  result.exported = idX;
 
   // ---- the charts -------------------------------------------------------------------
   const charts = await until('the charts to show the finished tasks', () => page.evaluate(() => {

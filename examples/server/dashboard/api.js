@@ -83,4 +83,6 @@ export const paths = {
     '/tasks/private/' + seg(name) + '/recents/?page=' + page + '&amt=' + amt,
   task: (name, id) => '/tasks/private/' + seg(name) + '/' + seg(id) + '/',
   trigger: (name) => '/tasks/private/' + seg(name) + '/',
+  download: (table) =>
+    '/storage-signed-urls/local-tables/' + seg(table) + '/download/?expires_in=60',
 };

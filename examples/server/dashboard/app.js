@@ -381,6 +381,9 @@ function renderDetail(t) {
   setProgress($('d-bar'), t);
   $('d-ptext').textContent = typeof t.progress === 'string' ? t.progress : '';
   $('d-cancel').hidden = !ACTIVE.includes(t.status);
+  const out = exportedTable(t);
+  $('d-download').hidden = out === null;
+  $('d-download').dataset.table = out || '';
   const fields = [
     ['created', fmtTime(t.start_time)],
     ['ended', fmtTime(det.end_time)],
@@ -410,6 +413,15 @@ function renderDetail(t) {
   for (const [k, v] of Object.entries(det)) if (!OWN_KEYS.includes(k)) other[k] = v;
   $('d-other').textContent = Object.keys(other).length ? pretty(other) : '';
   show($('d-other-box'), Object.keys(other).length > 0);
+}
+
+// The LOCAL table a COMPLETED export wrote (its context_task's
+// output_table), or null: the document the details offer to download.
+function exportedTable(t) {
+  const p = t.details && t.details.payload;
+  const o = p && typeof p === 'object' ? p.output_table : null;
+  if (t.status !== 'COMPLETED' || !o || typeof o !== 'object') return null;
+  return o.connection === 'LOCAL' && typeof o.name === 'string' && o.name ? o.name : null;
 }
 
 // ---- actions ----------------------------------------------------------------------
@@ -475,6 +487,26 @@ async function cancelTask(name, id) {
   refreshNow();
 }
 
+// The export's output, through a signed URL: the token goes in the
+// request that signs it, never in the link that fetches the file.  The
+// server answers the file as an attachment, so the page stays.
+async function download(table) {
+  const session = state.session;
+  try {
+    const doc = await api('GET', paths.download(table));
+    if (session !== state.session) return;
+    const a = el('a', { attrs: { href: doc.url, download: table } });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    notice('download of ' + table + ': a link valid 60 s');
+  } catch (e) {
+    if (session !== state.session) return;
+    if (refused(e) && e.status === 401) signOut(e);
+    else showError($('error'), e, 'download ' + table);
+  }
+}
+
 // ---- charts -------------------------------------------------------------------------
 
 async function refreshCharts(session) {
@@ -524,6 +556,10 @@ function init() {
   });
   $('d-cancel').addEventListener('click', () => {
     if (state.detail) cancelTask(state.detail.name, state.detail.id);
+  });
+  $('d-download').addEventListener('click', () => {
+    const t = $('d-download').dataset.table;
+    if (t) download(t);
   });
   $('d-close').addEventListener('click', closeDetail);
   checkContext();
