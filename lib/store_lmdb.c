@@ -34,6 +34,22 @@ static tm__lmdb *open_list;
 
 /* ---- open and close ---------------------------------------------------- */
 
+/* fsync a directory, so that the entries made in it survive a power cut:
+ * POSIX does not promise that a new file's fsync makes its name durable
+ * (ext4 and XFS do it, ext2 and some network file systems do not). */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), err = TM_OK;
+
+	if (fd < 0)
+		return tm__error_sys(errno, dir);
+	if (fsync(fd) != 0 && errno != EINVAL) /* EINVAL: a file system that cannot */
+		err = tm__error_sys(errno, dir);
+	close(fd);
+	return err;
+}
+
+/* mkdir -p, each directory it makes synced into its parent. */
 static int make_dirs(const char *path)
 {
 	char *p = strdup(path);
@@ -41,18 +57,31 @@ static int make_dirs(const char *path)
 
 	if (p == NULL)
 		return tm__error_oom();
-	for (char *s = p + 1; *s; s++) {
-		if (*s != '/')
+	for (char *s = p + 1; !err; s++) {
+		bool last = *s == '\0';
+		char *slash;
+
+		if (!last && *s != '/')
 			continue;
 		*s = '\0';
-		if (mkdir(p, 0700) != 0 && errno != EEXIST)
+		if (mkdir(p, 0700) == 0) {
+			slash = strrchr(p, '/');
+			if (slash == NULL) {
+				err = sync_dir(".");
+			} else if (slash == p) {
+				err = sync_dir("/");
+			} else {
+				*slash = '\0';
+				err = sync_dir(p);
+				*slash = '/';
+			}
+		} else if (errno != EEXIST) {
 			err = tm__error_sys(errno, p);
-		*s = '/';
-		if (err)
+		}
+		if (last)
 			break;
+		*s = '/';
 	}
-	if (!err && mkdir(p, 0700) != 0 && errno != EEXIST)
-		err = tm__error_sys(errno, p);
 	free(p);
 	return err;
 }
@@ -389,6 +418,10 @@ int tm__lmdb_open(const char *path, const tm__store_opts *o, tm__store **out)
 	err = open_dbis(s);
 	if (!err)
 		err = tm__wake_open(path, &s->wake);
+	/* The names of data.mdb and keys (made by this open, or by one a power
+	 * cut interrupted) are durable before anything is acknowledged. */
+	if (!err)
+		err = sync_dir(path);
 	if (err)
 		goto fail;
 	*out = &s->base;
