@@ -70,6 +70,8 @@ struct tm__lmdb {
 	struct tm__wreq *gc_head, **gc_tail;
 	bool gc_leader;
 	size_t gc_expect;         /* writers of the last batch not yet back */
+	size_t gc_queued;         /* requests in the queue */
+	unsigned gc_nested;       /* batches still to run nested (the leader's) */
 	pthread_cond_t gc_more;   /* a gathering leader: they all came back */
 	/* Read transactions, reset and kept for renewal: with MDB_NOTLS a
 	 * reset transaction keeps its reader slot, so renewing one skips the

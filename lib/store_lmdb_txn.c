@@ -142,14 +142,25 @@ int tm__lmdb_read(tm__store *store, tm__txn_fn fn, void *ctx)
 /* ---- group commit -----------------------------------------------------------
  *
  * A writer queues its request and waits.  When no leader is at work, the
- * writer becomes the leader: it takes every queued request, runs each in a
- * nested transaction of one write transaction (so a request that fails is
- * rolled back alone), commits once — one sync for all — and releases them.
- * Requests that arrive during that commit form the next batch.  A lone
- * writer runs its function directly in the top-level transaction: no nested
- * transaction, no waiting, no added latency. */
+ * writer becomes the leader: it takes every queued request, runs them all
+ * in one write transaction, commits once — one sync for all — and releases
+ * them.  Requests that arrive during that commit form the next batch.  A
+ * lone writer runs its function directly in the top-level transaction: no
+ * nested transaction, no waiting, no added latency.
+ *
+ * A batch runs flat: each request straight in the top-level transaction.
+ * Should one fail (or fill the map), that run is rolled back and the batch
+ * runs again with each request in a nested transaction of its own, so that
+ * the failure is undone alone.  Nested is not the default because an LMDB
+ * nested transaction allocates page lists of its own and copies each page
+ * it touches that the batch already dirtied: for a trigger, most of its
+ * pages, at a cost above the request's own.  A request may so run twice
+ * (its function is re-runnable: see tm__lmdb_write); after a failure the
+ * next batches run nested for a while, so that a stream of refusals does
+ * not pay twice. */
 
-#define GATHER_NS 200000L /* at most 0.2 ms: well under one sync */
+#define GATHER_NS 200000L       /* at most 0.2 ms: well under one sync */
+#define NESTED_AFTER_FAILURE 16 /* batches run nested after a flat run failed */
 
 struct tm__wreq {
 	tm__txn_fn fn;
@@ -171,7 +182,46 @@ static void settle(struct tm__wreq *r, int err, bool map_full, size_t seen)
 		snprintf(r->msg, sizeof(r->msg), "%s", tm_last_error());
 }
 
-static void run_batch(tm__lmdb *s, struct tm__wreq *batch)
+/* Every request of the batch in top itself: true when each succeeded. */
+static bool run_flat(tm__lmdb *s, MDB_txn *top, struct tm__wreq *batch, size_t seen)
+{
+	for (struct tm__wreq *r = batch; r; r = r->next) {
+		tm__lmdb_txn t = { .base = { .store = &s->base }, .s = s, .txn = top };
+
+		if (r->fn(&t.base, r->ctx) != TM_OK || t.map_full)
+			return false;
+	}
+	for (struct tm__wreq *r = batch; r; r = r->next)
+		settle(r, TM_OK, false, seen);
+	return true;
+}
+
+/* Every request of the batch in a nested transaction of top. */
+static void run_nested(tm__lmdb *s, MDB_txn *top, struct tm__wreq *batch, size_t seen)
+{
+	for (struct tm__wreq *r = batch; r; r = r->next) {
+		tm__lmdb_txn child = { .base = { .store = &s->base }, .s = s };
+		int err, rc = mdb_txn_begin(s->env, top, 0, &child.txn);
+
+		if (rc) {
+			settle(r, tm__lmdb_error(rc, "beginning a transaction"),
+			       rc == MDB_MAP_FULL, seen);
+			continue;
+		}
+		err = r->fn(&child.base, r->ctx);
+		if (err || child.map_full) {
+			mdb_txn_abort(child.txn);
+		} else if ((rc = mdb_txn_commit(child.txn)) != 0) {
+			child.map_full = rc == MDB_MAP_FULL;
+			err = commit_error(s, rc);
+		}
+		settle(r, err, child.map_full, seen);
+	}
+}
+
+/* Run and commit one batch.  False when its flat run failed: rolled back,
+ * nothing settled, to be run again nested. */
+static bool run_batch(tm__lmdb *s, struct tm__wreq *batch, bool flat)
 {
 	tm__lmdb_txn t = { .base = { .store = &s->base }, .s = s };
 	int err = begin(s, true, &t.txn), rc;
@@ -182,30 +232,17 @@ static void run_batch(tm__lmdb *s, struct tm__wreq *batch)
 	if (err) {
 		for (struct tm__wreq *r = batch; r; r = r->next)
 			settle(r, err, false, seen);
-		return;
+		return true;
 	}
 	if (batch->next == NULL) {
 		err = batch->fn(&t.base, batch->ctx);
 		settle(batch, err, t.map_full, seen);
-	} else {
-		for (struct tm__wreq *r = batch; r; r = r->next) {
-			tm__lmdb_txn child = { .base = { .store = &s->base }, .s = s };
-
-			rc = mdb_txn_begin(s->env, top, 0, &child.txn);
-			if (rc) {
-				settle(r, tm__lmdb_error(rc, "beginning a transaction"),
-				       rc == MDB_MAP_FULL, seen);
-				continue;
-			}
-			err = r->fn(&child.base, r->ctx);
-			if (err || child.map_full) {
-				mdb_txn_abort(child.txn);
-			} else if ((rc = mdb_txn_commit(child.txn)) != 0) {
-				child.map_full = rc == MDB_MAP_FULL;
-				err = commit_error(s, rc);
-			}
-			settle(r, err, child.map_full, seen);
-		}
+	} else if (!flat) {
+		run_nested(s, top, batch, seen);
+	} else if (!run_flat(s, top, batch, seen)) {
+		mdb_txn_abort(top);
+		pthread_rwlock_unlock(&s->resize);
+		return false;
 	}
 	/* Keys written for new secrets must be on disk before the commit
 	 * that refers to them. */
@@ -236,6 +273,7 @@ static void run_batch(tm__lmdb *s, struct tm__wreq *batch)
 		}
 	}
 	pthread_rwlock_unlock(&s->resize);
+	return true;
 }
 
 /* The writers released with the previous batch are usually about to queue
@@ -266,6 +304,7 @@ static int write_once(tm__lmdb *s, struct tm__wreq *r)
 	r->next = NULL;
 	*s->gc_tail = r;
 	s->gc_tail = &r->next;
+	s->gc_queued++;
 	if (s->gc_expect > 0 && --s->gc_expect == 0)
 		pthread_cond_signal(&s->gc_more);
 	while (!r->done) {
@@ -280,8 +319,14 @@ static int write_once(tm__lmdb *s, struct tm__wreq *r)
 		batch = s->gc_head;
 		s->gc_head = NULL;
 		s->gc_tail = &s->gc_head;
+		s->gc_queued = 0;
 		pthread_mutex_unlock(&s->gc_mu);
-		run_batch(s, batch);
+		if (!run_batch(s, batch, s->gc_nested == 0)) {
+			s->gc_nested = NESTED_AFTER_FAILURE;
+			run_batch(s, batch, false);
+		} else if (s->gc_nested > 0 && batch->next != NULL) {
+			s->gc_nested--;
+		}
 		pthread_mutex_lock(&s->gc_mu);
 		for (struct tm__wreq *q = batch; q; q = q->next) {
 			q->done = true;
