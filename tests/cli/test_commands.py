@@ -9,7 +9,7 @@ import subprocess
 import time
 import unittest
 
-from clilib import CLI, FINAL, HostCase, ID_RE, STATUSES, run, wait_for
+from clilib import CLI, FINAL, HostCase, ID_RE, STATUSES, run, run_pty, wait_for
 from serverlib import ML_NAMES, TABLE_NAMES
 
 GOOD_IMPORT = {"context_task": {"connection": "LOCAL", "table_name": "input-myfile.csv"}}
@@ -136,6 +136,22 @@ class Commands(HostCase):
         self.assertIn("2 rows uploaded", out[1])
         self.assertEqual(self.tm("ls", "data_import", "--status", "CANCELLED"),
                          "no CANCELLED tasks of data_import\n")
+
+    def test_tables_colour_statuses_on_a_terminal_unless_no_color(self):
+        task_id = self.trigger("data_import", GOOD_IMPORT)
+        self.assertEqual(self.wait_status("data_import", task_id, FINAL)["status"], "COMPLETED")
+        args = ["ls", "data_import", "--status", "COMPLETED", "--amt", "1"]
+        rc, out = run_pty(args, self.store)
+        self.assertEqual(rc, 0, out)
+        head, row = out.decode().splitlines()[:2]
+        self.assertIn("\x1b[32mCOMPLETED\x1b[0m", row)
+        # The escapes take no column: aligned as without them.
+        plain = re.sub(r"\x1b\[[0-9;]*m", "", row)
+        self.assertTrue(plain.startswith(task_id), plain)
+        self.assertEqual(plain[head.index("PRIO"):].split()[0], "0", (head, plain))
+        rc, out = run_pty(args, self.store, env={"NO_COLOR": "1"})
+        self.assertEqual(rc, 0, out)
+        self.assertNotIn(b"\x1b[", out)
 
     def test_ls_shows_priority_and_a_scheduled_start(self):
         later = time.time() + 3 * 3600 + 60

@@ -385,6 +385,12 @@ try {
   await until('the download notice', async () => (await text('#notice')).startsWith('download of dash-report.json'));
   await shot('08b-download');
   result.exported = idX;
+  // An output_table without a connection is LOCAL: offered too.
+  await page.fill(editor, '{"output_table": {"name": "dash-report-2.json"}}');
+  const idY = await triggerFromUI('analytics_report_export');
+  await until('the export without a connection COMPLETED, its download offered', async () =>
+    (await text('#d-id')) === idY && (await text('#d-status')) === 'COMPLETED' &&
+    await page.isVisible('#d-download'), JOB_WAIT_MS);
 
   // ---- the charts -------------------------------------------------------------------
   const charts = await until('the charts to show the finished tasks', () => page.evaluate(() => {

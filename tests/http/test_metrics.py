@@ -8,6 +8,20 @@ import unittest
 from serverlib import ROLES, ServerTestCase, make_tokens
 
 
+# The families doc/api.md ("Metrics") promises, with their types.
+FAMILIES = [("taskmgr_tasks", "gauge"), ("taskmgr_triggers_total", "counter"),
+            ("taskmgr_task_duration_seconds", "histogram"),
+            ("taskmgr_queue_depth", "gauge"), ("taskmgr_oldest_waiting_age_seconds", "gauge"),
+            ("taskmgr_retries_total", "counter"), ("taskmgr_timeouts_total", "counter"),
+            ("taskmgr_lost_workers_total", "counter"),
+            ("taskmgr_store_bytes", "gauge"), ("taskmgr_commits_total", "counter")]
+# Those with a series per name, there as soon as the name has run a task.
+PER_NAME = ("taskmgr_triggers_total", "taskmgr_queue_depth",
+            "taskmgr_oldest_waiting_age_seconds", "taskmgr_retries_total",
+            "taskmgr_timeouts_total", "taskmgr_lost_workers_total",
+            "taskmgr_task_duration_seconds_count")
+
+
 def samples(text):
     """{series: value} of the exposition text's sample lines."""
     out = {}
@@ -28,6 +42,20 @@ class Metrics(ServerTestCase):
         self.assertEqual(hdrs["content-type"],
                          "text/plain; version=0.0.4; charset=utf-8")
         return payload.decode()
+
+    def test_every_family_an_operator_needs_is_there(self):
+        tid = self.srv.trigger("ml_new_users", private=False)
+        self.srv.wait_status("ml_new_users", tid, ("COMPLETED",))
+        text = self.scrape()
+        for family, kind in FAMILIES:
+            self.assertIn("# TYPE %s %s\n" % (family, kind), text)
+        got = samples(text)
+        for family in PER_NAME:
+            self.assertIn('%s{name="ml_new_users"}' % family, got)
+        self.assertIn('taskmgr_task_duration_seconds_bucket{name="ml_new_users",le="+Inf"}',
+                      got)
+        for family in ("taskmgr_store_bytes", "taskmgr_commits_total"):
+            self.assertIn(family, got)
 
     def test_any_role_may_scrape_and_nobody_else(self):
         for role in ROLES:

@@ -416,12 +416,14 @@ function renderDetail(t) {
 }
 
 // The LOCAL table a COMPLETED export wrote (its context_task's
-// output_table), or null: the document the details offer to download.
+// output_table; without a connection, LOCAL, as the server reads it), or
+// null: the document the details offer to download.
 function exportedTable(t) {
   const p = t.details && t.details.payload;
   const o = p && typeof p === 'object' ? p.output_table : null;
   if (t.status !== 'COMPLETED' || !o || typeof o !== 'object') return null;
-  return o.connection === 'LOCAL' && typeof o.name === 'string' && o.name ? o.name : null;
+  const local = o.connection === undefined || o.connection === 'LOCAL';
+  return local && typeof o.name === 'string' && o.name ? o.name : null;
 }
 
 // ---- actions ----------------------------------------------------------------------
