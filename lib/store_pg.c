@@ -170,17 +170,21 @@ static const char *const sql_text[PG_STMT_COUNT] = {
 	/* A rate limit's bucket ($2 tokens a second, up to $3), refilled to
 	 * the server's clock and, when it holds a whole token, taken from,
 	 * in one statement: the UPDATE re-reads the row it locks, so two
-	 * takes never spend one token.  A name's first take makes its bucket
-	 * full, less the token (a rival making it first wins; this take then
-	 * waits for the next).  Answers whether it took one, and what the
-	 * bucket holds then. */
+	 * takes never spend one token.  A bucket another transaction holds
+	 * is passed, not waited for (SKIP LOCKED): two claims taking two
+	 * names' tokens in opposite orders would otherwise deadlock; the
+	 * caller treats it as a rival's take.  A name's first take makes its
+	 * bucket full, less the token (a rival making it first wins; this
+	 * take then waits for the next).  Answers whether it took one, and
+	 * what the bucket holds then. */
 	[PG_RATE_TAKE] = "WITH k AS (SELECT (extract(epoch FROM clock_timestamp())"
 		" * 1000000)::int8 AS now),"
 		" cur AS (SELECT least($3::float8, r.tokens + greatest(k.now - r.at_us, 0)"
 		" * $2::float8 / 1e6) AS tokens FROM " S ".rates r, k WHERE r.name = $1),"
+		" lk AS (SELECT name FROM " S ".rates WHERE name = $1 FOR UPDATE SKIP LOCKED),"
 		" upd AS (UPDATE " S ".rates r SET tokens = least($3::float8, r.tokens"
 		" + greatest(k.now - r.at_us, 0) * $2::float8 / 1e6) - 1,"
-		" at_us = greatest(r.at_us, k.now) FROM k WHERE r.name = $1"
+		" at_us = greatest(r.at_us, k.now) FROM k, lk WHERE r.name = lk.name"
 		" AND least($3::float8, r.tokens + greatest(k.now - r.at_us, 0)"
 		" * $2::float8 / 1e6) >= 1 RETURNING r.tokens),"
 		" ins AS (INSERT INTO " S ".rates (name, tokens, at_us)"
