@@ -8,7 +8,8 @@
 
 #include "taskmgr.h"
 
-/* Fill id[0..19] with [A-Za-z0-9] from getrandom(); id[20] = '\0'. */
+/* Fill id[0..19] with [A-Za-z0-9] from getrandom() (through a pool of
+ * the thread's: id.c); id[20] = '\0'. */
 int tm__id_new(char id[TM_TASK_ID_LEN + 1]);
 bool tm__id_valid(const char *id);
 /* Fill buf with bytes from getrandom(). */
