@@ -4,7 +4,8 @@
  * another transaction holds is passed (SKIP LOCKED), where waiting for it
  * would deadlock until PostgreSQL broke one of them and it ran again.
  * Each write counts its runs, so a deadlock shows as a third run, with no
- * clock in the test.  Linked against the internal static library for the
+ * clock in the test; neither commits before both asked for their second
+ * token, so both buckets are held when they do.  Linked against the internal static library for the
  * store's calls; LMDB has one writer at a time and is not concerned. */
 #include <pthread.h>
 #include <string.h>
@@ -19,6 +20,7 @@ struct taker {
 	tm__store *store;
 	const char *first, *second;
 	int *mine, *theirs;          /* flags: took the first name's token */
+	int *mine2, *theirs2;        /* flags: asked for the second's */
 	int runs;
 	bool took_first, took_second;
 	int rc;
@@ -45,7 +47,14 @@ static int take_both(tm__txn *txn, void *p)
 	/* The other transaction now holds the other bucket. */
 	if (!tt_wait(is_set, t->theirs, 60))
 		return tm_errorf(TM_EINVAL, "the other take never came");
-	return tm__store_rate_take(txn, t->second, RATE, BURST, &t->took_second, &left);
+	err = tm__store_rate_take(txn, t->second, RATE, BURST, &t->took_second, &left);
+	if (err)
+		return err;
+	/* Neither commits (and lets its bucket go) before both asked. */
+	__atomic_store_n(t->mine2, 1, __ATOMIC_SEQ_CST);
+	if (!tt_wait(is_set, t->theirs2, 60))
+		return tm_errorf(TM_EINVAL, "the other second take never came");
+	return TM_OK;
 }
 
 static void *run(void *p)
@@ -70,9 +79,11 @@ START_TEST(opposite_takes_pass_each_other)
 {
 	char *dir;
 	tm_manager *tm = tt_open_tmp(&dir, 0);
-	int a_has = 0, b_has = 0;
-	struct taker a = { tm->store, "rx", "ry", &a_has, &b_has, 0, false, false, 0, "" };
-	struct taker b = { tm->store, "ry", "rx", &b_has, &a_has, 0, false, false, 0, "" };
+	int a_has = 0, b_has = 0, a_asked = 0, b_asked = 0;
+	struct taker a = { tm->store, "rx", "ry", &a_has, &b_has, &a_asked, &b_asked,
+	                   0, false, false, 0, "" };
+	struct taker b = { tm->store, "ry", "rx", &b_has, &a_has, &b_asked, &a_asked,
+	                   0, false, false, 0, "" };
 	pthread_t ta, tb;
 
 	/* Both buckets exist and are full. */
