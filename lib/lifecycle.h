@@ -110,6 +110,10 @@ int tm__lifecycle_change(tm__store *s, const tm__limits *lim, const char *name,
                          const char *id, const tm__change *ch, tm__follow *f,
                          tm__buf *out, bool *stop_handler);
 
+/* t has just COMPLETED in txn: create the task its name's `then` names, in
+ * the same transaction, or warn on t why not (f NULL: nothing follows). */
+int tm__lifecycle_follow(tm__txn *txn, tm__task *t, tm__follow *f);
+
 /* Move t to status st, with what entering it implies: end_time and the
  * secret erased for a final status, leaving the queue when an external
  * worker starts it.  TM_ELOWER_STATUS when the ordering rule forbids it.
