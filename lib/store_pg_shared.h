@@ -1,7 +1,8 @@
 /* The PostgreSQL store's insides, shared by its files: store_pg.c (opening,
- * the schema, transactions, wake-ups, the clock), store_pg_conn.c
- * (sessions, the pipeline, the pool) and store_pg_task.c (task records,
- * secrets, scans, figures).  Only these
+ * migrating the schema, transactions, wake-ups, the clock), store_pg_sql.c
+ * (the schema's and the statements' texts), store_pg_conn.c (sessions, the
+ * pipeline, the pool), store_pg_task.c (task records, secrets, scans) and
+ * store_pg_names.c (per-name figures, counters, rate buckets).  Only these
  * include libpq-fe.h; everything else sees store.h. */
 #ifndef TM_STORE_PG_SHARED_H
 #define TM_STORE_PG_SHARED_H
@@ -39,6 +40,15 @@ enum tm__pg_stmt {
 	PG_CRON_GET, PG_CRON_SET, PG_CRON_START,
 	PG_STMT_COUNT
 };
+
+/* The texts (store_pg_sql.c): migration i takes the schema from version i
+ * to i + 1; statement st's text; TM__PG_SCHEMA_MARK stands where the
+ * schema's name goes, and tm__pg_with_schema() puts it there (malloc'd,
+ * NULL when out of memory). */
+#define TM__PG_SCHEMA_MARK "\x01"
+extern const char *const tm__pg_migrations[TM__PG_SCHEMA_VERSION];
+extern const char *const tm__pg_sql_text[PG_STMT_COUNT];
+char *tm__pg_with_schema(const char *text, const char *schema);
 
 #define TM__PG_PENDING_MAX 48 /* statements sent ahead of their results */
 
