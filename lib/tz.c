@@ -16,6 +16,7 @@
 
 #include "error.h"
 #include "tz.h"
+#include "tz_rule.h"
 
 /* Messages name the setting a user wrote the zone in. */
 #define WHAT "cron_tz"
@@ -24,338 +25,15 @@
 /* The biggest zone files are a few KiB; this only stops a wrong path from
  * reading something huge. */
 #define TZIF_MAX (256 * 1024)
-/* RFC 8536 asks offsets to lie above -25 h and below 26 h.  Files beyond
- * are refused, which bounds how far from a wall time its instants can be:
- * tm__tz_local_to_utc looks no further. */
-#define UTOFF_MIN (-89999)
-#define UTOFF_MAX 93599
-/* Times are clamped to +-2^55 s (a billion years) so that no sum of a time,
- * an offset and a rule's hours can overflow. */
-#define TIME_LIMIT ((int64_t)1 << 55)
-
-/* A day of a POSIX TZ rule and the local time on it when the clock
- * changes: Jn (1-365, 29 February never counted), n (0-365, counted from
- * 0) or Mm.w.d (weekday d of week w of month m, week 5 the last). */
-struct tz_date {
-	char kind; /* 'J', 'n' or 'M' */
-	int n, m, w, d;
-	int32_t time; /* seconds from local midnight, -167 h to 167 h */
-};
-
-/* The footer: standard time, and maybe a daylight time each year from
- * start (a local standard time) to end (a local daylight time). */
-struct tz_rule {
-	int32_t std_off, dst_off; /* UTC offsets, seconds east */
-	bool has_dst;
-	struct tz_date start, end;
-};
 
 struct tm__tz {
 	int32_t first_off; /* before the first transition: type 0's */
 	bool has_rule;     /* a footer, which rules after the last one */
-	struct tz_rule rule;
+	struct tm__tz_rule rule;
 	size_t ntrans;
 	int32_t *trans_off; /* the offset from each transition on */
 	int64_t trans[];    /* the transition instants, ascending */
 };
-
-/* ---- the calendar ---------------------------------------------------- */
-
-static int64_t floor_div(int64_t a, int64_t b)
-{
-	int64_t q = a / b;
-
-	return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
-}
-
-static bool is_leap(int64_t y)
-{
-	return y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-}
-
-/* Days are counted in years that start on 1 March, so that a leap day is
- * the last of its year, and in cycles of 400 years (146097 days); 719468
- * is the number of days from 0000-03-01 to 1970-01-01. */
-int64_t tm__days_from_civil(int64_t year, int month, int day)
-{
-	int64_t y = year - (month <= 2);
-	int64_t cycle = floor_div(y, 400);
-	int64_t yoc = y - cycle * 400;       /* 0-399 */
-	int64_t mar = (month + 9) % 12;      /* March 0 ... February 11 */
-	int64_t doy = (153 * mar + 2) / 5 + day - 1;
-	int64_t doc = yoc * 365 + yoc / 4 - yoc / 100 + doy;
-
-	return cycle * 146097 + doc - 719468;
-}
-
-void tm__civil_from_days(int64_t days, int64_t *year, int *month, int *day)
-{
-	int64_t z = days + 719468;
-	int64_t cycle = floor_div(z, 146097);
-	int64_t doc = z - cycle * 146097;    /* 0-146096 */
-	/* The year of the cycle, the leap days taken out: a day of the
-	 * 146097 is one of 365 in every year but the 4th, 100th, 400th. */
-	int64_t yoc = (doc - doc / 1460 + doc / 36524 - doc / 146096) / 365;
-	int64_t doy = doc - (365 * yoc + yoc / 4 - yoc / 100);
-	int64_t mar = (5 * doy + 2) / 153;
-
-	*day = (int)(doy - (153 * mar + 2) / 5 + 1);
-	*month = (int)(mar < 10 ? mar + 3 : mar - 9);
-	*year = yoc + cycle * 400 + (*month <= 2);
-}
-
-int tm__weekday(int64_t days)
-{
-	return (int)(days + 4 - floor_div(days + 4, 7) * 7);
-}
-
-int tm__month_days(int64_t year, int month)
-{
-	static const unsigned char len[12] = {
-		31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31,
-	};
-
-	if (month == 2 && is_leap(year))
-		return 29;
-	return len[month - 1];
-}
-
-static int64_t clamp_time(int64_t t)
-{
-	return t > TIME_LIMIT ? TIME_LIMIT : t < -TIME_LIMIT ? -TIME_LIMIT : t;
-}
-
-/* ---- the footer's rule ----------------------------------------------- */
-
-/* The day (since 1970) that d names in year y. */
-static int64_t rule_day(const struct tz_date *d, int64_t y)
-{
-	int64_t first, day;
-
-	switch (d->kind) {
-	case 'J':
-		return tm__days_from_civil(y, 1, 1) + d->n - 1 +
-		       (is_leap(y) && d->n >= 60);
-	case 'n':
-		return tm__days_from_civil(y, 1, 1) + d->n;
-	default:
-		first = tm__days_from_civil(y, d->m, 1);
-		day = first + (d->d - tm__weekday(first) + 7) % 7 + 7 * (d->w - 1);
-		while (day >= first + tm__month_days(y, d->m))
-			day -= 7; /* week 5: the last */
-		return day;
-	}
-}
-
-/* The instants year y's daylight time starts and ends at. */
-static int64_t rule_start(const struct tz_rule *r, int64_t y)
-{
-	return rule_day(&r->start, y) * 86400 + r->start.time - r->std_off;
-}
-
-static int64_t rule_end(const struct tz_rule *r, int64_t y)
-{
-	return rule_day(&r->end, y) * 86400 + r->end.time - r->dst_off;
-}
-
-static int64_t rule_year(const struct tz_rule *r, int64_t t)
-{
-	int64_t y;
-	int m, d;
-
-	tm__civil_from_days(floor_div(t + r->std_off, 86400), &y, &m, &d);
-	return y;
-}
-
-/* The last change at or before t decides.  A rule's hours may carry a
- * change a week into the next year, so the two years before count too;
- * and where one year's end is the next one's start (daylight time all
- * year, "EST5EDT4,0/0,J365/25"), the later year's change wins. */
-static int32_t rule_offset(const struct tz_rule *r, int64_t t)
-{
-	int64_t y, best = INT64_MIN;
-	bool dst = false;
-
-	if (!r->has_dst)
-		return r->std_off;
-	y = rule_year(r, t);
-	for (int64_t k = y - 2; k <= y + 1; k++) {
-		int64_t s = rule_start(r, k), e = rule_end(r, k);
-
-		if (s <= t && s >= best) {
-			best = s;
-			dst = true;
-		}
-		if (e <= t && e >= best) {
-			best = e;
-			dst = false;
-		}
-	}
-	return dst ? r->dst_off : r->std_off;
-}
-
-/* The first change after t, and the offset from it on; INT64_MAX if the
- * rule never changes. */
-static int64_t rule_next(const struct tz_rule *r, int64_t t, int32_t *off)
-{
-	int64_t y, next = INT64_MAX;
-
-	if (!r->has_dst)
-		return INT64_MAX;
-	y = rule_year(r, t);
-	for (int64_t k = y - 1; k <= y + 2; k++) {
-		int64_t s = rule_start(r, k), e = rule_end(r, k);
-
-		if (s > t && s < next)
-			next = s;
-		if (e > t && e < next)
-			next = e;
-	}
-	if (next != INT64_MAX)
-		*off = rule_offset(r, next);
-	return next;
-}
-
-/* ---- POSIX TZ strings ------------------------------------------------ */
-
-/* A zone abbreviation: three or more letters, or <...> of letters, digits,
- * '+' and '-'. */
-static bool parse_abbr(const char **s)
-{
-	const char *p = *s;
-
-	if (*p == '<') {
-		const char *q = ++p;
-
-		while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') ||
-		       (*p >= '0' && *p <= '9') || *p == '+' || *p == '-')
-			p++;
-		if (*p != '>' || p == q)
-			return false;
-		*s = p + 1;
-		return true;
-	}
-	while ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z'))
-		p++;
-	if (p - *s < 3)
-		return false;
-	*s = p;
-	return true;
-}
-
-/* [+-]h[:mm[:ss]] with hours up to max_h, in seconds. */
-static bool parse_hms(const char **s, int max_h, int32_t *out)
-{
-	const char *p = *s;
-	int sign = 1, part[3] = { 0, 0, 0 }, n = 0;
-
-	if (*p == '+' || *p == '-')
-		sign = *p++ == '-' ? -1 : 1;
-	for (;;) {
-		int digits = 0;
-
-		while (*p >= '0' && *p <= '9' && digits < 3) {
-			part[n] = part[n] * 10 + (*p++ - '0');
-			digits++;
-		}
-		if (digits == 0 || (n > 0 && (digits > 2 || part[n] > 59)))
-			return false;
-		if (++n == 3 || *p != ':')
-			break;
-		p++;
-	}
-	if (part[0] > max_h)
-		return false;
-	*out = sign * (part[0] * 3600 + part[1] * 60 + part[2]);
-	*s = p;
-	return true;
-}
-
-static bool parse_number(const char **s, int lo, int hi, int *out)
-{
-	const char *p = *s;
-	int v = 0;
-
-	if (*p < '0' || *p > '9')
-		return false;
-	while (*p >= '0' && *p <= '9' && v <= hi)
-		v = v * 10 + (*p++ - '0');
-	if (v < lo || v > hi)
-		return false;
-	*out = v;
-	*s = p;
-	return true;
-}
-
-/* ",date[/time]": the time is local, 02:00 unless given. */
-static bool parse_date(const char **s, struct tz_date *d)
-{
-	const char *p = *s;
-
-	if (*p++ != ',')
-		return false;
-	memset(d, 0, sizeof(*d));
-	if (*p == 'J') {
-		p++;
-		d->kind = 'J';
-		if (!parse_number(&p, 1, 365, &d->n))
-			return false;
-	} else if (*p == 'M') {
-		p++;
-		d->kind = 'M';
-		if (!parse_number(&p, 1, 12, &d->m) || *p++ != '.' ||
-		    !parse_number(&p, 1, 5, &d->w) || *p++ != '.' ||
-		    !parse_number(&p, 0, 6, &d->d))
-			return false;
-	} else {
-		d->kind = 'n';
-		if (!parse_number(&p, 0, 365, &d->n))
-			return false;
-	}
-	d->time = 7200;
-	/* RFC 8536 widens POSIX's 0-24 hours to -167..167. */
-	if (*p == '/') {
-		p++;
-		if (!parse_hms(&p, 167, &d->time))
-			return false;
-	}
-	*s = p;
-	return true;
-}
-
-static bool offset_ok(int32_t off)
-{
-	return off >= UTOFF_MIN && off <= UTOFF_MAX;
-}
-
-/* std offset [dst [offset] [,start[/time],end[/time]]].  POSIX offsets
- * count west, ours east.  Daylight time without dates follows the US
- * rule, as the C library does. */
-static bool parse_posix_tz(const char *s, struct tz_rule *r)
-{
-	int32_t v;
-
-	memset(r, 0, sizeof(*r));
-	if (!parse_abbr(&s) || !parse_hms(&s, 24, &v))
-		return false;
-	r->std_off = -v;
-	if (*s == '\0')
-		return offset_ok(r->std_off);
-	if (!parse_abbr(&s))
-		return false;
-	r->has_dst = true;
-	r->dst_off = r->std_off + 3600;
-	if (*s != ',' && *s != '\0') {
-		if (!parse_hms(&s, 24, &v))
-			return false;
-		r->dst_off = -v;
-	}
-	if (*s == '\0')
-		s = ",M3.2.0,M11.1.0";
-	if (!parse_date(&s, &r->start) || !parse_date(&s, &r->end) || *s != '\0')
-		return false;
-	return offset_ok(r->std_off) && offset_ok(r->dst_off);
-}
 
 /* ---- TZif ------------------------------------------------------------ */
 
@@ -408,7 +86,7 @@ static const char *read_block(const unsigned char *p, const struct tzif_head *h,
 {
 	const unsigned char *times = p, *idx = p + h->time * tsize;
 	const unsigned char *types = idx + h->time;
-	struct tz_rule rule;
+	struct tm__tz_rule rule;
 	bool has_rule = footer != NULL && footer[0] != '\0';
 	tm__tz *tz;
 
@@ -422,10 +100,10 @@ static const char *read_block(const unsigned char *p, const struct tzif_head *h,
 	for (uint32_t i = 0; i < h->type; i++) {
 		const unsigned char *t = types + 6 * i;
 
-		if (!offset_ok((int32_t)be32(t)) || t[4] > 1 || t[5] >= h->chars)
+		if (!tm__tz_offset_ok((int32_t)be32(t)) || t[4] > 1 || t[5] >= h->chars)
 			return "a bad local time type";
 	}
-	if (has_rule && !parse_posix_tz(footer, &rule))
+	if (has_rule && !tm__tz_rule_parse(footer, &rule))
 		return "a bad TZ string in its footer";
 
 	tz = calloc(1, sizeof(*tz) + h->time * (sizeof(int64_t) + sizeof(int32_t)));
@@ -657,14 +335,14 @@ int32_t tm__tz_offset(const tm__tz *tz, int64_t utc_s)
 {
 	size_t i;
 
-	utc_s = clamp_time(utc_s);
+	utc_s = tm__tz_clamp(utc_s);
 	if (tz->ntrans == 0)
-		return tz->has_rule ? rule_offset(&tz->rule, utc_s) : tz->first_off;
+		return tz->has_rule ? tm__tz_rule_offset(&tz->rule, utc_s) : tz->first_off;
 	i = trans_after(tz, utc_s);
 	if (i == 0)
 		return tz->first_off;
 	if (i == tz->ntrans && tz->has_rule && utc_s > tz->trans[i - 1])
-		return rule_offset(&tz->rule, utc_s);
+		return tm__tz_rule_offset(&tz->rule, utc_s);
 	return tz->trans_off[i - 1];
 }
 
@@ -678,12 +356,12 @@ static int64_t next_transition(const tm__tz *tz, int64_t t, int32_t *off)
 		*off = tz->trans_off[i];
 		return tz->trans[i];
 	}
-	return tz->has_rule ? rule_next(&tz->rule, t, off) : INT64_MAX;
+	return tz->has_rule ? tm__tz_rule_next(&tz->rule, t, off) : INT64_MAX;
 }
 
 /* Walk the spans of one offset that can hold an instant of this wall
- * time: every offset lies in [UTOFF_MIN, UTOFF_MAX], so the instants lie
- * in [local - UTOFF_MAX, local - UTOFF_MIN]. */
+ * time: every offset lies in [TM__TZ_UTOFF_MIN, TM__TZ_UTOFF_MAX], so the instants lie
+ * in [local - TM__TZ_UTOFF_MAX, local - TM__TZ_UTOFF_MIN]. */
 int tm__tz_local_to_utc(const tm__tz *tz, int64_t local_s, int64_t *first,
                         int64_t *second)
 {
@@ -692,9 +370,9 @@ int tm__tz_local_to_utc(const tm__tz *tz, int64_t local_s, int64_t *first,
 	bool in_gap = false;
 	int n = 0;
 
-	local_s = clamp_time(local_s);
-	from = local_s - UTOFF_MAX;
-	hi = local_s - UTOFF_MIN;
+	local_s = tm__tz_clamp(local_s);
+	from = local_s - TM__TZ_UTOFF_MAX;
+	hi = local_s - TM__TZ_UTOFF_MIN;
 	off = tm__tz_offset(tz, from);
 	for (;;) {
 		int32_t next_off = off;

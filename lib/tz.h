@@ -1,4 +1,5 @@
-/* IANA time zones read from TZif files, and the civil calendar (tz.c).
+/* IANA time zones read from TZif files (tz.c); the civil calendar beneath
+ * them is tz_rule.h's, which this header brings along.
  *
  * A loaded zone is immutable: any number of threads may use one at once,
  * and nothing here keeps state outside the tm__tz it returns (no TZ
@@ -12,6 +13,8 @@
 #define TM_TZ_H
 
 #include <stdint.h>
+
+#include "tz_rule.h"
 
 typedef struct tm__tz tm__tz;
 
@@ -50,14 +53,5 @@ int32_t tm__tz_offset(const tm__tz *tz, int64_t utc_s);
  * second may be NULL. */
 int tm__tz_local_to_utc(const tm__tz *tz, int64_t local_s, int64_t *first,
                         int64_t *second);
-
-/* The proleptic Gregorian calendar, for any year that fits.  Days count
- * from 1970-01-01 (day 0, a Thursday); month 1-12, day 1-31. */
-int64_t tm__days_from_civil(int64_t year, int month, int day);
-void tm__civil_from_days(int64_t days, int64_t *year, int *month, int *day);
-/* Day of the week of a day count, 0 (Sunday) to 6 (Saturday). */
-int tm__weekday(int64_t days);
-/* 28-31. */
-int tm__month_days(int64_t year, int month);
 
 #endif
