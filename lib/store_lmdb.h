@@ -70,7 +70,6 @@ struct tm__lmdb {
 	struct tm__wreq *gc_head, **gc_tail;
 	bool gc_leader;
 	size_t gc_expect;         /* writers of the last batch not yet back */
-	size_t gc_queued;         /* requests in the queue */
 	unsigned gc_nested;       /* batches still to run nested (the leader's) */
 	pthread_cond_t gc_more;   /* a gathering leader: they all came back */
 	/* Read transactions, reset and kept for renewal: with MDB_NOTLS a
@@ -314,5 +313,8 @@ static inline uint64_t tm__lmdb_entries(tm__lmdb_txn *t, MDB_dbi dbi)
 
 	return mdb_stat(t->txn, dbi, &st) == 0 ? st.ms_entries : 0;
 }
+
+/* How many writes wait in the group commit's queue (tests). */
+size_t tm__lmdb_queued(tm__lmdb *s);
 
 #endif

@@ -304,7 +304,6 @@ static int write_once(tm__lmdb *s, struct tm__wreq *r)
 	r->next = NULL;
 	*s->gc_tail = r;
 	s->gc_tail = &r->next;
-	s->gc_queued++;
 	if (s->gc_expect > 0 && --s->gc_expect == 0)
 		pthread_cond_signal(&s->gc_more);
 	while (!r->done) {
@@ -319,7 +318,6 @@ static int write_once(tm__lmdb *s, struct tm__wreq *r)
 		batch = s->gc_head;
 		s->gc_head = NULL;
 		s->gc_tail = &s->gc_head;
-		s->gc_queued = 0;
 		pthread_mutex_unlock(&s->gc_mu);
 		if (!run_batch(s, batch, s->gc_nested == 0)) {
 			s->gc_nested = NESTED_AFTER_FAILURE;
@@ -337,6 +335,17 @@ static int write_once(tm__lmdb *s, struct tm__wreq *r)
 	}
 	pthread_mutex_unlock(&s->gc_mu);
 	return r->err;
+}
+
+size_t tm__lmdb_queued(tm__lmdb *s)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&s->gc_mu);
+	for (const struct tm__wreq *r = s->gc_head; r; r = r->next)
+		n++;
+	pthread_mutex_unlock(&s->gc_mu);
+	return n;
 }
 
 int tm__lmdb_write(tm__store *store, tm__txn_fn fn, void *ctx)

@@ -1,5 +1,6 @@
-/* Cron expressions (lib/cron.c) and the time zones they run in (lib/tz.c, lib/tz_rule.c):
- * parsing, every refusal and its message, due times in UTC and across
+/* Cron expressions (lib/cron.c) and the time zones they run in (lib/tz.c,
+ * lib/tz_rule.c): parsing, every refusal and its message, due times in UTC
+ * and across
  * daylight saving time, zones read from TZif files and their footers, and
  * a randomized comparison with a brute-force reference on the C library's
  * localtime_r.  Linked against the internal static library.  The zones

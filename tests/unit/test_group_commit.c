@@ -32,13 +32,7 @@ static void name_of(int i, char name[16])
 
 static int all_queued(void *p)
 {
-	tm__lmdb *s = p;
-	size_t n;
-
-	pthread_mutex_lock(&s->gc_mu);
-	n = s->gc_queued;
-	pthread_mutex_unlock(&s->gc_mu);
-	return n >= BEHIND;
+	return tm__lmdb_queued(p) >= BEHIND;
 }
 
 static bool holding; /* the first write is in its transaction */
