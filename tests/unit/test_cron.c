@@ -1,7 +1,7 @@
 /* Cron expressions (lib/cron.c) and the time zones they run in (lib/tz.c,
  * lib/tz_rule.c): parsing, every refusal and its message, due times in UTC
- * and across
- * daylight saving time, zones read from TZif files and their footers, and
+ * and across daylight saving time, zones read from TZif files and their
+ * footers, and
  * a randomized comparison with a brute-force reference on the C library's
  * localtime_r.  Linked against the internal static library.  The zones
  * are the system's (Debian's tzdata); the tests that point TZDIR or TZ
