@@ -28,11 +28,12 @@ int tm__random_bytes(void *buf, size_t len)
 	return TM_OK;
 }
 
-/* Ids draw on a pool of getrandom() bytes per thread, refilled 256 bytes
- * at a time: one system call for about a dozen ids, where each id made one
- * (a few microseconds on a virtual machine, inside a trigger's cost of
- * tens).  A byte is wiped as it is used.  A forked child starts with an
- * empty pool: it must not make the ids its parent will. */
+/* Ids and claim tokens draw on a pool of getrandom() bytes per thread,
+ * refilled 256 bytes at a time: one system call for about a dozen ids or
+ * 32 tokens, where each made one (a few microseconds on a virtual
+ * machine, inside a trigger's cost of tens).  A byte is wiped as it is
+ * used.  A forked child starts with an empty pool: it must not make the
+ * ids and tokens its parent will. */
 #define POOL_LEN 256
 
 static _Thread_local struct {
@@ -107,9 +108,17 @@ uint64_t tm__random64(void)
 {
 	uint64_t v = 0;
 
-	while (v == 0)
-		if (tm__random_bytes(&v, sizeof(v)) != TM_OK)
-			v = (uint64_t)tm__now_us() * 6364136223846793005ULL + 1;
+	pthread_once(&pool_once, pool_init);
+	while (v == 0) {
+		for (size_t i = 0; i < sizeof(v); i++) {
+			unsigned char c;
+
+			if (pool_byte(&c) != TM_OK) /* getrandom failed: not unique,
+			                            * still never 0 */
+				return (uint64_t)tm__now_us() * 6364136223846793005ULL + 1;
+			v = v << 8 | c;
+		}
+	}
 	return v;
 }
 

@@ -14,7 +14,7 @@ int tm__id_new(char id[TM_TASK_ID_LEN + 1]);
 bool tm__id_valid(const char *id);
 /* Fill buf with bytes from getrandom(). */
 int tm__random_bytes(void *buf, size_t len);
-/* A random 64-bit value, never 0 (claim tokens). */
+/* A random 64-bit value, never 0 (claim tokens), from the same pool. */
 uint64_t tm__random64(void);
 /* FNV-1a over len bytes, continuing from h (start with TM__HASH64_INIT):
  * cheap, for hash tables and change checks, not against an adversary. */
