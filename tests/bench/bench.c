@@ -766,33 +766,45 @@ static void measure(tm_manager *tm, int64_t *lat_us, int n)
 	qsort(lat_us, (size_t)n, sizeof(*lat_us), cmp64);
 }
 
-/* The raw durable commit of one 400-byte record, n times: each one's
- * latency, sorted. */
-static void raw_commit_latency(int64_t *lat_us, int n)
-{
-	MDB_env *env = raw_open("raw-lat", 0);
-	char key[21], value[400];
+/* Raw durable commits of one 400-byte record, each timed: the baseline of
+ * the durable trigger -> start latency, taken turn about with its samples
+ * (measure_idle) so that both see the disk as it is at the time. */
+struct raw_lat {
+	MDB_env *env;
 	MDB_dbi dbi;
+	char value[400];
+};
+
+static void raw_lat_open(struct raw_lat *r)
+{
 	MDB_txn *txn;
 
-	memset(value, 'x', sizeof(value));
-	mdb_txn_begin(env, NULL, 0, &txn);
-	mdb_dbi_open(txn, NULL, 0, &dbi);
+	r->env = raw_open("raw-lat", 0);
+	memset(r->value, 'x', sizeof(r->value));
+	mdb_txn_begin(r->env, NULL, 0, &txn);
+	mdb_dbi_open(txn, NULL, 0, &r->dbi);
 	mdb_txn_commit(txn);
-	for (int i = 0; i < n; i++) {
-		MDB_val k = { 20, key }, v = { sizeof(value), value };
-		int64_t t0 = now_ns();
+}
 
-		raw_key(key, (uint64_t)i);
-		mdb_txn_begin(env, NULL, 0, &txn);
-		mdb_put(txn, dbi, &k, &v, 0);
-		if (mdb_txn_commit(txn))
-			die("raw commit");
-		lat_us[i] = (now_ns() - t0) / 1000;
-	}
-	mdb_env_close(env);
+static int64_t raw_lat_commit(struct raw_lat *r, int i)
+{
+	char key[21];
+	MDB_val k = { 20, key }, v = { sizeof(r->value), r->value };
+	MDB_txn *txn;
+	int64_t t0 = now_ns();
+
+	raw_key(key, (uint64_t)i);
+	mdb_txn_begin(r->env, NULL, 0, &txn);
+	mdb_put(txn, r->dbi, &k, &v, 0);
+	if (mdb_txn_commit(txn))
+		die("raw commit");
+	return (now_ns() - t0) / 1000;
+}
+
+static void raw_lat_close(struct raw_lat *r)
+{
+	mdb_env_close(r->env);
 	drop("raw-lat");
-	qsort(lat_us, (size_t)n, sizeof(*lat_us), cmp64);
 }
 
 static double stat_figure(tm_manager *tm, const char *key)
@@ -832,11 +844,14 @@ static void save_samples(const char *name, const int64_t *lat_us, int n)
 
 /* Like measure(), one trigger at a time, each once the worker waits for
  * work again (the last run's outcome written): a lone trigger meeting an
- * idle worker, which it hands its task to. */
-static void measure_idle(tm_manager *tm, int64_t *lat_us, int n)
+ * idle worker, which it hands its task to.  Each sample is followed by
+ * one raw commit (raw_us), timed the same way. */
+static void measure_idle(tm_manager *tm, int64_t *lat_us, int64_t *raw_us, int n)
 {
 	struct timespec tiny = { 0, 20000 };
+	struct raw_lat raw;
 
+	raw_lat_open(&raw);
 	for (int i = 0; i < n; i++) {
 		int64_t t0;
 
@@ -848,8 +863,13 @@ static void measure_idle(tm_manager *tm, int64_t *lat_us, int n)
 		while (atomic_load(&lat->seen) <= i)
 			nanosleep(&tiny, NULL);
 		lat_us[i] = (lat->start_ns[i] - t0) / 1000;
+		while (stat_figure(tm, "workers_idle") < 1) /* its outcome written */
+			nanosleep(&tiny, NULL);
+		raw_us[i] = raw_lat_commit(&raw, i);
 	}
+	raw_lat_close(&raw);
 	qsort(lat_us, (size_t)n, sizeof(*lat_us), cmp64);
+	qsort(raw_us, (size_t)n, sizeof(*raw_us), cmp64);
 }
 
 static int bench_latency(void)
@@ -877,10 +897,9 @@ static int bench_latency(void)
 	atomic_store(&lat->seen, 0);
 	tm = open_tm("latency-d", 1, 0);
 	reg(tm, "bench", stamp);
-	measure_idle(tm, durable, nd);
+	measure_idle(tm, durable, raw, nd);
 	tm_close(tm);
 	drop("latency-d");
-	raw_commit_latency(raw, nd);
 
 	/* Across processes: fork first, open after (never share an LMDB env
 	 * across fork).  The child runs the jobs; this process only triggers. */
