@@ -2,9 +2,12 @@
  * request from its request line to its answer: the token's role, the
  * body, the call to router.c, which decides everything the API says, or
  * for /dashboard the file dashboard.c picks, or for a download downloads.c.
- * The defences against hostile clients are in http_guard.c, the access log
- * in http_log.c, the listening address and TLS files in http_listen.c. */
+ * Requests that change the store are answered on the write threads
+ * (http_writes.c).  The defences against hostile clients are in
+ * http_guard.c, the access log in http_log.c, the listening address and
+ * TLS files in http_listen.c. */
 #include <netdb.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +23,7 @@
 #include "http_guard.h"
 #include "http_listen.h"
 #include "http_log.h"
+#include "http_writes.h"
 #include "router.h"
 
 struct srv_http {
@@ -28,6 +32,7 @@ struct srv_http {
 	const srv_tokens *tokens;
 	const srv_downloads *downloads;
 	srv_guard *guard;
+	srv_writes *writes;   /* NULL: writes on the HTTP threads */
 	srv_tls tls;
 };
 
@@ -44,6 +49,13 @@ struct req {
 	int status;
 	size_t method_len;    /* the method's length, even when cut */
 	char method[SRV_LOG_METHOD + 1];
+	/* Handed to a write thread: the connection is suspended until it
+	 * has made rs (ready) and resumed it. */
+	int offloaded, ready;
+	srv_write_job job;
+	struct srv_http *h;
+	struct MHD_Connection *c;
+	srv_response rs;
 };
 
 /* ---- a request's life ------------------------------------------------------ */
@@ -286,6 +298,48 @@ static int is_download(struct req *r)
 	return is;
 }
 
+/* ---- writes, on the write threads ---------------------------------------------- */
+
+static int changes_store(struct req *r)
+{
+	return strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0 &&
+	       !is_download(r);
+}
+
+static void hold_connection(void *ctx)
+{
+	struct req *r = ctx;
+
+	MHD_suspend_connection(r->c);
+}
+
+/* On a write thread: make the answer, then let libmicrohttpd call
+ * on_request() again to send it. */
+static void write_job(srv_write_job *job)
+{
+	struct req *r = (struct req *)(void *)((char *)job - offsetof(struct req, job));
+	srv_request rq;
+	char *q = request_of(r, &rq);
+
+	srv_route(r->h->tm, &rq, &r->rs);
+	request_done(q);
+	r->ready = 1;
+	MHD_resume_connection(r->c);
+}
+
+static enum MHD_Result offload(struct srv_http *h, struct MHD_Connection *c,
+                               struct req *r)
+{
+	r->h = h;
+	r->c = c;
+	r->job.run = write_job;
+	r->offloaded = 1;
+	if (srv_writes_submit(h->writes, &r->job, hold_connection, r) == 0)
+		return MHD_YES;
+	r->offloaded = 0; /* stopping: answer here */
+	return answer(h, c, r);
+}
+
 /* ---- the request --------------------------------------------------------------- */
 
 static void take(struct req *r, const char *data, size_t n)
@@ -385,8 +439,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c,
 		*upload_size = 0;
 		return MHD_YES;
 	}
+	if (r->offloaded) /* called again once resumed */
+		return r->ready ? reply(h, c, r, &r->rs) : MHD_YES;
 	if (is_dashboard(r->target))
 		return answer_dashboard(h, c, r);
+	if (h->writes && changes_store(r))
+		return offload(h, c, r);
 	return answer(h, c, r);
 }
 
@@ -406,6 +464,7 @@ unsigned srv_http_default_threads(void)
 
 static void free_http(srv_http *h)
 {
+	srv_writes_stop(h->writes);
 	srv_guard_free(h->guard);
 	srv_listen_tls_free(&h->tls);
 	free(h);
@@ -415,7 +474,8 @@ static struct MHD_Daemon *start_daemon(const srv_http_config *cfg, srv_http *h,
                                        const struct sockaddr *sa)
 {
 	struct MHD_OptionItem more[5];
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+	                 MHD_ALLOW_SUSPEND_RESUME;
 	size_t n = 0;
 
 	if (sa->sa_family == AF_INET6)
@@ -470,7 +530,9 @@ int srv_http_start(const srv_http_config *cfg, tm_manager *tm,
 	h->tokens = tokens;
 	h->downloads = downloads;
 	if (srv_listen_tls(cfg, ai->ai_addr, &h->tls, err, errlen) < 0 ||
-	    (h->guard = srv_guard_new(cfg->deadline_s, err, errlen)) == NULL) {
+	    (h->guard = srv_guard_new(cfg->deadline_s, err, errlen)) == NULL ||
+	    (cfg->write_threads > 0 &&
+	     (h->writes = srv_writes_start(cfg->write_threads, err, errlen)) == NULL)) {
 		freeaddrinfo(ai);
 		free_http(h);
 		return -1;
@@ -495,6 +557,9 @@ void srv_http_stop(srv_http *h)
 	/* The reaper first: it must not shut down a socket that
 	 * MHD_stop_daemon() is closing. */
 	srv_guard_stop(h->guard);
+	/* Every suspended connection resumed before the daemon stops. */
+	srv_writes_stop(h->writes);
+	h->writes = NULL;
 	MHD_stop_daemon(h->d);
 	free_http(h);
 }

@@ -1,5 +1,6 @@
 /* The HTTP transport: libmicrohttpd on a small pool of epoll threads,
- * feeding each request to srv_route() and logging one line per request.
+ * feeding each request to srv_route() (those that change the store on the
+ * write threads of http_writes.c) and logging one line per request.
  * A reaper thread closes every connection that has not delivered its
  * request (headers and body) within the request deadline. */
 #ifndef SRV_HTTP_H
@@ -30,6 +31,7 @@ typedef struct srv_http_config {
 	unsigned max_connections;  /* connections at once */
 	unsigned per_ip;           /* at once from one address; 0: no limit */
 	unsigned threads;          /* threads serving connections, >= 1 */
+	unsigned write_threads;    /* threads answering writes; 0: the above */
 	const char *tls_cert;      /* PEM files: HTTPS when both are set */
 	const char *tls_key;
 	int insecure_http;         /* plain HTTP on a non-loopback address */

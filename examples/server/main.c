@@ -26,6 +26,7 @@
 #include "auth.h"
 #include "downloads.h"
 #include "http.h"
+#include "http_writes.h"
 #include "jobs.h"
 #include "taskmgr.h"
 
@@ -56,6 +57,9 @@ static void usage(FILE *f)
 	      "  --max-connections N       1024 (1..65536)\n"
 	      "  --per-ip-connections N    64 (0..65536; 0: no limit)\n"
 	      "  --http-threads N          the number of CPUs, at least 2 (1..256)\n"
+	      "  --write-threads N         32 (0..256): requests that change the\n"
+	      "                            store wait for their commit there; 0:\n"
+	      "                            on the HTTP threads\n"
 	      "  --tls-cert FILE           with --tls-key: serve HTTPS\n"
 	      "  --tls-key FILE            PEM, not readable by others\n"
 	      "  --insecure-http           allow plain HTTP on a non-loopback address\n"
@@ -143,6 +147,7 @@ static void defaults(struct args *a)
 	a->http.max_connections = SRV_HTTP_CONNECTIONS;
 	a->http.per_ip = SRV_HTTP_PER_IP;
 	a->http.threads = srv_http_default_threads();
+	a->http.write_threads = SRV_WRITE_THREADS;
 }
 
 /* Returns 0 to run, 1 to exit 0 (--help), 2 on a usage error. */
@@ -161,6 +166,7 @@ static int parse_args(int argc, char **argv, struct args *a)
 		{ "--max-connections", UINT, &a->http.max_connections, 1, 65536 },
 		{ "--per-ip-connections", UINT, &a->http.per_ip, 0, 65536 },
 		{ "--http-threads", UINT, &a->http.threads, 1, SRV_HTTP_THREADS_MAX },
+		{ "--write-threads", UINT, &a->http.write_threads, 0, SRV_WRITE_THREADS_MAX },
 		{ "--tls-cert", STR, &a->http.tls_cert, 0, 0 },
 		{ "--tls-key", STR, &a->http.tls_key, 0, 0 },
 		{ "--insecure-http", FLAG, &a->http.insecure_http, 0, 0 },

@@ -181,7 +181,9 @@ class Process(unittest.TestCase):
 
     def test_bad_command_lines_exit_2(self):
         for args in [["--workers", "x"], ["--workers", "-1"], ["--bogus"],
-                     ["--simulate-seconds", "nan"], ["--store"], ["--store="]]:
+                     ["--simulate-seconds", "nan"], ["--store"], ["--store="],
+                     ["--write-threads", "257"], ["--write-threads", "-1"],
+                     ["--http-threads", "0"]]:
             with self.subTest(args=args):
                 rc, out, err = self.run_server(*args)
                 self.assertEqual(rc, 2, err)
@@ -222,7 +224,8 @@ class Process(unittest.TestCase):
         rc, out, _ = self.run_server("--help")
         for opt in ("--max-task-bytes", "--max-details-bytes", "--max-keys",
                     "--max-list-bytes", "--request-deadline", "--max-connections",
-                    "--per-ip-connections", "--http-threads", "--tls-cert",
+                    "--per-ip-connections", "--http-threads", "--write-threads",
+                    "--tls-cert",
                     "--tls-key", "--insecure-http"):
             self.assertIn(opt, out)
 
