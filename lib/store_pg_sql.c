@@ -107,14 +107,18 @@ const char *const tm__pg_sql_text[PG_STMT_COUNT] = {
 		" AND id > $3 ORDER BY id LIMIT $1",
 	/* The queue scans: each name's next task ready at $2, by priority,
 	 * then ready time, then age, for the names not paused (tm_pause);
-	 * those by their ready time and age.  The bands are probed from the highest down, each
-	 * an index range (tasks_claim) that stops at the first ready task, so
-	 * tasks scheduled for later are never walked; the probing stops at the
-	 * first band that has one (a function scan returns its rows in order,
-	 * and the LIMIT ends the nested loop there).  A claim locks only the
-	 * rows it returns, passing those another node holds. */
+	 * those by their ready time and age.  A name with nothing queued
+	 * costs one probe of the index (tasks_claim); the bands of the others
+	 * are probed from the highest down, each an index range that stops at
+	 * the first ready task, so tasks scheduled for later are never
+	 * walked; the probing stops at the first band that has one (a
+	 * function scan returns its rows in order, and the LIMIT ends the
+	 * nested loop there).  A claim locks only the rows it returns,
+	 * passing those another node holds. */
 #define NEXT_OF_EACH_NAME \
-	" FROM " S ".names n CROSS JOIN LATERAL (SELECT q.id FROM generate_series(10, -10, -1) b(p)" \
+	" FROM (SELECT m.name FROM " S ".names m WHERE EXISTS (SELECT 1 FROM " S ".tasks" \
+	" WHERE queued AND name = m.name)) n" \
+	" CROSS JOIN LATERAL (SELECT q.id FROM generate_series(10, -10, -1) b(p)" \
 	" CROSS JOIN LATERAL (SELECT id FROM " S ".tasks WHERE queued AND name = n.name" \
 	" AND priority = b.p AND ready_us <= $2 ORDER BY ready_us, start_us, id LIMIT 1) q LIMIT 1) c" \
 	" JOIN " S ".tasks t ON t.id = c.id"
